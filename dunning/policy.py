@@ -1,0 +1,141 @@
+"""The dunning policy: the ladder of stages, the sending window, and per-segment overrides.
+
+Modelled on Odoo's follow-up levels: each stage is an offset from the due date with a
+channel, a template and a tone, and may escalate to a person. The same schema is a YAML file
+(`load_policy`) and a Prefect block (`blocks.policy.DunningPolicy`).
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import time
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+DEFAULT_POLICY_FILE = Path(__file__).with_name("default_policy.yaml")
+
+
+class Escalation(BaseModel):
+    """What a stage hands to people besides the message."""
+
+    human_task: str | None = Field(None, description="Title of a task opened for a person.")
+    assignee: str = Field("account_owner", description="Role or person the task is for.")
+    task_due_days: int = Field(1, ge=0, description="Task due this many days after opening.")
+    customer_status: str | None = Field(
+        None, description="Customer status set in the CRM (e.g. on_hold)."
+    )
+
+
+class Stage(BaseModel):
+    """One rung of the ladder."""
+
+    name: str = Field(description="Stage id, also the template name (e.g. overdue_7).")
+    offset_days: int = Field(description="Days relative to the due date (negative = before).")
+    channel: Literal["email"] = "email"
+    template: str | None = Field(None, description="Template name; defaults to the stage name.")
+    tone: Literal["friendly", "neutral", "firm", "final"] = "neutral"
+    include_payment_link: bool = True
+    escalation: Escalation | None = None
+
+    @property
+    def template_name(self) -> str:
+        return self.template or self.name
+
+
+class Window(BaseModel):
+    """Local hours in which messages may be sent (customer's timezone)."""
+
+    start: time = time(9, 0)
+    end: time = time(18, 0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Window:
+        if self.end <= self.start:
+            raise ValueError(f"window end {self.end} must be after start {self.start}")
+        return self
+
+
+class Segment(BaseModel):
+    """Customers that get their own ladder. All given conditions must hold."""
+
+    name: str
+    customer_ids: list[str] = Field(default_factory=list)
+    countries: list[str] = Field(default_factory=list)
+    min_amount_due: float | None = None
+    stages: list[Stage]
+
+
+class Policy(BaseModel):
+    """The whole dunning policy.
+
+    Example (YAML):
+
+        timezone: Europe/Madrid
+        window: {start: "09:00", end: "18:00"}
+        stages:
+          - {name: due, offset_days: 0, tone: neutral}
+          - {name: overdue_7, offset_days: 7, tone: firm}
+    """
+
+    name: str = "default"
+    stages: list[Stage] = Field(description="Ladder stages; sorted by offset when evaluated.")
+    business_day_offsets: bool = Field(
+        False, description="Count stage offsets in business days instead of calendar days."
+    )
+    roll_to_business_day: bool = Field(
+        True, description="A stage falling on a weekend or holiday moves to the next business day."
+    )
+    window: Window = Field(default_factory=Window)
+    timezone: str = Field("Europe/Madrid", description="Customer timezone when the source has none.")
+    country: str = Field("ES", description="Customer country when the source has none (holidays).")
+    language: str = Field("es", description="Message language when the source has none.")
+    segments: list[Segment] = Field(default_factory=list)
+    promise_grace_days: int = Field(2, ge=0, description="Days after a promised date before chasing.")
+    stale_claim_minutes: int = Field(
+        15, ge=1, description="A claimed action not handed to the mail server after this is retaken."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, v: str) -> str:
+        if v not in zoneinfo.available_timezones():
+            raise ValueError(f"unknown timezone {v!r}; use an IANA name such as Europe/Madrid")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_stage_names(self) -> Policy:
+        for ladder in [self.stages, *(s.stages for s in self.segments)]:
+            names = [s.name for s in ladder]
+            if len(names) != len(set(names)):
+                raise ValueError(f"stage names must be unique within a ladder: {names}")
+            if not ladder:
+                raise ValueError("a ladder needs at least one stage")
+        return self
+
+    def ladder(self, segment: str | None = None) -> list[Stage]:
+        """The stages of a segment (or the default ladder), sorted by offset."""
+        stages = next((s.stages for s in self.segments if s.name == segment), self.stages)
+        return sorted(stages, key=lambda s: s.offset_days)
+
+    def stage(self, name: str, segment: str | None = None) -> Stage:
+        for s in self.ladder(segment):
+            if s.name == name:
+                return s
+        raise KeyError(f"no stage {name!r} in the ladder of segment {segment or 'default'}")
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Read a policy YAML file; with no path, the built-in default ladder."""
+    path = Path(path) if path else DEFAULT_POLICY_FILE
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"policy file {path} does not exist") from exc
+    return Policy.model_validate(data or {})
+
+
+def default_policy() -> Policy:
+    return load_policy(None)

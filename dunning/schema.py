@@ -1,0 +1,72 @@
+"""The normalized invoice schema every invoice source produces.
+
+One row per invoice, one column per field below. Sources map their own columns onto these
+names; the planner and the ledger only ever see these.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import BaseModel
+
+#: Columns of the normalized invoice frame, in the order of the default CSV layout.
+INVOICE_COLUMNS: tuple[str, ...] = (
+    "invoice_number",
+    "customer_id",
+    "customer_name",
+    "email",
+    "phone",
+    "country",
+    "language",
+    "timezone",
+    "currency",
+    "amount_total",
+    "amount_due",
+    "issue_date",
+    "due_date",
+    "status",
+    "payment_link",
+    "pdf_path",
+)
+
+REQUIRED_COLUMNS: tuple[str, ...] = ("invoice_number", "due_date")
+STATUSES: tuple[str, ...] = ("open", "paid", "cancelled", "disputed")
+#: Source spellings accepted for a status, all mapped to one of STATUSES.
+STATUS_ALIASES: dict[str, str] = {
+    "": "open",
+    "canceled": "cancelled",
+    "void": "cancelled",
+    "unpaid": "open",
+    "overdue": "open",
+    "partial": "open",
+    "part_paid": "open",
+}
+#: Columns of the quarantine frame: one row per problem found in the source.
+QUARANTINE_COLUMNS: tuple[str, ...] = ("row", "line", "invoice_number", "field", "value", "reason")
+
+
+class Invoice(BaseModel):
+    """One invoice in the normalized schema (a row of the invoice frame)."""
+
+    invoice_number: str
+    customer_id: str = ""
+    customer_name: str = ""
+    email: str = ""
+    phone: str = ""
+    country: str = ""
+    language: str = ""
+    timezone: str = ""
+    currency: str = "EUR"
+    amount_total: float = 0.0
+    amount_due: float = 0.0
+    issue_date: date | None = None
+    due_date: date
+    status: str = "open"
+    payment_link: str = ""
+    pdf_path: str = ""
+
+    @property
+    def is_payable(self) -> bool:
+        """True while the customer still owes money on it."""
+        return self.status in ("open", "disputed") and self.amount_due > 0
