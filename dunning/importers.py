@@ -20,6 +20,7 @@ from babel import Locale
 from babel.numbers import list_currencies
 
 from dunning.schema import (
+    Invoice,
     INVOICE_COLUMNS,
     QUARANTINE_COLUMNS,
     REQUIRED_COLUMNS,
@@ -319,3 +320,12 @@ def describe_quarantine(quarantine: pd.DataFrame) -> list[str]:
         f"{r.field} = {r.value!r}: {r.reason}"
         for r in quarantine.itertuples()
     ]
+
+
+def to_invoice(row: Mapping[str, object]) -> Invoice:
+    """One row of the invoice frame as an `Invoice` (missing dates become None)."""
+    values = {k: row[k] for k in INVOICE_COLUMNS if k in row}
+    for name in ("issue_date", "due_date"):
+        value = values.get(name)
+        values[name] = None if value is None or pd.isna(value) else pd.Timestamp(value).date()
+    return Invoice.model_validate(values)

@@ -1,6 +1,6 @@
 """Ledger tables (SQLModel): the durable record of what was seen, sent, promised and decided.
 
-Times are stored as naive UTC. The outbox (`actions`) carries the idempotency key with a
+Times are UTC. The outbox (`actions`) carries the idempotency key with a
 unique constraint: it is what makes every reminder go out at most once.
 """
 
@@ -14,7 +14,7 @@ from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    return datetime.now(UTC)
 
 
 class ActionState(StrEnum):

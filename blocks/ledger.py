@@ -1,0 +1,43 @@
+"""The ledger database as a block."""
+
+from __future__ import annotations
+
+from prefect.blocks.core import Block
+from pydantic import Field, SecretStr
+from sqlalchemy.engine import make_url
+
+from dunning.ledger import Ledger
+from dunning.ledger.store import normalize_url
+
+
+class LedgerDatabase(Block):
+    """Where the ledger lives: what was sent, promised, disputed and decided.
+
+    A SQLite file by default (no set-up); PostgreSQL for production and scale, e.g.
+    `postgresql://dunning@db.internal:5432/dunning` with the password in `password`
+    (kept as a secret, never in the URL shown in the UI).
+
+    Example:
+        ```python
+        from blocks import LedgerDatabase
+
+        LedgerDatabase(url="postgresql://dunning@127.0.0.1:5432/dunning",
+                       password="...").save("default", overwrite=True)
+        ledger = LedgerDatabase.load("default").get_ledger()
+        ```
+    """
+
+    _block_type_name = "Ledger Database"
+    _description = "SQLAlchemy URL of the dunning ledger (SQLite file or PostgreSQL)."
+
+    url: str = Field("sqlite:///var/ledger.db", description="SQLAlchemy URL, without password.")
+    password: SecretStr | None = Field(None, description="Database password, if any.")
+
+    def connection_url(self) -> str:
+        url = make_url(normalize_url(self.url))
+        if self.password is not None:
+            url = url.set(password=self.password.get_secret_value())
+        return url.render_as_string(hide_password=False)
+
+    def get_ledger(self) -> Ledger:
+        return Ledger(self.connection_url())

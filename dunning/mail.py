@@ -1,0 +1,81 @@
+"""Build reminder emails: headers, parts, attachment, deterministic Message-ID."""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, getaddresses
+from datetime import datetime
+from pathlib import Path
+
+from dunning.render import RenderedMessage
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """Who a message is from and to, with archive copies (BCC: envelope only)."""
+
+    sender: str
+    recipients: list[str]
+    bcc: list[str] = field(default_factory=list)
+
+    @property
+    def all_recipients(self) -> list[str]:
+        return list(dict.fromkeys(self.recipients + self.bcc))
+
+
+def split_addresses(value: str) -> list[str]:
+    """`a@x.com; b@y.com` -> ['a@x.com', 'b@y.com']."""
+    return [addr for _, addr in getaddresses([value.replace(";", ",")]) if addr]
+
+
+def message_id(key: str, domain: str) -> str:
+    """The Message-ID of an action: the same key always gives the same id.
+
+    Replies quote it in In-Reply-To/References, which is how they are matched back to the
+    invoice; a resend after a crash would carry the same id, so the recipient's mail system
+    can deduplicate it.
+    """
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return f"<dunning.{digest}@{domain}>"
+
+
+def domain_of(address: str) -> str:
+    return address.rsplit("@", 1)[-1].strip(">").strip() or "localhost"
+
+
+def build_email(
+    rendered: RenderedMessage,
+    *,
+    from_address: str,
+    to: str,
+    key: str,
+    from_name: str = "",
+    reply_to: str = "",
+    attachment: str | Path | None = None,
+    date: datetime | None = None,
+    message_id_domain: str = "",
+) -> EmailMessage:
+    """A multipart (text + HTML) email for one action, with the invoice PDF if given."""
+    msg = EmailMessage()
+    msg["From"] = formataddr((from_name, from_address)) if from_name else from_address
+    msg["To"] = ", ".join(split_addresses(to))
+    if reply_to:
+        msg["Reply-To"] = reply_to
+    msg["Subject"] = rendered.subject
+    msg["Date"] = format_datetime(date) if date else format_datetime(datetime.now().astimezone())
+    msg["Message-ID"] = message_id(key, message_id_domain or domain_of(from_address))
+    msg["Content-Language"] = rendered.language
+    msg["X-Dunning-Key"] = key
+    msg.set_content(rendered.text)
+    msg.add_alternative(rendered.html, subtype="html")
+    if attachment:
+        path = Path(attachment)
+        ctype, _ = mimetypes.guess_type(path.name)
+        maintype, subtype = (ctype or "application/octet-stream").split("/", 1)
+        msg.add_attachment(
+            path.read_bytes(), maintype=maintype, subtype=subtype, filename=path.name
+        )
+    return msg

@@ -1,0 +1,105 @@
+"""The report of one sweep: what was sent, skipped and why, failed, deferred, quarantined."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from dunning.importers import describe_quarantine
+from dunning.ledger import SyncReport
+
+
+@dataclass
+class SweepSummary:
+    """Counts and rows of one sweep, ready for an artifact or a JSON answer."""
+
+    now: str
+    invoices: int
+    quarantined_rows: int
+    sent: int = 0
+    tasks: int = 0
+    failed: int = 0
+    deferred: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    sync: dict[str, int] = field(default_factory=dict)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    quarantine: list[str] = field(default_factory=list)
+    next_send_at: str | None = None
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "invoices": self.invoices, "sent": self.sent, "tasks": self.tasks,
+            "failed": self.failed, "deferred": self.deferred, "skipped": self.skipped,
+            "quarantined_rows": self.quarantined_rows, "next_send_at": self.next_send_at,
+        }
+
+
+def summarize(
+    planned: pd.DataFrame,
+    deferred: pd.DataFrame,
+    outcomes: list[dict[str, Any]],
+    quarantine: pd.DataFrame,
+    sync: SyncReport | None,
+    now: datetime,
+) -> SweepSummary:
+    """Combine the plan's skips with the outcome of every action attempted."""
+    skipped = Counter(planned["skip_reason"].dropna())
+    by_status = Counter(o["status"] for o in outcomes)
+    for o in outcomes:
+        if o["status"] == "skipped":
+            skipped[o["reason"]] += 1
+    summary = SweepSummary(
+        now=now.isoformat(),
+        invoices=len(planned),
+        quarantined_rows=int(quarantine["row"].nunique()) if len(quarantine) else 0,
+        sent=by_status["sent"],
+        tasks=by_status["task"],
+        failed=by_status["failed"],
+        deferred=len(deferred),
+        skipped=dict(sorted(skipped.items())),
+        sync=dict(vars(sync)) if sync else {},
+        actions=outcomes,
+        quarantine=describe_quarantine(quarantine),
+        next_send_at=deferred["send_at"].min().isoformat() if len(deferred) else None,
+    )
+    return summary
+
+
+def to_markdown(s: SweepSummary, *, max_rows: int = 200) -> str:
+    """The sweep report as markdown (the flow run's artifact)."""
+    lines = [
+        f"# Dunning sweep at {s.now}",
+        "",
+        "| sent | human tasks | failed | deferred (window not open) | skipped | quarantined rows |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {s.sent} | {s.tasks} | {s.failed} | {s.deferred} | {sum(s.skipped.values())} "
+        f"| {s.quarantined_rows} |",
+        "",
+        f"{s.invoices} invoices evaluated.",
+    ]
+    if s.next_send_at:
+        lines.append(f"Next deferred message due at {s.next_send_at}.")
+    if s.sync:
+        lines += ["", "**Changes at the source:** "
+                  + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in s.sync.items())]
+    if s.skipped:
+        lines += ["", "## Skipped, by reason", "", "| reason | invoices |", "|---|---:|"]
+        lines += [f"| {reason} | {n} |" for reason, n in s.skipped.items()]
+    failed = [a for a in s.actions if a["status"] == "failed"]
+    if failed:
+        lines += ["", "## Failed", "", "| invoice | stage | reason |", "|---|---|---|"]
+        lines += [f"| {a['invoice']} | {a['stage']} | {_cell(a['reason'])} |" for a in failed[:max_rows]]
+    if s.quarantine:
+        lines += ["", f"## Quarantined rows ({s.quarantined_rows})", ""]
+        lines += [f"- {_cell(q)}" for q in s.quarantine[:max_rows]]
+        if len(s.quarantine) > max_rows:
+            lines.append(f"- ... and {len(s.quarantine) - max_rows} more problems")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
