@@ -34,7 +34,7 @@ class CsvInvoiceSource(Block):
             delimiter=";",
         )
         source.save("erp-export")
-        result = CsvInvoiceSource.load("erp-export").load()
+        result = CsvInvoiceSource.load("erp-export").read()
         ```
     """
 
@@ -58,7 +58,7 @@ class CsvInvoiceSource(Block):
     _cache: tuple[float, pd.DataFrame] | None = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
-    def load(self) -> ImportResult:
+    def read(self) -> ImportResult:
         """Read and validate the whole file."""
         return read_invoice_file(
             self.path,
@@ -75,7 +75,7 @@ class CsvInvoiceSource(Block):
         mtime = Path(self.path).stat().st_mtime
         with self._lock:
             if self._cache is None or self._cache[0] != mtime:
-                frame = self.load().invoices.set_index("invoice_number", drop=False)
+                frame = self.read().invoices.set_index("invoice_number", drop=False)
                 self._cache = (mtime, frame)
             frame = self._cache[1]
         if invoice_number not in frame.index:

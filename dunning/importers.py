@@ -260,11 +260,16 @@ def _apply_mapping(raw: pd.DataFrame, mapping: Mapping[str, str], source: str) -
 
 def _to_number(text: pd.Series, decimal_separator: str) -> pd.Series:
     cleaned = text.str.replace(r"[\s\u00a0'€$£]", "", regex=True)
+    thousands = "." if decimal_separator == "," else ","
+    # A thousands separator only between groups of three digits (1.234.567,89): a cell in
+    # the other convention ("1,234.5" with decimal ",") is not a number, not 1.2345.
+    t, d = re.escape(thousands), re.escape(decimal_separator)
+    wellformed = cleaned.str.fullmatch(rf"[-+]?(\d{{1,3}}(?:{t}\d{{3}})+|\d*)(?:{d}\d*)?")
+    cleaned = cleaned.str.replace(thousands, "", regex=False)
     if decimal_separator == ",":
-        cleaned = cleaned.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
-    else:
-        cleaned = cleaned.str.replace(",", "", regex=False)
-    return pd.to_numeric(cleaned.mask(cleaned == ""), errors="coerce").astype("float64")
+        cleaned = cleaned.str.replace(",", ".", regex=False)
+    cleaned = cleaned.mask((cleaned == "") | ~wellformed.astype(bool))
+    return pd.to_numeric(cleaned, errors="coerce").astype("float64")
 
 
 def _to_date(text: pd.Series, date_format: str) -> pd.Series:

@@ -45,6 +45,7 @@ class OutboxHandler:
             f"X-Envelope-From: {envelope.mail_from}\r\n"
             f"X-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n"
         ).encode()
+        self.directory.mkdir(parents=True, exist_ok=True)
         tmp = self.directory / (name + ".tmp")
         tmp.write_bytes(header + data)
         tmp.rename(self.directory / name)  # readers never see half a message

@@ -83,6 +83,7 @@ def _sweep(
     invoice: str | None,
 ) -> SweepSummary:
     logger = get_run_logger()
+    live = now is None  # an explicit `now` replays a moment: no follow-up runs for it
     now = now or datetime.now(UTC)
     if now.tzinfo is None:
         raise ValueError("now must carry a timezone offset, e.g. 2026-12-09T10:00:00+01:00")
@@ -111,7 +112,7 @@ def _sweep(
     outcomes = [_outcome(f, a) for f, a in zip(futures, actions, strict=True)]
     summary = summarize(planned, waiting, outcomes, loaded.quarantine, report, now)
     publish_summary(summary)
-    if len(waiting):
+    if live and len(waiting):
         _schedule_follow_up(waiting["send_at"].min().to_pydatetime(), now)
     logger.info("sweep done: %s", summary.counts())
     return summary

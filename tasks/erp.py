@@ -31,7 +31,7 @@ def fetch_open_invoices(source: CsvInvoiceSource) -> ImportResult:
     """
     from prefect import get_run_logger
 
-    result = source.load()
+    result = source.read()
     logger = get_run_logger()
     logger.info("read %d invoices from %s", len(result.invoices), source.path)
     for line in describe_quarantine(result.quarantine)[:100]:

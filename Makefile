@@ -1,0 +1,41 @@
+# prefect-dunning: `make demo` runs the daily loop on embedded defaults, `make test` the suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PREFECT_HOME ?= $(CURDIR)/var/prefect
+
+.PHONY: install demo serve test lint bench postgres clean
+
+install: $(VENV)/.installed ## virtualenv with the pinned dependencies and the project
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $@
+
+demo: install ## Prefect server + UI, mail sink, demo blocks and portfolio, deployments, one sweep
+	$(BIN)/python -m deployments.demo
+
+serve: install ## serve the deployments against a running Prefect server
+	$(BIN)/python -m deployments.serve
+
+test: install postgres ## the whole suite, against real SMTP, PostgreSQL and a Prefect server
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install ## planning throughput, 10k / 100k / 1M invoices
+	$(BIN)/python -m bench.plan_bench
+
+postgres: ## start the machine's PostgreSQL if it is down (tests create their own databases)
+	@pg_isready -q -h 127.0.0.1 -p 5432 || { \
+	  command -v pg_ctlcluster >/dev/null || { apt-get update -q && apt-get install -y -q postgresql; }; \
+	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; \
+	  for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; }
+	@pg_isready -h 127.0.0.1 -p 5432
+
+clean:
+	rm -rf var/outbox var/demo var/ledger.db*

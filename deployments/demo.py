@@ -1,0 +1,204 @@
+"""`make demo`: the whole daily loop on embedded defaults, on this machine.
+
+Starts (or reuses) a Prefect server with its UI on 127.0.0.1:4200 and a local SMTP mail sink
+that keeps every message under `var/outbox/`, registers the blocks and saves demo ones,
+writes a sample portfolio derived from the IBM accounts-receivable data, serves the
+deployments, runs one sweep and prints where to look. With `DEMO_ONESHOT=1` it stops
+everything it started after that sweep and exits 0 if the sweep completed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+HOST = "127.0.0.1"
+PREFECT_PORT = int(os.environ.get("DEMO_PREFECT_PORT", "4200"))
+SMTP_PORT = int(os.environ.get("DEMO_SMTP_PORT", "1025"))
+API_URL = f"http://{HOST}:{PREFECT_PORT}/api"
+IBM_CSV = Path(os.environ.get("DUNNING_SAMPLE_CSV", ROOT.parent / "shared/data/ibm_accounts_receivable.csv"))
+TIMEZONE = "Europe/Madrid"
+
+os.environ["PREFECT_API_URL"] = API_URL
+os.environ.setdefault("PREFECT_HOME", str(VAR / "prefect"))
+# Our loggers (ledger, SMTP) reach the flow-run logs in the UI.
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "dunning")
+
+
+def _say(message: str) -> None:
+    print(f"[demo] {message}", flush=True)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((HOST, port)) == 0
+
+
+def _healthy() -> bool:
+    try:
+        return httpx.get(f"{API_URL}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _start(args: list[str], log: str) -> subprocess.Popen:
+    out = open(VAR / log, "ab")  # noqa: SIM115 - the child keeps it open
+    return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                            start_new_session=True)
+
+
+def start_prefect_server(started: list[subprocess.Popen]) -> None:
+    if _healthy():
+        _say(f"reusing the Prefect server at {API_URL}")
+        return
+    if _listening(PREFECT_PORT):
+        sys.exit(f"port {PREFECT_PORT} is taken by something that is not a Prefect server; "
+                 "free it or set DEMO_PREFECT_PORT")
+    _say(f"starting the Prefect server on {HOST}:{PREFECT_PORT} (log: var/prefect-server.log)")
+    started.append(_start([sys.executable, "-m", "prefect", "server", "start", "--host", HOST,
+                           "--port", str(PREFECT_PORT)], "prefect-server.log"))
+    deadline = time.monotonic() + 120
+    while not _healthy():
+        if time.monotonic() > deadline or started[-1].poll() is not None:
+            sys.exit("the Prefect server did not start; see var/prefect-server.log")
+        time.sleep(1)
+
+
+def start_mail_sink(started: list[subprocess.Popen]) -> None:
+    if _listening(SMTP_PORT):
+        _say(f"something already listens on {HOST}:{SMTP_PORT}; using it as the mail server")
+        return
+    _say(f"starting the mail sink on {HOST}:{SMTP_PORT} -> var/outbox/")
+    started.append(_start([sys.executable, "-m", "dunning.mailsink", "--dir",
+                           str(VAR / "outbox"), "--host", HOST, "--port", str(SMTP_PORT)],
+                          "mailsink.log"))
+    deadline = time.monotonic() + 20
+    while not _listening(SMTP_PORT):
+        if time.monotonic() > deadline:
+            sys.exit("the mail sink did not start; see var/mailsink.log")
+        time.sleep(0.2)
+
+
+def demo_now() -> datetime:
+    """10:00 in Madrid on the next Spanish business day (today if it is one)."""
+    from dunning.calendar import business_calendar, roll_forward
+
+    import numpy as np
+
+    today = datetime.now(ZoneInfo(TIMEZONE)).date()
+    cal = business_calendar("ES", today.year - 1, today.year + 1)
+    day = roll_forward(np.array([np.datetime64(today)]), cal)[0].astype(date)
+    return datetime(day.year, day.month, day.day, 10, 0, tzinfo=ZoneInfo(TIMEZONE))
+
+
+def save_blocks(invoices_csv: Path) -> None:
+    from prefect_email import EmailServerCredentials
+
+    from blocks import CsvInvoiceSource, DunningPolicy, EmailChannel, LedgerDatabase
+
+    for block in (EmailServerCredentials, CsvInvoiceSource, DunningPolicy, EmailChannel,
+                  LedgerDatabase):
+        block.register_type_and_schema()
+    CsvInvoiceSource(path=str(invoices_csv)).save("default", overwrite=True)
+    DunningPolicy.default().save("default", overwrite=True)
+    LedgerDatabase(url=f"sqlite:///{VAR / 'ledger.db'}").save("default", overwrite=True)
+    EmailChannel(
+        credentials=EmailServerCredentials(smtp_server=HOST, smtp_port=SMTP_PORT,
+                                           smtp_type="INSECURE"),
+        from_address="cobros@demo-empresa.example",
+        from_name="Demo Empresa S.L. - Cobros",
+        reply_to="maria.garcia@demo-empresa.example",
+        bcc_archive="archivo-cobros@demo-empresa.example",
+    ).save("default", overwrite=True)
+
+
+def wait_for_deployment(name: str, server: subprocess.Popen) -> None:
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + 120
+    with get_client(sync_client=True) as client:
+        while True:
+            try:
+                client.read_deployment_by_name(name)
+                return
+            except Exception:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    sys.exit("the deployments were not served; see var/serve.log")
+                time.sleep(1)
+
+
+def main() -> int:
+    oneshot = os.environ.get("DEMO_ONESHOT") == "1"
+    VAR.mkdir(exist_ok=True)
+    if not IBM_CSV.is_file():
+        sys.exit(f"sample data {IBM_CSV} not found; set DUNNING_SAMPLE_CSV")
+    # A demo starts from a clean slate: fresh ledger and outbox.
+    shutil.rmtree(VAR / "outbox", ignore_errors=True)
+    for f in VAR.glob("ledger.db*"):
+        f.unlink()
+    started: list[subprocess.Popen] = []
+    try:
+        start_prefect_server(started)
+        start_mail_sink(started)
+        now = demo_now()
+        from dunning.sample import write_demo_files
+
+        csv = write_demo_files(IBM_CSV, VAR / "demo", now.date())
+        _say(f"sample portfolio: {csv} (demo day {now.date()})")
+        save_blocks(csv)
+        _say("blocks registered and saved as 'default'")
+        server = _start([sys.executable, "-m", "deployments.serve"], "serve.log")
+        started.append(server)
+        wait_for_deployment("dunning-sweep/dunning-sweep", server)
+        _say("deployments served: dunning-sweep (cron 0 9 * * 1-5), dunning-invoice")
+
+        from prefect.deployments import run_deployment
+
+        _say(f"running one sweep for {now.isoformat()} ...")
+        run = run_deployment("dunning-sweep/dunning-sweep", parameters={"now": now.isoformat()},
+                             timeout=900)
+        ok = run.state is not None and run.state.is_completed()
+        outbox = VAR / "outbox"
+        sent = len(list(outbox.glob("*.eml"))) if outbox.is_dir() else 0
+        _say(f"sweep {run.name}: {run.state.name if run.state else 'unknown'}; "
+             f"{sent} messages in var/outbox/")
+        print(
+            "\n  Prefect UI        http://127.0.0.1:%d  (Runs -> the sweep -> Artifacts)\n"
+            "  Outbox (.eml)     %s\n"
+            "  Ledger (SQLite)   %s\n"
+            "  Sample invoices   %s\n" % (PREFECT_PORT, outbox, VAR / "ledger.db", csv),
+            flush=True,
+        )
+        if oneshot:
+            return 0 if ok else 1
+        _say("serving; Ctrl-C to stop")
+        server.wait()
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for proc in reversed(started):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in started:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
