@@ -16,14 +16,14 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-VAR = ROOT / "var"
+VAR = Path(os.environ.get("DEMO_VAR", ROOT / "var")).resolve()
 HOST = "127.0.0.1"
 PREFECT_PORT = int(os.environ.get("DEMO_PREFECT_PORT", "4200"))
 SMTP_PORT = int(os.environ.get("DEMO_SMTP_PORT", "1025"))
@@ -67,7 +67,7 @@ def start_prefect_server(started: list[subprocess.Popen]) -> None:
     if _listening(PREFECT_PORT):
         sys.exit(f"port {PREFECT_PORT} is taken by something that is not a Prefect server; "
                  "free it or set DEMO_PREFECT_PORT")
-    _say(f"starting the Prefect server on {HOST}:{PREFECT_PORT} (log: var/prefect-server.log)")
+    _say(f"starting the Prefect server on {HOST}:{PREFECT_PORT} (log: {VAR}/prefect-server.log)")
     started.append(_start([sys.executable, "-m", "prefect", "server", "start", "--host", HOST,
                            "--port", str(PREFECT_PORT)], "prefect-server.log"))
     deadline = time.monotonic() + 120

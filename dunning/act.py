@@ -169,7 +169,7 @@ def _send_email(
         message = build_email(
             rendered, from_address=identity.from_address, from_name=identity.from_name,
             to=inv.email, reply_to=identity.reply_to, key=key, attachment=attachment,
-            date=now, message_id_domain=identity.message_id_domain,
+            message_id_domain=identity.message_id_domain,
         )
     except Exception as exc:
         ledger.mark_failed(key, f"could not build the message: {exc}")

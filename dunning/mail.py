@@ -67,7 +67,6 @@ def build_email(
     msg["Subject"] = rendered.subject
     msg["Date"] = format_datetime(date) if date else format_datetime(datetime.now().astimezone())
     msg["Message-ID"] = message_id(key, message_id_domain or domain_of(from_address))
-    msg["Content-Language"] = rendered.language
     msg["X-Dunning-Key"] = key
     msg.set_content(rendered.text)
     msg.add_alternative(rendered.html, subtype="html")
@@ -78,4 +77,6 @@ def build_email(
         msg.add_attachment(
             path.read_bytes(), maintype=maintype, subtype=subtype, filename=path.name
         )
+    # Last: set_content() and the multipart conversions drop or move Content-* headers.
+    msg["Content-Language"] = rendered.language
     return msg

@@ -177,6 +177,8 @@ def _transact(conn: smtplib.SMTP, envelope: Envelope, payload: bytes) -> str:
         ) from None
     except (smtplib.SMTPException, OSError) as exc:
         raise OutcomeUnknown(f"connection lost while the server held the message: {exc}") from None
+    if code != 250:  # smtplib returns, rather than raises, the reply to the message body
+        raise NotSent(f"message refused: {code} {_text(reply)}", permanent=code >= 500)
     note = f" (refused: {', '.join(refused)})" if refused else ""
     return f"{code} {_text(reply)}{note}"
 

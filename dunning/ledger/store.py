@@ -68,6 +68,14 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+def _create_schema(engine: Engine) -> None:
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # Workers starting together would race on CREATE TABLE; one at a time.
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(74190201)"))
+        SQLModel.metadata.create_all(conn)
+
+
 def get_engine(url: str) -> Engine:
     """One engine (and connection pool) per URL per process."""
     url = normalize_url(url)
@@ -78,7 +86,7 @@ def get_engine(url: str) -> Engine:
                 engine = _sqlite_engine(url)
             else:
                 engine = sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
-            SQLModel.metadata.create_all(engine)
+            _create_schema(engine)
             _engines[url] = engine
         return engine
 
