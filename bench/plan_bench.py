@@ -20,6 +20,7 @@ Target: 1M invoices planned in under 10 s.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -45,9 +46,25 @@ def _now(today: date) -> datetime:
 
 
 def _peak_mb() -> float:
-    # Linux reports ru_maxrss in KiB (macOS in bytes).
+    """Peak RSS of this process so far. Linux reports ru_maxrss in KiB (macOS in bytes).
+
+    On Linux the value survives exec: a child starts from the peak of the process it was
+    forked from, so the parent of the workers must stay small (it imports no pandas and
+    generates the files in subprocesses too).
+    """
     scale = 1 if sys.platform == "darwin" else 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+def _hwm_mb() -> float | None:
+    """Peak RSS of this process image (Linux VmHWM, reset by exec), a cross-check."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 # -- in the subprocess ----------------------------------------------------------------------
@@ -85,6 +102,7 @@ def run_worker(csv_path: str, today: date, repeat: int) -> dict:
         "import_peak_mb": base_mb,
         "read_peak_mb": read_peak_mb,
         "peak_mb": _peak_mb(),
+        "vmhwm_mb": _hwm_mb(),
         "stages": dict(Counter(planned.loc[acting, "stage"])),
         "skips": dict(Counter(planned.loc[~acting, "skip_reason"])),
         "tasks": int((planned["channel"] == "task").sum()),
@@ -164,22 +182,22 @@ def _subprocess(args: list[str]) -> dict:
 
 
 def _machine() -> str:
-    import numpy
-    import pandas
-
+    v = importlib.metadata.version  # no import of pandas here: see _peak_mb
     return (
         f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, pandas {pandas.__version__}, "
-        f"numpy {numpy.__version__}"
+        f"Python {platform.python_version()}, pandas {v('pandas')}, numpy {v('numpy')}, "
+        f"pyarrow {v('pyarrow')}, holidays {v('holidays')}"
     )
 
 
-def _generate(n: int, path: Path, seed: int, today: date) -> float:
-    from bench.synth import synth_csv
+def run_generate(n: int, path: str, seed: int, today: date | None) -> dict:
+    """Write the synthetic CSV of one size; runs in its own process."""
+    from bench.synth import DEFAULT_TODAY, synth_csv
 
+    today = today or DEFAULT_TODAY
     t0 = time.perf_counter()
     synth_csv(n, path, seed=seed, today=today)
-    return time.perf_counter() - t0
+    return {"seconds": time.perf_counter() - t0, "today": today.isoformat()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,34 +211,39 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=1,
                    help="plan this many times per size and report the fastest (default 1: cold)")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    p.add_argument("--generate", nargs=2, metavar=("N", "CSV"), help=argparse.SUPPRESS)
     p.add_argument("--worker", metavar="CSV", help=argparse.SUPPRESS)
     p.add_argument("--baseline", metavar="CSV", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
-    from bench.synth import DEFAULT_TODAY
-
-    today = args.today or DEFAULT_TODAY
+    if args.generate:
+        n, path = args.generate
+        print(json.dumps(run_generate(int(n), path, args.seed, args.today)))
+        return 0
     if args.worker:
-        print(json.dumps(run_worker(args.worker, today, args.repeat)))
+        print(json.dumps(run_worker(args.worker, args.today, args.repeat)))
         return 0
     if args.baseline:
-        print(json.dumps(run_baseline(args.baseline, today)))
+        print(json.dumps(run_baseline(args.baseline, args.today)))
         return 0
 
     sizes = sorted(set(args.sizes))
-    sub = ["--today", today.isoformat(), "--seed", str(args.seed)]
     print(f"machine: {_machine()}")
-    print(f"date: {date.today().isoformat()}; planning at {_now(today).isoformat()}; "
-          f"seed {args.seed}; default policy, empty ledger")
     results = []
     with tempfile.TemporaryDirectory(prefix="plan_bench_") as tmp:
         files = {}
+        today = args.today
         for n in sorted(set(sizes) | {BASELINE_SIZE}):
             path = Path(tmp) / f"invoices_{n}.csv"
-            gen_s = _generate(n, path, args.seed, today)
+            gen = _subprocess(["--generate", str(n), str(path), "--seed", str(args.seed)]
+                              + (["--today", today.isoformat()] if today else []))
+            today = date.fromisoformat(gen["today"])
             files[n] = path
-            print(f"generated {n:,} invoices in {gen_s:.1f} s "
+            print(f"generated {n:,} invoices in {gen['seconds']:.1f} s "
                   f"({path.stat().st_size / 2**20:.0f} MB CSV)", flush=True)
+        print(f"date: {date.today().isoformat()}; planning at {_now(today).isoformat()}; "
+              f"seed {args.seed}; default policy, empty ledger", flush=True)
+        sub = ["--today", today.isoformat()]
 
         base = _subprocess(["--baseline", str(files[BASELINE_SIZE]), *sub])
         print(f"baseline: naive per-row loop, {base['rows']:,} invoices in {base['naive_s']:.2f} s "
@@ -236,9 +259,11 @@ def main(argv: list[str] | None = None) -> int:
             r["naive_est_s"] = r["rows"] / base["naive_rows_per_s"]
             r["speedup"] = r["plan_rows_per_s"] / base["naive_rows_per_s"]
             results.append(r)
-            print(f"size {n:,}: read {r['read_s']:.2f} s, plan {r['plan_s']:.2f} s, "
-                  f"peak {r['peak_mb']:.0f} MB; planned {sum(r['stages'].values()):,} "
-                  f"{dict(sorted(r['stages'].items()))}", flush=True)
+            print(f"size {n:,}: read {r['read_s']:.2f} s, plan {r['plan_s']:.2f} s; RSS "
+                  f"{r['import_peak_mb']:.0f} MB after imports, peak {r['read_peak_mb']:.0f} MB "
+                  f"reading, {r['peak_mb']:.0f} MB overall; planned "
+                  f"{sum(r['stages'].values()):,} {dict(sorted(r['stages'].items()))}, "
+                  f"skipped {dict(sorted(r['skips'].items()))}", flush=True)
 
     print()
     print(table(results))

@@ -28,7 +28,9 @@ HOST = "127.0.0.1"
 PREFECT_PORT = int(os.environ.get("DEMO_PREFECT_PORT", "4200"))
 SMTP_PORT = int(os.environ.get("DEMO_SMTP_PORT", "1025"))
 API_URL = f"http://{HOST}:{PREFECT_PORT}/api"
-IBM_CSV = Path(os.environ.get("DUNNING_SAMPLE_CSV", ROOT.parent / "shared/data/ibm_accounts_receivable.csv"))
+IBM_CSV = Path(
+    os.environ.get("DUNNING_SAMPLE_CSV", ROOT.parent / "shared/data/ibm_accounts_receivable.csv")
+)
 TIMEZONE = "Europe/Madrid"
 
 os.environ["PREFECT_API_URL"] = API_URL
@@ -56,8 +58,9 @@ def _healthy() -> bool:
 
 def _start(args: list[str], log: str) -> subprocess.Popen:
     out = open(VAR / log, "ab")  # noqa: SIM115 - the child keeps it open
-    return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        args, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+    )
 
 
 def start_prefect_server(started: list[subprocess.Popen]) -> None:
@@ -65,11 +68,27 @@ def start_prefect_server(started: list[subprocess.Popen]) -> None:
         _say(f"reusing the Prefect server at {API_URL}")
         return
     if _listening(PREFECT_PORT):
-        sys.exit(f"port {PREFECT_PORT} is taken by something that is not a Prefect server; "
-                 "free it or set DEMO_PREFECT_PORT")
+        sys.exit(
+            f"port {PREFECT_PORT} is taken by something that is not a Prefect server; "
+            "free it or set DEMO_PREFECT_PORT"
+        )
     _say(f"starting the Prefect server on {HOST}:{PREFECT_PORT} (log: {VAR}/prefect-server.log)")
-    started.append(_start([sys.executable, "-m", "prefect", "server", "start", "--host", HOST,
-                           "--port", str(PREFECT_PORT)], "prefect-server.log"))
+    started.append(
+        _start(
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                HOST,
+                "--port",
+                str(PREFECT_PORT),
+            ],
+            "prefect-server.log",
+        )
+    )
     deadline = time.monotonic() + 120
     while not _healthy():
         if time.monotonic() > deadline or started[-1].poll() is not None:
@@ -82,9 +101,22 @@ def start_mail_sink(started: list[subprocess.Popen]) -> None:
         _say(f"something already listens on {HOST}:{SMTP_PORT}; using it as the mail server")
         return
     _say(f"starting the mail sink on {HOST}:{SMTP_PORT} -> var/outbox/")
-    started.append(_start([sys.executable, "-m", "dunning.mailsink", "--dir",
-                           str(VAR / "outbox"), "--host", HOST, "--port", str(SMTP_PORT)],
-                          "mailsink.log"))
+    started.append(
+        _start(
+            [
+                sys.executable,
+                "-m",
+                "dunning.mailsink",
+                "--dir",
+                str(VAR / "outbox"),
+                "--host",
+                HOST,
+                "--port",
+                str(SMTP_PORT),
+            ],
+            "mailsink.log",
+        )
+    )
     deadline = time.monotonic() + 20
     while not _listening(SMTP_PORT):
         if time.monotonic() > deadline:
@@ -94,9 +126,9 @@ def start_mail_sink(started: list[subprocess.Popen]) -> None:
 
 def demo_now() -> datetime:
     """10:00 in Madrid on the next Spanish business day (today if it is one)."""
-    from dunning.calendar import business_calendar, roll_forward
-
     import numpy as np
+
+    from dunning.calendar import business_calendar, roll_forward
 
     today = datetime.now(ZoneInfo(TIMEZONE)).date()
     cal = business_calendar("ES", today.year - 1, today.year + 1)
@@ -109,15 +141,21 @@ def save_blocks(invoices_csv: Path) -> None:
 
     from blocks import CsvInvoiceSource, DunningPolicy, EmailChannel, LedgerDatabase
 
-    for block in (EmailServerCredentials, CsvInvoiceSource, DunningPolicy, EmailChannel,
-                  LedgerDatabase):
+    for block in (
+        EmailServerCredentials,
+        CsvInvoiceSource,
+        DunningPolicy,
+        EmailChannel,
+        LedgerDatabase,
+    ):
         block.register_type_and_schema()
     CsvInvoiceSource(path=str(invoices_csv)).save("default", overwrite=True)
     DunningPolicy.default().save("default", overwrite=True)
     LedgerDatabase(url=f"sqlite:///{VAR / 'ledger.db'}").save("default", overwrite=True)
     EmailChannel(
-        credentials=EmailServerCredentials(smtp_server=HOST, smtp_port=SMTP_PORT,
-                                           smtp_type="INSECURE"),
+        credentials=EmailServerCredentials(
+            smtp_server=HOST, smtp_port=SMTP_PORT, smtp_type="INSECURE"
+        ),
         from_address="cobros@demo-empresa.example",
         from_name="Demo Empresa S.L. - Cobros",
         reply_to="maria.garcia@demo-empresa.example",
@@ -168,18 +206,21 @@ def main() -> int:
         from prefect.deployments import run_deployment
 
         _say(f"running one sweep for {now.isoformat()} ...")
-        run = run_deployment("dunning-sweep/dunning-sweep", parameters={"now": now.isoformat()},
-                             timeout=900)
+        run = run_deployment(
+            "dunning-sweep/dunning-sweep", parameters={"now": now.isoformat()}, timeout=900
+        )
         ok = run.state is not None and run.state.is_completed()
         outbox = VAR / "outbox"
         sent = len(list(outbox.glob("*.eml"))) if outbox.is_dir() else 0
-        _say(f"sweep {run.name}: {run.state.name if run.state else 'unknown'}; "
-             f"{sent} messages in var/outbox/")
+        _say(
+            f"sweep {run.name}: {run.state.name if run.state else 'unknown'}; "
+            f"{sent} messages in var/outbox/"
+        )
         print(
-            "\n  Prefect UI        http://127.0.0.1:%d  (Runs -> the sweep -> Artifacts)\n"
-            "  Outbox (.eml)     %s\n"
-            "  Ledger (SQLite)   %s\n"
-            "  Sample invoices   %s\n" % (PREFECT_PORT, outbox, VAR / "ledger.db", csv),
+            f"\n  Prefect UI        http://{HOST}:{PREFECT_PORT}  (Runs -> sweep -> Artifacts)\n"
+            f"  Outbox (.eml)     {outbox}\n"
+            f"  Ledger (SQLite)   {VAR / 'ledger.db'}\n"
+            f"  Sample invoices   {csv}\n",
             flush=True,
         )
         if oneshot:

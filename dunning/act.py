@@ -28,8 +28,12 @@ from dunning.schema import Invoice
 from dunning.smtp import NotSent, OutcomeUnknown, SmtpPool
 
 #: Why an action was not sent when the ledger already had it.
-_CLAIM_REASONS = {"sent": "already_sent", "claimed": "in_progress", "sending": "in_doubt",
-                  "rejected": "rejected"}
+_CLAIM_REASONS = {
+    "sent": "already_sent",
+    "claimed": "in_progress",
+    "sending": "in_doubt",
+    "rejected": "rejected",
+}
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,10 @@ def execute_action(
     caller (a Prefect task with retries) tries again; every other failure is an `Outcome`.
     """
     key, invoice, stage_name, channel = (
-        action["key"], action["invoice"], action["stage"], action["channel"]
+        action["key"],
+        action["invoice"],
+        action["stage"],
+        action["channel"],
     )
     segment = action.get("segment") or None
     outcome = Outcome(key=key, invoice=invoice, stage=stage_name, channel=channel, status="skipped")
@@ -87,19 +94,32 @@ def execute_action(
     fresh = lookup(invoice)
     if fresh is None or not fresh.is_payable or fresh.status == "disputed":
         outcome.reason = (
-            "gone_at_source" if fresh is None
-            else "disputed" if fresh.status == "disputed"
+            "gone_at_source"
+            if fresh is None
+            else "disputed"
+            if fresh.status == "disputed"
             else "paid_at_source"
         )
-        ledger.record_event("skipped", invoice_number=invoice, customer_id=action["customer"],
-                            action_key=key, reason=outcome.reason)
+        ledger.record_event(
+            "skipped",
+            invoice_number=invoice,
+            customer_id=action["customer"],
+            action_key=key,
+            reason=outcome.reason,
+        )
         return outcome
 
     recipient = fresh.email if channel == "email" else ""
     claim = ledger.claim(
-        key=key, invoice_number=invoice, customer_id=fresh.customer_id, stage=stage_name,
-        channel=channel, recipient=recipient, amount_due=fresh.amount_due,
-        currency=fresh.currency, flow_run_id=flow_run_id,
+        key=key,
+        invoice_number=invoice,
+        customer_id=fresh.customer_id,
+        stage=stage_name,
+        channel=channel,
+        recipient=recipient,
+        amount_due=fresh.amount_due,
+        currency=fresh.currency,
+        flow_run_id=flow_run_id,
         stale_after=timedelta(minutes=policy.stale_claim_minutes),
     )
     if not claim.claimed:
@@ -111,9 +131,11 @@ def execute_action(
     today = pd.Timestamp(now).tz_convert(action.get("timezone") or policy.timezone).date()
     if channel == "task":
         ledger.open_task(
-            key=key, invoice_number=invoice, customer_id=fresh.customer_id,
+            key=key,
+            invoice_number=invoice,
+            customer_id=fresh.customer_id,
             title=f"No usable email for {fresh.customer_name or fresh.customer_id}: "
-                  f"contact them about invoice {invoice} ({stage_name})",
+            f"contact them about invoice {invoice} ({stage_name})",
             assignee=(stage.escalation.assignee if stage.escalation else "account_owner"),
             due_on=today,
         )
@@ -122,8 +144,18 @@ def execute_action(
     else:
         if pool is None or identity is None:
             raise ValueError("an email action needs an SMTP pool and a sender identity")
-        _send_email(action, fresh, stage, outcome, ledger=ledger, pool=pool, identity=identity,
-                    today=today, now=now, attachments_root=attachments_root)
+        _send_email(
+            action,
+            fresh,
+            stage,
+            outcome,
+            ledger=ledger,
+            pool=pool,
+            identity=identity,
+            today=today,
+            now=now,
+            attachments_root=attachments_root,
+        )
         if outcome.status != "sent":
             return outcome
     outcome.escalations = _escalate(stage, fresh, key, ledger=ledger, today=today)
@@ -164,11 +196,17 @@ def _send_email(
             tone=stage.tone,
             has_attachment=attachment is not None,
         )
-        rendered = render_email(stage.template_name, _language_of(action, inv),
-                                context, fallback_language="en")
+        rendered = render_email(
+            stage.template_name, _language_of(action, inv), context, fallback_language="en"
+        )
         message = build_email(
-            rendered, from_address=identity.from_address, from_name=identity.from_name,
-            to=inv.email, reply_to=identity.reply_to, key=key, attachment=attachment,
+            rendered,
+            from_address=identity.from_address,
+            from_name=identity.from_name,
+            to=inv.email,
+            reply_to=identity.reply_to,
+            key=key,
+            attachment=attachment,
             message_id_domain=identity.message_id_domain,
         )
     except Exception as exc:
@@ -182,29 +220,51 @@ def _send_email(
         reply = pool.send(message, envelope)
     except NotSent as exc:
         ledger.mark_failed(key, str(exc), permanent=exc.permanent)
-        ledger.record_event("send_failed", invoice_number=inv.invoice_number,
-                            customer_id=inv.customer_id, action_key=key, error=str(exc),
-                            permanent=exc.permanent)
+        ledger.record_event(
+            "send_failed",
+            invoice_number=inv.invoice_number,
+            customer_id=inv.customer_id,
+            action_key=key,
+            error=str(exc),
+            permanent=exc.permanent,
+        )
         if not exc.permanent:
             raise
         ledger.open_task(
-            key=f"{key}:bounce", invoice_number=inv.invoice_number, customer_id=inv.customer_id,
+            key=f"{key}:bounce",
+            invoice_number=inv.invoice_number,
+            customer_id=inv.customer_id,
             title=f"Email to {inv.email} refused: fix the contact of "
-                  f"{inv.customer_name or inv.customer_id}",
-            assignee="account_owner", due_on=today, note=str(exc),
+            f"{inv.customer_name or inv.customer_id}",
+            assignee="account_owner",
+            due_on=today,
+            note=str(exc),
         )
         outcome.status, outcome.reason = "failed", f"rejected: {exc}"
         return
     except OutcomeUnknown as exc:
-        ledger.record_event("in_doubt", invoice_number=inv.invoice_number,
-                            customer_id=inv.customer_id, action_key=key, error=str(exc))
+        ledger.record_event(
+            "in_doubt",
+            invoice_number=inv.invoice_number,
+            customer_id=inv.customer_id,
+            action_key=key,
+            error=str(exc),
+        )
         outcome.status, outcome.reason = "failed", f"in_doubt: {exc}"
         return
     ledger.mark_sent(key, reply)
     ledger.record_event(
-        "sent", invoice_number=inv.invoice_number, customer_id=inv.customer_id, action_key=key,
-        stage=stage.name, channel="email", recipient=inv.email, message_id=outcome.message_id,
-        amount_due=inv.amount_due, currency=inv.currency, subject=message["Subject"],
+        "sent",
+        invoice_number=inv.invoice_number,
+        customer_id=inv.customer_id,
+        action_key=key,
+        stage=stage.name,
+        channel="email",
+        recipient=inv.email,
+        message_id=outcome.message_id,
+        amount_due=inv.amount_due,
+        currency=inv.currency,
+        subject=message["Subject"],
     )
     outcome.status = "sent"
 
@@ -230,15 +290,20 @@ def _escalate(stage: Stage, inv: Invoice, key: str, *, ledger: Ledger, today: da
         return done
     if esc.human_task:
         ledger.open_task(
-            key=f"{key}:escalation", invoice_number=inv.invoice_number,
+            key=f"{key}:escalation",
+            invoice_number=inv.invoice_number,
             customer_id=inv.customer_id,
             title=f"{esc.human_task}: {inv.customer_name or inv.customer_id}, "
-                  f"invoice {inv.invoice_number}",
-            assignee=esc.assignee, due_on=today + timedelta(days=esc.task_due_days),
+            f"invoice {inv.invoice_number}",
+            assignee=esc.assignee,
+            due_on=today + timedelta(days=esc.task_due_days),
         )
         done.append(f"task:{esc.assignee}")
     if esc.customer_status:
-        ledger.set_customer_status(inv.customer_id, esc.customer_status,
-                                   reason=f"{stage.name} sent for {inv.invoice_number}")
+        ledger.set_customer_status(
+            inv.customer_id,
+            esc.customer_status,
+            reason=f"{stage.name} sent for {inv.invoice_number}",
+        )
         done.append(f"status:{esc.customer_status}")
     return done

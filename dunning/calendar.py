@@ -20,7 +20,9 @@ def business_calendar(country: str, first_year: int, last_year: int) -> np.busda
         days = holidays.country_holidays(country, years=range(first_year, last_year + 1))
     except NotImplementedError:
         days = {}  # a country the package does not know: weekends only
-    return np.busdaycalendar(weekmask=WEEKMASK, holidays=sorted(np.datetime64(d, "D") for d in days))
+    return np.busdaycalendar(
+        weekmask=WEEKMASK, holidays=sorted(np.datetime64(d, "D") for d in days)
+    )
 
 
 def roll_forward(dates: np.ndarray, calendar: np.busdaycalendar) -> np.ndarray:
@@ -36,7 +38,9 @@ def add_business_days(dates: np.ndarray, days: int, calendar: np.busdaycalendar)
 
 def next_business_day_after(dates: np.ndarray, calendar: np.busdaycalendar) -> np.ndarray:
     """The first business day strictly after each date."""
-    return np.busday_offset(dates.astype("datetime64[D]") + 1, 0, roll="forward", busdaycal=calendar)
+    return np.busday_offset(
+        dates.astype("datetime64[D]") + 1, 0, roll="forward", busdaycal=calendar
+    )
 
 
 def is_business_day(dates: np.ndarray, calendar: np.busdaycalendar) -> np.ndarray:

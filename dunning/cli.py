@@ -108,8 +108,21 @@ def plan(
     import pandas as pd
 
     frame = pd.DataFrame(records).fillna("")
-    cols = [c for c in ("invoice", "customer", "stage", "channel", "send_at", "skip_reason",
-                        "amount_due", "currency", "days_overdue") if c in frame]
+    cols = [
+        c
+        for c in (
+            "invoice",
+            "customer",
+            "stage",
+            "channel",
+            "send_at",
+            "skip_reason",
+            "amount_due",
+            "currency",
+            "days_overdue",
+        )
+        if c in frame
+    ]
     typer.echo(frame[cols].to_string(index=False) if len(frame) else "no invoices")
 
 
@@ -144,9 +157,14 @@ def sweep(
 
     moment = _parse_now(now)
     source = (
-        CsvInvoiceSource(path=str(invoices), date_format=date_format,
-                         decimal_separator=decimal, delimiter=delimiter)
-        if invoices else CsvInvoiceSource.load(source_block)
+        CsvInvoiceSource(
+            path=str(invoices),
+            date_format=date_format,
+            decimal_separator=decimal,
+            delimiter=delimiter,
+        )
+        if invoices
+        else CsvInvoiceSource.load(source_block)
     )
     if smtp_host or smtp_port or from_address:
         try:
@@ -155,12 +173,15 @@ def sweep(
             if not from_address:
                 _fail("no saved email channel: give --from (and --smtp-host/--smtp-port)")
             channel = EmailChannel(
-                credentials=EmailServerCredentials(smtp_server="127.0.0.1", smtp_type="INSECURE",
-                                                   smtp_port=25),
+                credentials=EmailServerCredentials(
+                    smtp_server="127.0.0.1", smtp_type="INSECURE", smtp_port=25
+                ),
                 from_address=from_address,
             )
         creds = channel.credentials.model_copy(
-            update={k: v for k, v in {"smtp_server": smtp_host, "smtp_port": smtp_port}.items() if v}
+            update={
+                k: v for k, v in {"smtp_server": smtp_host, "smtp_port": smtp_port}.items() if v
+            }
         )
         channel = channel.model_copy(
             update={"credentials": creds, "from_address": from_address or channel.from_address}
@@ -171,11 +192,13 @@ def sweep(
     pol = DunningPolicy.from_yaml(policy) if policy else None
     try:
         if invoice:
-            counts = dunning_invoice(invoice=invoice, source=source, channel=channel, ledger=led,
-                                     policy=pol, now=moment)
+            counts = dunning_invoice(
+                invoice=invoice, source=source, channel=channel, ledger=led, policy=pol, now=moment
+            )
         else:
-            counts = dunning_sweep(source=source, channel=channel, ledger=led, policy=pol,
-                                   now=moment)
+            counts = dunning_sweep(
+                source=source, channel=channel, ledger=led, policy=pol, now=moment
+            )
     except SourceError as exc:
         _fail(str(exc))
     typer.echo(json.dumps(counts, ensure_ascii=False, default=str))

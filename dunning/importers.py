@@ -20,12 +20,12 @@ from babel import Locale
 from babel.numbers import list_currencies
 
 from dunning.schema import (
-    Invoice,
     INVOICE_COLUMNS,
     QUARANTINE_COLUMNS,
     REQUIRED_COLUMNS,
     STATUS_ALIASES,
     STATUSES,
+    Invoice,
 )
 
 _EMAIL = r"[^@\s,;<>]+@[^@\s,;<>]+\.[A-Za-z]{2,}"
@@ -80,7 +80,13 @@ def read_invoice_file(
         >>> result.invoices[["invoice_number", "amount_due"]]
         >>> result.quarantine  # row, line, invoice_number, field, value, reason
     """
-    raw = _read_raw(Path(path), delimiter=delimiter, encoding=encoding, sheet=sheet)
+    raw = _read_raw(
+        Path(path),
+        delimiter=delimiter,
+        encoding=encoding,
+        sheet=sheet,
+        decimal_separator=decimal_separator,
+    )
     return normalize(
         raw,
         column_mapping=column_mapping,
@@ -90,7 +96,14 @@ def read_invoice_file(
     )
 
 
-def _read_raw(path: Path, *, delimiter: str, encoding: str, sheet: str | int | None) -> pd.DataFrame:
+def _read_raw(
+    path: Path,
+    *,
+    delimiter: str,
+    encoding: str,
+    sheet: str | int | None,
+    decimal_separator: str = ".",
+) -> pd.DataFrame:
     if not path.is_file():
         raise SourceError(
             f"invoice file {path} does not exist; check the source's path "
@@ -98,7 +111,8 @@ def _read_raw(path: Path, *, delimiter: str, encoding: str, sheet: str | int | N
         )
     try:
         if path.suffix.lower() in (".xlsx", ".xlsm"):
-            return pd.read_excel(path, sheet_name=sheet or 0, dtype=str, keep_default_na=False)
+            raw = pd.read_excel(path, sheet_name=sheet or 0, dtype=object, keep_default_na=False)
+            return raw.map(lambda cell: _cell_text(cell, decimal_separator))
         return pd.read_csv(
             path,
             sep=delimiter,
@@ -116,6 +130,14 @@ def _read_raw(path: Path, *, delimiter: str, encoding: str, sheet: str | int | N
         raise SourceError(f"{path} is empty; expected a header row and invoices") from exc
     except (pd.errors.ParserError, ValueError) as exc:
         raise SourceError(f"cannot parse {path}: {exc}") from exc
+
+
+def _cell_text(cell: object, decimal_separator: str) -> str:
+    """A spreadsheet cell as text. Number cells are numbers whatever the declared decimal
+    separator (which is for text cells), so they are written with it: 1234.56 -> "1234,56"."""
+    if isinstance(cell, float):
+        return repr(cell).replace(".", decimal_separator)
+    return str(cell)
 
 
 def normalize(
@@ -145,7 +167,14 @@ def normalize(
             )
 
     out = pd.DataFrame(index=frame.index)
-    for name in ("invoice_number", "customer_id", "customer_name", "phone", "payment_link", "pdf_path"):
+    for name in (
+        "invoice_number",
+        "customer_id",
+        "customer_name",
+        "phone",
+        "payment_link",
+        "pdf_path",
+    ):
         out[name] = frame[name].str.strip()
     flag(out["invoice_number"] == "", "invoice_number", "missing invoice number")
     out["customer_id"] = out["customer_id"].mask(out["customer_id"] == "", out["customer_name"])
@@ -192,12 +221,18 @@ def normalize(
     for name in ("amount_total", "amount_due"):
         text = frame[name].str.strip()
         number = _to_number(text, decimal_separator)
-        flag((text != "") & number.isna(), name, f"not a number (decimal separator is '{decimal_separator}')")
+        flag(
+            (text != "") & number.isna(),
+            name,
+            f"not a number (decimal separator is '{decimal_separator}')",
+        )
         flag(number < 0, name, "negative amount; credit notes are not dunned, remove the row")
         out[name] = number
     both_missing = out["amount_total"].isna() & out["amount_due"].isna()
     flag(
-        both_missing & (frame["amount_total"].str.strip() == "") & (frame["amount_due"].str.strip() == ""),
+        both_missing
+        & (frame["amount_total"].str.strip() == "")
+        & (frame["amount_due"].str.strip() == ""),
         "amount_due",
         "missing amount; give amount_due or amount_total",
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, getaddresses
-from datetime import datetime
 from pathlib import Path
 
 from dunning.render import RenderedMessage

@@ -60,13 +60,15 @@ class MailSink:
         ...     print(sink.port)
     """
 
-    def __init__(self, directory: str | Path, host: str = "127.0.0.1", port: int = 1025,
-                 fail_first: int = 0) -> None:
+    def __init__(
+        self, directory: str | Path, host: str = "127.0.0.1", port: int = 1025, fail_first: int = 0
+    ) -> None:
         self.handler = OutboxHandler(directory, fail_first=fail_first)
         if port == 0:
             port = _free_port(host)
-        self.controller = Controller(self.handler, hostname=host, port=port,
-                                     data_size_limit=50 * 1024 * 1024)
+        self.controller = Controller(
+            self.handler, hostname=host, port=port, data_size_limit=50 * 1024 * 1024
+        )
 
     @property
     def host(self) -> str:

@@ -50,14 +50,40 @@ SKIP_REASONS = (
     "rejected",
 )
 #: Ledger action states that mean "this stage is taken", and the skip reason each gives.
-_TAKEN_STATES = {"sent": "already_sent", "claimed": "in_progress", "sending": "in_doubt",
-                 "rejected": "rejected"}
+_TAKEN_STATES = {
+    "sent": "already_sent",
+    "claimed": "in_progress",
+    "sending": "in_doubt",
+    "rejected": "rejected",
+}
 
 PLAN_COLUMNS = [
-    "invoice", "customer", "customer_name", "segment", "stage", "channel", "send_at",
-    "skip_reason", "note", "key", "tone", "timezone", "language", "country", "email",
-    "currency", "amount_due", "amount_total", "due_date", "days_overdue", "next_stage",
-    "next_date", "payment_link", "pdf_path", "issue_date", "row",
+    "invoice",
+    "customer",
+    "customer_name",
+    "segment",
+    "stage",
+    "channel",
+    "send_at",
+    "skip_reason",
+    "note",
+    "key",
+    "tone",
+    "timezone",
+    "language",
+    "country",
+    "email",
+    "currency",
+    "amount_due",
+    "amount_total",
+    "due_date",
+    "days_overdue",
+    "next_stage",
+    "next_date",
+    "payment_link",
+    "pdf_path",
+    "issue_date",
+    "row",
 ]
 
 
@@ -94,7 +120,7 @@ def plan(
     segment = _segments(df, policy)
     stage, stage_date, next_stage, next_date, tone = _evaluate_ladders(df, policy, segment, today)
 
-    has_email = df["email"].to_numpy() != ""
+    has_email = (df["email"] != "").to_numpy()
     channel = np.where(stage == "", "", np.where(has_email, "email", "task"))
     note = np.where((stage != "") & ~has_email, "no usable email: a human task instead", "")
     key = _keys(df["invoice_number"], stage, channel)
@@ -106,9 +132,9 @@ def plan(
 
     out = pd.DataFrame(
         {
-            "invoice": df["invoice_number"].to_numpy(),
-            "customer": df["customer_id"].to_numpy(),
-            "customer_name": df["customer_name"].to_numpy(),
+            "invoice": _column(df["invoice_number"]),
+            "customer": _column(df["customer_id"]),
+            "customer_name": _column(df["customer_name"]),
             "segment": segment,
             "stage": np.where(acting, stage, None),
             "channel": np.where(acting, channel, None),
@@ -117,19 +143,19 @@ def plan(
             "note": np.where(acting, note, ""),
             "key": np.where(acting, key, None),
             "tone": np.where(acting, tone, None),
-            "timezone": df["timezone"].to_numpy(),
-            "language": df["language"].to_numpy(),
-            "country": df["country"].to_numpy(),
-            "email": df["email"].to_numpy(),
-            "currency": df["currency"].to_numpy(),
+            "timezone": _column(df["timezone"]),
+            "language": _column(df["language"]),
+            "country": _column(df["country"]),
+            "email": _column(df["email"]),
+            "currency": _column(df["currency"]),
             "amount_due": df["amount_due"].to_numpy(),
             "amount_total": df["amount_total"].to_numpy(),
             "due_date": df["due_date"].to_numpy(),
             "days_overdue": (today - due_date).astype("int64"),
             "next_stage": np.where(next_stage == "", None, next_stage),
             "next_date": pd.to_datetime(next_date),
-            "payment_link": df["payment_link"].to_numpy(),
-            "pdf_path": df["pdf_path"].to_numpy(),
+            "payment_link": _column(df["payment_link"]),
+            "pdf_path": _column(df["pdf_path"]),
             "issue_date": df["issue_date"].to_numpy(),
             "row": df["row"].to_numpy() if "row" in df else np.arange(1, n + 1),
         }
@@ -177,6 +203,26 @@ def plan_records(planned: pd.DataFrame) -> list[dict]:
 # -- steps ---------------------------------------------------------------------------------
 
 
+#: The dtype pandas gives a column of Python strings (its default string dtype).
+_STR_DTYPE = pd.DataFrame({"x": np.array(["x"], dtype=object)})["x"].dtype
+
+
+def _column(column: pd.Series) -> pd.api.extensions.ExtensionArray | np.ndarray:
+    """A column for the plan frame: as a numpy array (the frame infers its dtype), or as it is
+    when it already has the dtype the frame would infer (strings, at least one present), which
+    saves a round trip of a million strings through Python objects."""
+    if column.dtype == _STR_DTYPE and column.dtype != object and column.count():
+        return column.array
+    return column.to_numpy()
+
+
+def _codes(values: np.ndarray | pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of the distinct values, numbered in sorted order like `np.unique`, and
+    the values: hashing instead of sorting a million Python strings."""
+    codes, uniques = pd.factorize(values, sort=True, use_na_sentinel=False)
+    return codes, np.asarray(uniques, dtype=object)
+
+
 @lru_cache(maxsize=512)
 def _language_of(country: str, fallback: str) -> str:
     official = get_official_languages(country) if country else ()
@@ -198,14 +244,14 @@ def _with_defaults(invoices: pd.DataFrame, policy: Policy) -> pd.DataFrame:
 
 def _local_clock(timezones: pd.Series, now: datetime) -> tuple[np.ndarray, np.ndarray]:
     """Each customer's local date and minutes since local midnight at `now`."""
-    days, mins = {}, {}
-    for tz in timezones.unique():
+    codes, zones = _codes(timezones)
+    days = np.empty(len(zones), dtype="datetime64[D]")
+    mins = np.empty(len(zones), dtype="float64")
+    for i, tz in enumerate(zones):
         local = now.astimezone(zoneinfo.ZoneInfo(tz))
-        days[tz] = np.datetime64(local.date(), "D")
-        mins[tz] = local.hour * 60 + local.minute + local.second / 60
-    today = timezones.map(days).to_numpy().astype("datetime64[D]")
-    minutes = timezones.map(mins).to_numpy(dtype="float64")
-    return today, minutes
+        days[i] = np.datetime64(local.date(), "D")
+        mins[i] = local.hour * 60 + local.minute + local.second / 60
+    return days[codes], mins[codes]
 
 
 def _segments(df: pd.DataFrame, policy: Policy) -> np.ndarray:
@@ -239,17 +285,18 @@ def _evaluate_ladders(
     next_stage = np.full(n, "", dtype=object)
     next_date = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
     due = df["due_date"].to_numpy().astype("datetime64[D]")
-    countries = df["country"].to_numpy()
+    country_code, countries = _codes(df["country"])
     years = _holiday_years(today)
 
-    for seg_name in np.unique(segment):
-        in_seg = segment == seg_name
+    segment_code, segments = _codes(segment)
+    for seg_i, seg_name in enumerate(segments):
+        in_seg = segment_code == seg_i
         ladder = policy.ladder(seg_name or None)
         names = np.array([s.name for s in ladder] + [""], dtype=object)
         tones = np.array([s.tone for s in ladder] + [""], dtype=object)
-        for country in np.unique(countries[in_seg]):
-            rows = np.flatnonzero(in_seg & (countries == country))
-            cal = business_calendar(country, *years)
+        for c in np.unique(country_code[in_seg]):
+            rows = np.flatnonzero(in_seg & (country_code == c))
+            cal = business_calendar(countries[c], *years)
             dates = np.empty((len(rows), len(ladder) + 1), dtype="datetime64[D]")
             for j, s in enumerate(ladder):
                 d = (
@@ -273,8 +320,12 @@ def _evaluate_ladders(
 
 def _keys(invoice: pd.Series, stage: np.ndarray, channel: np.ndarray) -> np.ndarray:
     """Idempotency key of each action: invoice:stage:channel."""
-    keys = invoice.astype(str).to_numpy(dtype=object) + ":" + stage + ":" + channel
-    return np.where(stage == "", "", keys)
+    keys = np.full(len(stage), "", dtype=object)
+    has = np.flatnonzero(stage != "")
+    keys[has] = (
+        invoice.iloc[has].astype(str).to_numpy(dtype=object) + ":" + stage[has] + ":" + channel[has]
+    )
+    return keys
 
 
 def _active_pauses(pauses: pd.DataFrame, day: datetime, grace_days: int) -> pd.DataFrame:
@@ -297,14 +348,17 @@ def _skip_reasons(
     status = df["status"].to_numpy()
     invoice = df["invoice_number"]
     customer = df["customer_id"]
-    pauses = _active_pauses(state.pauses, now.astimezone(zoneinfo.ZoneInfo(policy.timezone)),
-                            policy.promise_grace_days)
+    pauses = _active_pauses(
+        state.pauses, now.astimezone(zoneinfo.ZoneInfo(policy.timezone)), policy.promise_grace_days
+    )
 
     def paused(kind: str) -> np.ndarray:
         p = pauses[pauses["kind"] == kind]
         if p.empty:
             return np.zeros(len(df), dtype=bool)
-        return (invoice.isin(p["invoice_number"].dropna()) | customer.isin(p["customer_id"].dropna())).to_numpy()
+        return (
+            invoice.isin(p["invoice_number"].dropna()) | customer.isin(p["customer_id"].dropna())
+        ).to_numpy()
 
     taken = _taken_reason(key, state.actions)
     conditions = [
@@ -344,11 +398,11 @@ def _send_times(
     """When each planned stage may go out, in UTC (NaT where there is no stage)."""
     start = window.start.hour * 60 + window.start.minute
     end = window.end.hour * 60 + window.end.minute
-    countries = df["country"].to_numpy()
+    country_code, countries = _codes(df["country"])
     day = np.maximum(stage_date, today)  # NaT stays NaT
     years = _holiday_years(today)
-    for country in np.unique(countries):
-        rows = np.flatnonzero((countries == country) & ~np.isnat(day))
+    for c, country in enumerate(countries):
+        rows = np.flatnonzero((country_code == c) & ~np.isnat(day))
         if not len(rows):
             continue
         cal = business_calendar(country, *years)
@@ -359,10 +413,12 @@ def _send_times(
     open_now = (day == today) & (minutes >= start) & (minutes < end)
 
     send_at = pd.Series(pd.NaT, index=df.index, dtype="datetime64[ns, UTC]")
-    opening = pd.to_datetime(day) + pd.Timedelta(hours=window.start.hour, minutes=window.start.minute)
-    tzs = df["timezone"].to_numpy()
-    for tz in np.unique(tzs):
-        rows = (tzs == tz) & ~np.isnat(day)
+    opening = pd.to_datetime(day) + pd.Timedelta(
+        hours=window.start.hour, minutes=window.start.minute
+    )
+    tz_code, zones = _codes(df["timezone"])
+    for z, tz in enumerate(zones):
+        rows = (tz_code == z) & ~np.isnat(day)
         local = pd.DatetimeIndex(opening[rows]).tz_localize(
             tz, ambiguous="NaT", nonexistent="shift_forward"
         )

@@ -89,13 +89,19 @@ class Policy(BaseModel):
         True, description="A stage falling on a weekend or holiday moves to the next business day."
     )
     window: Window = Field(default_factory=Window)
-    timezone: str = Field("Europe/Madrid", description="Customer timezone when the source has none.")
+    timezone: str = Field(
+        "Europe/Madrid", description="Customer timezone when the source has none."
+    )
     country: str = Field("ES", description="Customer country when the source has none (holidays).")
     language: str = Field("es", description="Message language when the source has none.")
     segments: list[Segment] = Field(default_factory=list)
-    promise_grace_days: int = Field(2, ge=0, description="Days after a promised date before chasing.")
+    promise_grace_days: int = Field(
+        2, ge=0, description="Days after a promised date before chasing."
+    )
     stale_claim_minutes: int = Field(
-        15, ge=1, description="A claimed action not handed to the mail server after this is retaken."
+        15,
+        ge=1,
+        description="A claimed action not handed to the mail server after this is retaken.",
     )
 
     @field_validator("timezone")

@@ -24,10 +24,30 @@ _COUNTRIES = {
     897: ("PT", "pt", "Europe/Lisbon", "EUR"),
 }
 _NAME_PARTS = (
-    ["Talleres", "Distribuciones", "Construcciones", "Suministros", "Transportes", "Gráficas",
-     "Hermanos", "Comercial", "Industrias", "Servicios"],
-    ["Ibéricos", "del Norte", "Levante", "Atlántico", "Martínez", "Sur", "Castilla", "Ebro",
-     "Mediterráneo", "Andes"],
+    [
+        "Talleres",
+        "Distribuciones",
+        "Construcciones",
+        "Suministros",
+        "Transportes",
+        "Gráficas",
+        "Hermanos",
+        "Comercial",
+        "Industrias",
+        "Servicios",
+    ],
+    [
+        "Ibéricos",
+        "del Norte",
+        "Levante",
+        "Atlántico",
+        "Martínez",
+        "Sur",
+        "Castilla",
+        "Ebro",
+        "Mediterráneo",
+        "Andes",
+    ],
     ["S.L.", "S.A.", "S.L.U.", "y Cía.", "Group"],
 )
 #: Days past due at which the demo day lands for each share of the portfolio.
@@ -41,7 +61,9 @@ _MINIMAL_PDF = (
 )
 
 
-def demo_portfolio(ibm_csv: str | Path, today: date, size: int = 300, seed: int = 7) -> pd.DataFrame:
+def demo_portfolio(
+    ibm_csv: str | Path, today: date, size: int = 300, seed: int = 7
+) -> pd.DataFrame:
     """`size` invoices (as CSV-ready strings in the default columns) due around `today`."""
     rng = np.random.default_rng(seed)
     ibm = pd.read_csv(ibm_csv, dtype={"invoiceNumber": str, "customerID": str})
@@ -50,10 +72,14 @@ def demo_portfolio(ibm_csv: str | Path, today: date, size: int = 300, seed: int 
     past_due = rng.choice(_DAYS_PAST_DUE, size=len(rows))
     due = [today - timedelta(days=int(d)) for d in past_due]
     status = np.where(rng.random(len(rows)) < 0.06, "paid", "open")
-    status = np.where((rows["Disputed"] == "Yes") & (rng.random(len(rows)) < 0.15), "disputed", status)
+    status = np.where(
+        (rows["Disputed"] == "Yes") & (rng.random(len(rows)) < 0.15), "disputed", status
+    )
     amount = rows["InvoiceAmount"].round(2) * 10
     part_paid = (status == "open") & (rng.random(len(rows)) < 0.08)
-    amount_due = np.where(status == "paid", 0.0, np.where(part_paid, (amount * 0.6).round(2), amount))
+    amount_due = np.where(
+        status == "paid", 0.0, np.where(part_paid, (amount * 0.6).round(2), amount)
+    )
     customers = rows["customerID"]
     frame = pd.DataFrame(
         {
@@ -84,15 +110,22 @@ def demo_portfolio(ibm_csv: str | Path, today: date, size: int = 300, seed: int 
 def _company_name(customer_id: str) -> str:
     h = sum(ord(c) * (i + 1) for i, c in enumerate(customer_id))
     first, second, suffix = _NAME_PARTS
-    return f"{first[h % len(first)]} {second[(h // 7) % len(second)]} {suffix[(h // 3) % len(suffix)]}"
+    return (
+        f"{first[h % len(first)]} {second[(h // 7) % len(second)]} {suffix[(h // 3) % len(suffix)]}"
+    )
 
 
 def _broken_rows(today: date) -> pd.DataFrame:
     """Rows an ERP export really produces, to show the quarantine in the run report."""
     base = {c: "" for c in INVOICE_COLUMNS} | {
-        "customer_id": "9999-BROKEN", "customer_name": "Exportación Rota S.L.",
-        "email": "admin@example.com", "country": "ES", "currency": "EUR",
-        "amount_total": "100.00", "amount_due": "100.00", "due_date": today.isoformat(),
+        "customer_id": "9999-BROKEN",
+        "customer_name": "Exportación Rota S.L.",
+        "email": "admin@example.com",
+        "country": "ES",
+        "currency": "EUR",
+        "amount_total": "100.00",
+        "amount_due": "100.00",
+        "due_date": today.isoformat(),
         "status": "open",
     }
     return pd.DataFrame(
@@ -105,7 +138,9 @@ def _broken_rows(today: date) -> pd.DataFrame:
     )
 
 
-def write_demo_files(ibm_csv: str | Path, directory: str | Path, today: date, size: int = 300) -> Path:
+def write_demo_files(
+    ibm_csv: str | Path, directory: str | Path, today: date, size: int = 300
+) -> Path:
     """Write `invoices.csv` and the PDFs it refers to under `directory`; returns the CSV."""
     directory = Path(directory)
     (directory / "pdf").mkdir(parents=True, exist_ok=True)

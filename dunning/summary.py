@@ -32,9 +32,14 @@ class SweepSummary:
 
     def counts(self) -> dict[str, Any]:
         return {
-            "invoices": self.invoices, "sent": self.sent, "tasks": self.tasks,
-            "failed": self.failed, "deferred": self.deferred, "skipped": self.skipped,
-            "quarantined_rows": self.quarantined_rows, "next_send_at": self.next_send_at,
+            "invoices": self.invoices,
+            "sent": self.sent,
+            "tasks": self.tasks,
+            "failed": self.failed,
+            "deferred": self.deferred,
+            "skipped": self.skipped,
+            "quarantined_rows": self.quarantined_rows,
+            "next_send_at": self.next_send_at,
         }
 
 
@@ -84,15 +89,20 @@ def to_markdown(s: SweepSummary, *, max_rows: int = 200) -> str:
     if s.next_send_at:
         lines.append(f"Next deferred message due at {s.next_send_at}.")
     if s.sync:
-        lines += ["", "**Changes at the source:** "
-                  + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in s.sync.items())]
+        lines += [
+            "",
+            "**Changes at the source:** "
+            + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in s.sync.items()),
+        ]
     if s.skipped:
         lines += ["", "## Skipped, by reason", "", "| reason | invoices |", "|---|---:|"]
         lines += [f"| {reason} | {n} |" for reason, n in s.skipped.items()]
     failed = [a for a in s.actions if a["status"] == "failed"]
     if failed:
         lines += ["", "## Failed", "", "| invoice | stage | reason |", "|---|---|---|"]
-        lines += [f"| {a['invoice']} | {a['stage']} | {_cell(a['reason'])} |" for a in failed[:max_rows]]
+        lines += [
+            f"| {a['invoice']} | {a['stage']} | {_cell(a['reason'])} |" for a in failed[:max_rows]
+        ]
     if s.quarantine:
         lines += ["", f"## Quarantined rows ({s.quarantined_rows})", ""]
         lines += [f"- {_cell(q)}" for q in s.quarantine[:max_rows]]

@@ -125,8 +125,17 @@ def _policy(ref: str | DunningPolicy | None) -> Policy:
 
 
 def _action_dicts(todo: pd.DataFrame) -> list[dict[str, Any]]:
-    columns = ["key", "invoice", "customer", "stage", "channel", "segment", "timezone",
-               "language", "country"]
+    columns = [
+        "key",
+        "invoice",
+        "customer",
+        "stage",
+        "channel",
+        "segment",
+        "timezone",
+        "language",
+        "country",
+    ]
     return todo[columns].to_dict("records")
 
 
@@ -136,9 +145,15 @@ def _outcome(future: PrefectFuture, action: dict[str, Any]) -> dict[str, Any]:
         return future.result()
     except Exception as exc:  # the task failed for good: record it, keep the other actions
         return {
-            "key": action["key"], "invoice": action["invoice"], "stage": action["stage"],
-            "channel": action["channel"], "status": "failed", "reason": str(exc)[:300],
-            "recipient": "", "message_id": "", "escalations": [],
+            "key": action["key"],
+            "invoice": action["invoice"],
+            "stage": action["stage"],
+            "channel": action["channel"],
+            "status": "failed",
+            "reason": str(exc)[:300],
+            "recipient": "",
+            "message_id": "",
+            "escalations": [],
         }
 
 

@@ -36,6 +36,8 @@ def plan_actions(
     acting = planned["skip_reason"].isna()
     get_run_logger().info(
         "planned %d actions for %d invoices; skipped: %s",
-        int(acting.sum()), len(planned), planned["skip_reason"].value_counts().to_dict(),
+        int(acting.sum()),
+        len(planned),
+        planned["skip_reason"].value_counts().to_dict(),
     )
     return planned

@@ -34,3 +34,16 @@ def pg_url() -> Iterator[str]:
         finally:
             # FORCE closes the connections the ledger's pooled engine still holds.
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# -- flows: a real Prefect server ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """A real Prefect server for the whole session (takes ~15 s to start); its API URL."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield PREFECT_API_URL.value()

@@ -8,9 +8,16 @@ from pathlib import Path
 from dunning.schema import INVOICE_COLUMNS
 
 DEFAULTS = {
-    "customer_id": "C1", "customer_name": "Acme Cliente S.L.", "email": "pagos@cliente.example",
-    "country": "ES", "language": "es", "timezone": "Europe/Madrid", "currency": "EUR",
-    "amount_total": "100.00", "amount_due": "100.00", "issue_date": "2026-11-01",
+    "customer_id": "C1",
+    "customer_name": "Acme Cliente S.L.",
+    "email": "pagos@cliente.example",
+    "country": "ES",
+    "language": "es",
+    "timezone": "Europe/Madrid",
+    "currency": "EUR",
+    "amount_total": "100.00",
+    "amount_due": "100.00",
+    "issue_date": "2026-11-01",
     "status": "open",
 }
 

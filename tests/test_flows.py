@@ -29,16 +29,6 @@ ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime.fromisoformat("2026-12-09T10:00:00+01:00")  # a Wednesday, after the 8th (holiday)
 
 
-@pytest.fixture(scope="session")
-def prefect_api():
-    """A real Prefect server for the whole session (takes ~15 s to start); its API URL."""
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield PREFECT_API_URL.value()
-
-
 @pytest.fixture
 def sink(tmp_path: Path):
     with MailSink(tmp_path / "outbox", port=0) as s:
@@ -47,8 +37,9 @@ def sink(tmp_path: Path):
 
 def channel_for(sink: MailSink, **extra) -> EmailChannel:
     return EmailChannel(
-        credentials=EmailServerCredentials(smtp_server=sink.host, smtp_port=sink.port,
-                                           smtp_type="INSECURE"),
+        credentials=EmailServerCredentials(
+            smtp_server=sink.host, smtp_port=sink.port, smtp_type="INSECURE"
+        ),
         from_address="cobros@acme.example",
         from_name="Acme S.L.",
         reply_to="maria@acme.example",
@@ -68,17 +59,40 @@ def run_sweep(csv: Path, sink: MailSink, ledger_url: str, now: datetime = NOW, *
 def test_reminder_arrives_with_locale_amount_link_attachment_and_ids(prefect_api, sink, tmp_path):
     pdf = tmp_path / "F-100.pdf"
     pdf.write_bytes(b"%PDF-1.4 test invoice")
-    csv = write_invoices(tmp_path / "inv.csv", [
-        dict(invoice_number="F-100", customer_name="Talleres Ebro S.L.", email="pagos@ebro.example",
-             amount_total="2000.00", amount_due="1234.56", due_date="2026-12-02",
-             payment_link="https://pay.example/F-100", pdf_path=str(pdf)),
-        dict(invoice_number="US-7", customer_name="Beta Inc", email="ap@beta.example",
-             country="US", language="en", timezone="America/New_York", currency="USD",
-             amount_total="1234.56", amount_due="1234.56", due_date="2026-12-02"),
-    ])
-    counts = run_sweep(csv, sink, f"sqlite:///{tmp_path}/ledger.db",
-                       now=datetime.fromisoformat("2026-12-09T16:00:00+01:00"),
-                       bcc_archive="archive@acme.example")
+    csv = write_invoices(
+        tmp_path / "inv.csv",
+        [
+            dict(
+                invoice_number="F-100",
+                customer_name="Talleres Ebro S.L.",
+                email="pagos@ebro.example",
+                amount_total="2000.00",
+                amount_due="1234.56",
+                due_date="2026-12-02",
+                payment_link="https://pay.example/F-100",
+                pdf_path=str(pdf),
+            ),
+            dict(
+                invoice_number="US-7",
+                customer_name="Beta Inc",
+                email="ap@beta.example",
+                country="US",
+                language="en",
+                timezone="America/New_York",
+                currency="USD",
+                amount_total="1234.56",
+                amount_due="1234.56",
+                due_date="2026-12-02",
+            ),
+        ],
+    )
+    counts = run_sweep(
+        csv,
+        sink,
+        f"sqlite:///{tmp_path}/ledger.db",
+        now=datetime.fromisoformat("2026-12-09T16:00:00+01:00"),
+        bcc_archive="archive@acme.example",
+    )
     assert counts["sent"] == 2, counts
     by_to = {m["To"]: m for m in sink.messages()}
     es = by_to["pagos@ebro.example"]
@@ -95,9 +109,10 @@ def test_reminder_arrives_with_locale_amount_link_attachment_and_ids(prefect_api
 
 
 def test_second_sweep_sends_nothing(prefect_api, sink, tmp_path):
-    csv = write_invoices(tmp_path / "inv.csv", [
-        dict(invoice_number=f"F-{i}", due_date="2026-12-02") for i in range(5)
-    ])
+    csv = write_invoices(
+        tmp_path / "inv.csv",
+        [dict(invoice_number=f"F-{i}", due_date="2026-12-02") for i in range(5)],
+    )
     url = f"sqlite:///{tmp_path}/ledger.db"
     assert run_sweep(csv, sink, url)["sent"] == 5
     again = run_sweep(csv, sink, url)
@@ -106,23 +121,35 @@ def test_second_sweep_sends_nothing(prefect_api, sink, tmp_path):
 
 
 def test_run_shows_task_per_action_and_summary_artifact(prefect_api, sink, tmp_path):
-    csv = write_invoices(tmp_path / "inv.csv", [
-        dict(invoice_number="F-1", due_date="2026-12-02"),
-        dict(invoice_number="F-2", due_date="2026-12-02", status="paid", amount_due="0"),
-        dict(invoice_number="F-3", due_date="not a date"),
-    ])
-    state = dunning_sweep(source=CsvInvoiceSource(path=str(csv)), channel=channel_for(sink),
-                          ledger=LedgerDatabase(url=f"sqlite:///{tmp_path}/l.db"), now=NOW,
-                          return_state=True)
+    csv = write_invoices(
+        tmp_path / "inv.csv",
+        [
+            dict(invoice_number="F-1", due_date="2026-12-02"),
+            dict(invoice_number="F-2", due_date="2026-12-02", status="paid", amount_due="0"),
+            dict(invoice_number="F-3", due_date="not a date"),
+        ],
+    )
+    state = dunning_sweep(
+        source=CsvInvoiceSource(path=str(csv)),
+        channel=channel_for(sink),
+        ledger=LedgerDatabase(url=f"sqlite:///{tmp_path}/l.db"),
+        now=NOW,
+        return_state=True,
+    )
     run_id = state.state_details.flow_run_id
     with get_client(sync_client=True) as client:
-        names = {t.name for t in client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))}
+        names = {
+            t.name
+            for t in client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+            )
+        }
         artifacts = client.read_artifacts()
     assert "F-1-overdue_7" in names
     assert not any(n.startswith("F-2-") for n in names)
-    summary = next(a for a in artifacts if a.key == "dunning-sweep-summary"
-                   and a.flow_run_id == run_id)
+    summary = next(
+        a for a in artifacts if a.key == "dunning-sweep-summary" and a.flow_run_id == run_id
+    )
     assert "| paid | 1 |" in summary.data
     assert "quarantined row 3" in summary.data and "due_date" in summary.data
 
@@ -130,14 +157,21 @@ def test_run_shows_task_per_action_and_summary_artifact(prefect_api, sink, tmp_p
 def test_temporary_smtp_failure_is_retried_and_sends_once(prefect_api, tmp_path):
     csv = write_invoices(tmp_path / "inv.csv", [dict(invoice_number="R-1", due_date="2026-12-02")])
     with MailSink(tmp_path / "outbox", port=0, fail_first=1) as sink:
-        state = dunning_sweep(source=CsvInvoiceSource(path=str(csv)), channel=channel_for(sink),
-                              ledger=LedgerDatabase(url=f"sqlite:///{tmp_path}/l.db"),
-                              now=NOW, return_state=True)
+        state = dunning_sweep(
+            source=CsvInvoiceSource(path=str(csv)),
+            channel=channel_for(sink),
+            ledger=LedgerDatabase(url=f"sqlite:///{tmp_path}/l.db"),
+            now=NOW,
+            return_state=True,
+        )
         assert state.result()["sent"] == 1
         assert len(sink.messages()) == 1
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(
-            id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+            )
+        )
     send = next(t for t in runs if t.name == "R-1-overdue_7")
     assert send.run_count == 2  # the retry is visible in the UI
     action = Ledger(f"sqlite:///{tmp_path}/l.db").frame(Action).iloc[0]
@@ -154,16 +188,33 @@ def test_paid_between_plan_and_send_gets_nothing(prefect_api, sink, tmp_path):
 
     csv = write_invoices(tmp_path / "inv.csv", [dict(invoice_number="P-1", due_date="2026-12-02")])
     planned = due_now(plan(read_invoice_file(csv).invoices, default_policy(), NOW), NOW)
-    write_invoices(csv, [dict(invoice_number="P-1", due_date="2026-12-02", status="paid",
-                              amount_due="0")])  # the customer pays meanwhile
+    write_invoices(
+        csv, [dict(invoice_number="P-1", due_date="2026-12-02", status="paid", amount_due="0")]
+    )  # the customer pays meanwhile
 
     @flow
     def act() -> dict:
-        action = planned.iloc[0][["key", "invoice", "customer", "stage", "channel", "segment",
-                                  "timezone", "language", "country"]].to_dict()
-        return send_reminder(action, CsvInvoiceSource(path=str(csv)), default_policy(),
-                             channel_for(sink), LedgerDatabase(url=f"sqlite:///{tmp_path}/l.db"),
-                             NOW)
+        action = planned.iloc[0][
+            [
+                "key",
+                "invoice",
+                "customer",
+                "stage",
+                "channel",
+                "segment",
+                "timezone",
+                "language",
+                "country",
+            ]
+        ].to_dict()
+        return send_reminder(
+            action,
+            CsvInvoiceSource(path=str(csv)),
+            default_policy(),
+            channel_for(sink),
+            LedgerDatabase(url=f"sqlite:///{tmp_path}/l.db"),
+            NOW,
+        )
 
     outcome = act()
     assert outcome["status"] == "skipped" and outcome["reason"] == "paid_at_source"
@@ -171,54 +222,88 @@ def test_paid_between_plan_and_send_gets_nothing(prefect_api, sink, tmp_path):
 
 
 def test_no_email_opens_a_human_task_and_final_escalates(prefect_api, sink, tmp_path):
-    csv = write_invoices(tmp_path / "inv.csv", [
-        dict(invoice_number="N-1", email="", due_date="2026-12-02"),
-        dict(invoice_number="Z-9", customer_id="C-Z", due_date="2026-11-04"),
-    ])
+    csv = write_invoices(
+        tmp_path / "inv.csv",
+        [
+            dict(invoice_number="N-1", email="", due_date="2026-12-02"),
+            dict(invoice_number="Z-9", customer_id="C-Z", due_date="2026-11-04"),
+        ],
+    )
     url = f"sqlite:///{tmp_path}/l.db"
     counts = run_sweep(csv, sink, url)
     assert counts["tasks"] == 1 and counts["sent"] == 1
     ledger = Ledger(url)
     tasks = ledger.frame(HumanTask)
     assert any("No usable email" in t for t in tasks["title"])
-    assert any(t.startswith("Final notice") and a == "manager"
-               for t, a in zip(tasks["title"], tasks["assignee"], strict=True))
+    assert any(
+        t.startswith("Final notice") and a == "manager"
+        for t, a in zip(tasks["title"], tasks["assignee"], strict=True)
+    )
     from dunning.ledger import CustomerStatus
 
     assert ledger.frame(CustomerStatus, customer_id="C-Z")["status"].tolist() == ["on_hold"]
 
 
 def test_missing_file_fails_the_run_with_what_to_fix(prefect_api, sink, tmp_path):
-    state = dunning_sweep(source=CsvInvoiceSource(path=str(tmp_path / "nope.csv")),
-                          channel=channel_for(sink),
-                          ledger=LedgerDatabase(url=f"sqlite:///{tmp_path}/l.db"), now=NOW,
-                          return_state=True)
+    state = dunning_sweep(
+        source=CsvInvoiceSource(path=str(tmp_path / "nope.csv")),
+        channel=channel_for(sink),
+        ledger=LedgerDatabase(url=f"sqlite:///{tmp_path}/l.db"),
+        now=NOW,
+        return_state=True,
+    )
     assert state.is_failed()
     with pytest.raises(Exception, match="does not exist; check the source's path"):
         state.result()
 
 
 def test_dunning_invoice_runs_one_invoice(prefect_api, sink, tmp_path):
-    csv = write_invoices(tmp_path / "inv.csv", [
-        dict(invoice_number="A-1", due_date="2026-12-02"),
-        dict(invoice_number="A-2", due_date="2026-12-02"),
-    ])
-    counts = dunning_invoice(invoice="A-2", source=CsvInvoiceSource(path=str(csv)),
-                             channel=channel_for(sink),
-                             ledger=LedgerDatabase(url=f"sqlite:///{tmp_path}/l.db"), now=NOW)
+    csv = write_invoices(
+        tmp_path / "inv.csv",
+        [
+            dict(invoice_number="A-1", due_date="2026-12-02"),
+            dict(invoice_number="A-2", due_date="2026-12-02"),
+        ],
+    )
+    counts = dunning_invoice(
+        invoice="A-2",
+        source=CsvInvoiceSource(path=str(csv)),
+        channel=channel_for(sink),
+        ledger=LedgerDatabase(url=f"sqlite:///{tmp_path}/l.db"),
+        now=NOW,
+    )
     assert counts["sent"] == 1
     assert [m["X-Dunning-Key"] for m in sink.messages()] == ["A-2:overdue_7:email"]
 
 
 def _concurrent_sweeps(prefect_api: str, csv: Path, sink: MailSink, ledger_url: str) -> None:
-    cmd = [sys.executable, "-m", "dunning.cli", "sweep", "--invoices", str(csv),
-           "--ledger", ledger_url, "--now", NOW.isoformat(), "--smtp-host", sink.host,
-           "--smtp-port", str(sink.port), "--from", "cobros@acme.example"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dunning.cli",
+        "sweep",
+        "--invoices",
+        str(csv),
+        "--ledger",
+        ledger_url,
+        "--now",
+        NOW.isoformat(),
+        "--smtp-host",
+        sink.host,
+        "--smtp-port",
+        str(sink.port),
+        "--from",
+        "cobros@acme.example",
+    ]
     env = os.environ | {"PREFECT_API_URL": prefect_api}
-    procs = [subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    procs = [
+        subprocess.Popen(
+            cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
     results = [p.communicate(timeout=240) for p in procs]
-    for p, (out, err) in zip(procs, results, strict=True):
+    for p, (_out, err) in zip(procs, results, strict=True):
         assert p.returncode == 0, err[-3000:]
     sent = sum(json.loads(out.strip().splitlines()[-1])["sent"] for out, _ in results)
     assert sent == 30
@@ -227,11 +312,13 @@ def _concurrent_sweeps(prefect_api: str, csv: Path, sink: MailSink, ledger_url: 
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_three_concurrent_sweeps_send_each_message_once(prefect_api, sink, tmp_path, backend,
-                                                        request):
-    csv = write_invoices(tmp_path / "inv.csv", [
-        dict(invoice_number=f"C-{i:03d}", due_date="2026-12-02") for i in range(30)
-    ])
+def test_three_concurrent_sweeps_send_each_message_once(
+    prefect_api, sink, tmp_path, backend, request
+):
+    csv = write_invoices(
+        tmp_path / "inv.csv",
+        [dict(invoice_number=f"C-{i:03d}", due_date="2026-12-02") for i in range(30)],
+    )
     url = f"sqlite:///{tmp_path}/l.db" if backend == "sqlite" else request.getfixturevalue("pg_url")
     _concurrent_sweeps(prefect_api, csv, sink, url)
 
@@ -261,8 +348,12 @@ def test_crash_after_smtp_accepted_is_reported_and_never_resent(prefect_api, sin
     counts = run_sweep(csv, sink, url)
     assert counts["sent"] == 0 and counts["skipped"] == {"in_doubt": 1}
     assert len(sink.messages()) == 1
-    report = subprocess.run([sys.executable, "-m", "dunning.cli", "ledger", "in-doubt",
-                             "--ledger", url], cwd=ROOT, capture_output=True, text=True)
+    report = subprocess.run(
+        [sys.executable, "-m", "dunning.cli", "ledger", "in-doubt", "--ledger", url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert "K-1:overdue_7:email" in report.stdout
 
 

@@ -64,10 +64,19 @@ def test_csv_with_the_default_columns(tmp_path: Path) -> None:
         [
             row(),
             row(
-                invoice_number="F-2026-002", customer_id="C2", customer_name="Beta Inc",
-                email="billing@beta.com", country="us", language="en_US",
-                timezone="America/New_York", currency="usd", amount_total="500",
-                amount_due="", status="", payment_link="", pdf_path="",
+                invoice_number="F-2026-002",
+                customer_id="C2",
+                customer_name="Beta Inc",
+                email="billing@beta.com",
+                country="us",
+                language="en_US",
+                timezone="America/New_York",
+                currency="usd",
+                amount_total="500",
+                amount_due="",
+                status="",
+                payment_link="",
+                pdf_path="",
             ),
         ],
     )
@@ -139,8 +148,11 @@ def test_mapped_file_still_quarantines_against_its_own_format(tmp_path: Path) ->
     )
     result = read_invoice_file(
         path,
-        column_mapping={"invoice_number": "Factura", "due_date": "Vencimiento",
-                        "amount_due": "Pendiente"},
+        column_mapping={
+            "invoice_number": "Factura",
+            "due_date": "Vencimiento",
+            "amount_due": "Pendiente",
+        },
         date_format="%d/%m/%Y",
         decimal_separator=",",
         delimiter=";",
@@ -179,6 +191,28 @@ def test_xlsx_written_by_a_spreadsheet(tmp_path: Path) -> None:
     assert inv.loc["1002", "due_date"] == pd.Timestamp("2027-01-15")
     assert inv.loc["1002", "amount_due"] == pytest.approx(45.0)
     assert inv.loc["1002", "email"] == ""
+
+
+def test_xlsx_number_cells_with_a_decimal_comma_source(tmp_path: Path) -> None:
+    # The same source set up for a Spanish CSV export (decimal ","), now given a spreadsheet:
+    # number cells are numbers, text cells follow the declared separator.
+    path = tmp_path / "facturas.xlsx"
+    pd.DataFrame(
+        {
+            "invoice_number": ["A-1", "A-2", "A-3"],
+            "amount_due": [1234.56, 45, "1.234,56"],
+            "due_date": ["05/12/2026", "06/12/2026", "07/12/2026"],
+        }
+    ).to_excel(path, index=False)
+
+    result = read_invoice_file(path, date_format="%d/%m/%Y", decimal_separator=",")
+
+    assert result.quarantine.empty
+    inv = result.invoices.set_index("invoice_number")
+    assert inv.loc["A-1", "amount_due"] == pytest.approx(1234.56)
+    assert inv.loc["A-2", "amount_due"] == pytest.approx(45.0)
+    assert inv.loc["A-3", "amount_due"] == pytest.approx(1234.56)
+    assert inv.loc["A-1", "due_date"] == pd.Timestamp("2026-12-05")
 
 
 # -- quarantine ------------------------------------------------------------------------------

@@ -26,9 +26,17 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Ledger:
 
 def claim(ledger: Ledger, key: str = KEY, **kw):
     invoice, stage, channel = key.split(":")
-    return ledger.claim(key=key, invoice_number=invoice, customer_id="C1", stage=stage,
-                        channel=channel, recipient="ap@acme.es", amount_due=1210.0,
-                        currency="EUR", **kw)
+    return ledger.claim(
+        key=key,
+        invoice_number=invoice,
+        customer_id="C1",
+        stage=stage,
+        channel=channel,
+        recipient="ap@acme.es",
+        amount_due=1210.0,
+        currency="EUR",
+        **kw,
+    )
 
 
 def action(ledger: Ledger, key: str = KEY) -> pd.Series:
@@ -41,9 +49,7 @@ def backdate(ledger: Ledger, key: str, by: timedelta) -> None:
     """Make an action look as if it was last touched `by` ago (a crashed worker)."""
     table = Action.__table__
     with ledger.engine.begin() as conn:
-        conn.execute(
-            sa.update(table).where(table.c.key == key).values(updated_at=utcnow() - by)
-        )
+        conn.execute(sa.update(table).where(table.c.key == key).values(updated_at=utcnow() - by))
 
 
 # -- exactly once ----------------------------------------------------------------------------
@@ -172,8 +178,13 @@ def test_sending_is_in_doubt_and_never_retaken(ledger: Ledger) -> None:
 
 
 def test_open_task_is_idempotent_per_key(ledger: Ledger) -> None:
-    task = dict(key=f"{KEY}:escalation", title="Call the customer", invoice_number="F-1",
-                customer_id="C1", assignee="account_owner")
+    task = dict(
+        key=f"{KEY}:escalation",
+        title="Call the customer",
+        invoice_number="F-1",
+        customer_id="C1",
+        assignee="account_owner",
+    )
     assert ledger.open_task(**task) is True
     assert ledger.open_task(**task) is False
     assert ledger.open_task(**(task | {"title": "Call them again"})) is False
@@ -191,9 +202,15 @@ def invoices(*rows: tuple[str, str, str]) -> pd.DataFrame:
     """(number, amount_due, status) rows as the importer's frame."""
     raw = pd.DataFrame(
         [
-            {"invoice_number": n, "customer_id": "C1", "email": "ap@acme.es",
-             "amount_total": "1000.00", "amount_due": due, "due_date": "2026-12-01",
-             "status": status}
+            {
+                "invoice_number": n,
+                "customer_id": "C1",
+                "email": "ap@acme.es",
+                "amount_total": "1000.00",
+                "amount_due": due,
+                "due_date": "2026-12-01",
+                "status": status,
+            }
             for n, due, status in rows
         ],
         dtype=str,
@@ -204,21 +221,25 @@ def invoices(*rows: tuple[str, str, str]) -> pd.DataFrame:
 
 
 def test_second_sync_reports_what_changed(ledger: Ledger) -> None:
-    first = ledger.sync_invoices(invoices(
-        ("F-1", "1000.00", "open"),
-        ("F-2", "1000.00", "open"),
-        ("F-3", "1000.00", "open"),
-        ("F-4", "1000.00", "open"),
-    ))
+    first = ledger.sync_invoices(
+        invoices(
+            ("F-1", "1000.00", "open"),
+            ("F-2", "1000.00", "open"),
+            ("F-3", "1000.00", "open"),
+            ("F-4", "1000.00", "open"),
+        )
+    )
     assert (first.new, first.paid, first.part_paid, first.cancelled) == (4, 0, 0, 0)
 
-    second = ledger.sync_invoices(invoices(
-        ("F-1", "0", "paid"),
-        ("F-2", "400.00", "open"),
-        ("F-3", "1000.00", "cancelled"),
-        ("F-4", "1000.00", "open"),
-        ("F-5", "250.00", "open"),
-    ))
+    second = ledger.sync_invoices(
+        invoices(
+            ("F-1", "0", "paid"),
+            ("F-2", "400.00", "open"),
+            ("F-3", "1000.00", "cancelled"),
+            ("F-4", "1000.00", "open"),
+            ("F-5", "250.00", "open"),
+        )
+    )
     assert second.new == 1
     assert second.paid == 1
     assert second.part_paid == 1
@@ -234,16 +255,20 @@ def test_second_sync_reports_what_changed(ledger: Ledger) -> None:
     events = ledger.frame(Event)
     by_invoice = dict(zip(events["invoice_number"], events["kind"], strict=True))
     assert by_invoice == {
-        "F-1": "invoice_paid", "F-2": "invoice_part_paid", "F-3": "invoice_cancelled",
+        "F-1": "invoice_paid",
+        "F-2": "invoice_part_paid",
+        "F-3": "invoice_cancelled",
     }
 
-    third = ledger.sync_invoices(invoices(
-        ("F-1", "0", "paid"),
-        ("F-2", "400.00", "open"),
-        ("F-3", "1000.00", "cancelled"),
-        ("F-4", "1000.00", "open"),
-        ("F-5", "250.00", "open"),
-    ))
+    third = ledger.sync_invoices(
+        invoices(
+            ("F-1", "0", "paid"),
+            ("F-2", "400.00", "open"),
+            ("F-3", "1000.00", "cancelled"),
+            ("F-4", "1000.00", "open"),
+            ("F-5", "250.00", "open"),
+        )
+    )
     assert (third.new, third.paid, third.part_paid, third.cancelled) == (0, 0, 0, 0)
     assert third.unchanged == 5
 

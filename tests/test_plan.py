@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, timedelta
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
@@ -37,7 +38,12 @@ def invoice(number: str = "F-1", **fields: str) -> dict[str, str]:
 
 def frame(*rows: dict[str, str]) -> pd.DataFrame:
     """The invoice frame the importer would produce for these rows."""
-    result = normalize(pd.DataFrame(list(rows), dtype=str))
+    return _normalized(tuple(tuple(r.items()) for r in rows)).copy()
+
+
+@cache
+def _normalized(rows: tuple[tuple[tuple[str, str], ...], ...]) -> pd.DataFrame:
+    result = normalize(pd.DataFrame([dict(r) for r in rows], dtype=str))
     assert result.quarantine.empty, result.quarantine.to_string()
     return result.invoices
 
@@ -55,8 +61,9 @@ def sent(*keys: str, state: str = "sent") -> LedgerState:
     )
 
 
-def plan_one(now: str, state: LedgerState | None = None, policy: Policy = POLICY,
-             **fields: str) -> pd.Series:
+def plan_one(
+    now: str, state: LedgerState | None = None, policy: Policy = POLICY, **fields: str
+) -> pd.Series:
     planned = plan(frame(invoice(**fields)), policy, at(now), state)
     assert len(planned) == 1
     return planned.iloc[0]
@@ -102,7 +109,7 @@ def test_the_day_before_a_stage_it_is_not_sent_yet(
     stage: str, day: str, previous: str | None
 ) -> None:
     the_day_before = (date.fromisoformat(day) - timedelta(days=1)).isoformat()
-    # Everything up to the previous stage has gone out already.
+    # The stages already due have all gone out: the next one is still ahead.
     state = sent(*(f"F-1:{s}:email" for s, _, _ in LADDER_DAYS))
     row = plan_one(f"{the_day_before}T10:00:00+01:00", state)
 
@@ -114,8 +121,12 @@ def test_the_day_before_a_stage_it_is_not_sent_yet(
 
 def test_ladder_offsets_are_the_documented_ones() -> None:
     assert [(s.name, s.offset_days) for s in POLICY.ladder()] == [
-        ("pre_due", -3), ("due", 0), ("overdue_1", 1), ("overdue_7", 7),
-        ("overdue_15", 15), ("final", 30),
+        ("pre_due", -3),
+        ("due", 0),
+        ("overdue_1", 1),
+        ("overdue_7", 7),
+        ("overdue_15", 15),
+        ("final", 30),
     ]
 
 
@@ -139,7 +150,7 @@ def test_a_stage_on_a_saturday_moves_to_monday() -> None:
 
 
 def test_a_stage_on_a_sunday_moves_to_monday() -> None:
-    # Due Friday 2026-11-06: overdue_30 (final) is Sunday 6 December; Monday 7 is a workday.
+    # Due Friday 2026-11-06: final (+30) is Sunday 6 December; Monday 7 is a workday.
     done = sent("F-1:overdue_15:email")
     sunday = plan_one("2026-12-06T10:00:00+01:00", done, due_date="2026-11-06")
     assert missing(sunday["stage"])
@@ -184,8 +195,15 @@ def test_holidays_are_those_of_the_customers_country() -> None:
     done = sent("ES-1:overdue_1:email", "US-1:overdue_1:email")
     invoices = frame(
         invoice("ES-1", due_date="2026-12-01"),
-        invoice("US-1", customer_id="C2", country="US", language="en",
-                timezone="America/New_York", currency="USD", due_date="2026-12-01"),
+        invoice(
+            "US-1",
+            customer_id="C2",
+            country="US",
+            language="en",
+            timezone="America/New_York",
+            currency="USD",
+            due_date="2026-12-01",
+        ),
     )
     now = at("2026-12-08T10:00:00-05:00")  # 16:00 in Madrid
     planned = plan(invoices, POLICY, now, done).set_index("invoice")
@@ -236,8 +254,9 @@ def test_after_six_the_message_waits_for_the_next_business_day() -> None:
 def test_the_window_is_in_each_customers_timezone() -> None:
     invoices = frame(
         invoice("MAD-1"),
-        invoice("MEX-1", customer_id="C2", country="MX", timezone="America/Mexico_City",
-                currency="MXN"),
+        invoice(
+            "MEX-1", customer_id="C2", country="MX", timezone="America/Mexico_City", currency="MXN"
+        ),
     )
     done = sent("MAD-1:overdue_1:email", "MEX-1:overdue_1:email")
 
@@ -273,8 +292,7 @@ def test_the_customers_local_date_decides_the_stage() -> None:
 
 
 def test_catch_up_sends_only_the_latest_due_stage() -> None:
-    planned = plan(frame(invoice(due_date="2026-10-31")), POLICY,
-                   at("2026-12-10T10:00:00+01:00"))
+    planned = plan(frame(invoice(due_date="2026-10-31")), POLICY, at("2026-12-10T10:00:00+01:00"))
     assert len(planned) == 1
     row = planned.iloc[0]
     assert row["days_overdue"] == 40
@@ -293,8 +311,11 @@ def test_catch_up_after_an_outage_skips_to_the_current_stage() -> None:
 
 
 def test_part_paid_invoice_is_reminded_for_the_remaining_amount() -> None:
-    planned = plan(frame(invoice(amount_total="1210.00", amount_due="400.50")), POLICY,
-                   at("2026-11-09T10:00:00+01:00"))
+    planned = plan(
+        frame(invoice(amount_total="1210.00", amount_due="400.50")),
+        POLICY,
+        at("2026-11-09T10:00:00+01:00"),
+    )
     row = planned.iloc[0]
     assert row["stage"] == "overdue_7"
     assert row["amount_due"] == pytest.approx(400.50)
@@ -392,8 +413,9 @@ def test_a_stage_sent_through_a_real_ledger_is_not_planned_again(tmp_path: Path)
     ledger = Ledger(f"sqlite:///{tmp_path}/l.db")
     first = plan_one(NOW, ledger.planning_state())
     assert first["stage"] == "overdue_7"
-    claim = ledger.claim(key=first["key"], invoice_number="F-1", customer_id="C1",
-                         stage="overdue_7", channel="email")
+    claim = ledger.claim(
+        key=first["key"], invoice_number="F-1", customer_id="C1", stage="overdue_7", channel="email"
+    )
     assert claim.claimed
     assert plan_one(NOW, ledger.planning_state())["skip_reason"] == "in_progress"
     ledger.mark_sending(first["key"], "<id@acme.es>")
@@ -433,8 +455,14 @@ def test_plan_records_shape() -> None:
         invoice("F-1", due_date="2026-12-01"),
         invoice("F-2", due_date="2027-01-15"),
         invoice("F-3", status="paid", amount_due="0"),
-        invoice("F-4", customer_id="C4", country="MX", timezone="America/Mexico_City",
-                currency="MXN", due_date="2026-12-01"),
+        invoice(
+            "F-4",
+            customer_id="C4",
+            country="MX",
+            timezone="America/Mexico_City",
+            currency="MXN",
+            due_date="2026-12-01",
+        ),
     )
     planned = plan(invoices, POLICY, at("2026-12-09T10:00:00+01:00"))
     records = [json.loads(json.dumps(r)) for r in plan_records(planned)]

@@ -19,14 +19,24 @@ ARCHIVE = "archivo@norte.es"
 
 def reminder(to: str = "ap@acme.es", invoice: str = "F-2026-0042"):
     ctx = message_context(
-        customer_name="Ferretería Acme SL", invoice_number=invoice, amount_due=1234.56,
-        amount_total=1234.56, currency="EUR", due_date=date(2026, 12, 1), issue_date=None,
-        today=date(2026, 12, 9), language="es", country="ES",
+        customer_name="Ferretería Acme SL",
+        invoice_number=invoice,
+        amount_due=1234.56,
+        amount_total=1234.56,
+        currency="EUR",
+        due_date=date(2026, 12, 1),
+        issue_date=None,
+        today=date(2026, 12, 9),
+        language="es",
+        country="ES",
         payment_link=f"https://pay.example.com/{invoice}",
     )
     return build_email(
-        render_email("overdue_7", "es", ctx), from_address="cobros@norte.es", to=to,
-        reply_to="ana@norte.es", key=f"{invoice}:overdue_7:email",
+        render_email("overdue_7", "es", ctx),
+        from_address="cobros@norte.es",
+        to=to,
+        reply_to="ana@norte.es",
+        key=f"{invoice}:overdue_7:email",
     )
 
 
@@ -114,4 +124,3 @@ def test_the_pool_reuses_one_connection(sink: MailSink) -> None:
     assert sorted(m["X-Dunning-Key"] for m in sink.messages()) == [
         f"{i}:overdue_7:email" for i in invoices
     ]
-

@@ -12,6 +12,15 @@ from dunning.ledger.models import (
 from dunning.ledger.store import Claim, Ledger, LedgerState, SyncReport
 
 __all__ = [
-    "Action", "ActionState", "Claim", "CustomerStatus", "Event", "HumanTask", "InvoiceRecord",
-    "Ledger", "LedgerState", "Pause", "SyncReport",
+    "Action",
+    "ActionState",
+    "Claim",
+    "CustomerStatus",
+    "Event",
+    "HumanTask",
+    "InvoiceRecord",
+    "Ledger",
+    "LedgerState",
+    "Pause",
+    "SyncReport",
 ]

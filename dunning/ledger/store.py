@@ -111,7 +111,9 @@ class LedgerState:
         default_factory=lambda: pd.DataFrame(columns=["key", "state", "updated_at"])
     )
     pauses: pd.DataFrame = field(
-        default_factory=lambda: pd.DataFrame(columns=["kind", "invoice_number", "customer_id", "until"])
+        default_factory=lambda: pd.DataFrame(
+            columns=["kind", "invoice_number", "customer_id", "until"]
+        )
     )
 
 
@@ -144,13 +146,24 @@ class Ledger:
         compared. Paid or cancelled invoices close their case (an event each).
         """
         now = utcnow()
-        cols = ["invoice_number", "customer_id", "customer_name", "email", "currency",
-                "amount_total", "amount_due", "due_date", "status"]
+        cols = [
+            "invoice_number",
+            "customer_id",
+            "customer_name",
+            "email",
+            "currency",
+            "amount_total",
+            "amount_due",
+            "due_date",
+            "status",
+        ]
         incoming = invoices[cols].copy()
         incoming["due_date"] = pd.to_datetime(incoming["due_date"]).dt.date
         with self.engine.connect() as conn:
             known = pd.read_sql(
-                sa.select(InvoiceRecord.invoice_number, InvoiceRecord.amount_due, InvoiceRecord.status),
+                sa.select(
+                    InvoiceRecord.invoice_number, InvoiceRecord.amount_due, InvoiceRecord.status
+                ),
                 conn,
             )
         merged = incoming.merge(known, on="invoice_number", how="left", suffixes=("", "_old"))
@@ -159,16 +172,22 @@ class Ledger:
         was_closed = merged["status_old"].isin(["paid", "cancelled"])
         report = SyncReport(
             new=int(is_new.sum()),
-            paid=int((~is_new & closed_now & ~was_closed & (merged["status"] != "cancelled")).sum()),
+            paid=int(
+                (~is_new & closed_now & ~was_closed & (merged["status"] != "cancelled")).sum()
+            ),
             cancelled=int((~is_new & ~was_closed & (merged["status"] == "cancelled")).sum()),
             part_paid=int(
-                (~is_new & ~closed_now & (merged["amount_due"] < merged["amount_due_old"] - 0.005)).sum()
+                (
+                    ~is_new
+                    & ~closed_now
+                    & (merged["amount_due"] < merged["amount_due_old"].fillna(0) - 0.005)
+                ).sum()
             ),
             reopened=int((~is_new & was_closed & ~closed_now).sum()),
         )
         changed = ~is_new & (
             (merged["status"] != merged["status_old"])
-            | ((merged["amount_due"] - merged["amount_due_old"]).abs() > 0.005)
+            | ((merged["amount_due"] - merged["amount_due_old"].fillna(0)).abs() > 0.005)
         )
         report.unchanged = int((~is_new & ~changed).sum())
         events = self._change_events(merged[changed], closed_now[changed], was_closed[changed])
@@ -257,11 +276,22 @@ class Ledger:
         """
         now = utcnow()
         row = {
-            "key": key, "invoice_number": invoice_number, "customer_id": customer_id,
-            "stage": stage, "channel": channel, "state": ActionState.claimed.value,
-            "recipient": recipient, "amount_due": amount_due, "currency": currency,
-            "flow_run_id": flow_run_id, "attempts": 1, "created_at": now, "updated_at": now,
-            "message_id": "", "provider_response": "", "error": "",
+            "key": key,
+            "invoice_number": invoice_number,
+            "customer_id": customer_id,
+            "stage": stage,
+            "channel": channel,
+            "state": ActionState.claimed.value,
+            "recipient": recipient,
+            "amount_due": amount_due,
+            "currency": currency,
+            "flow_run_id": flow_run_id,
+            "attempts": 1,
+            "created_at": now,
+            "updated_at": now,
+            "message_id": "",
+            "provider_response": "",
+            "error": "",
         }
         try:
             with self.engine.begin() as conn:
@@ -307,7 +337,9 @@ class Ledger:
         self._set_state(key, ActionState.sending, message_id=message_id)
 
     def mark_sent(self, key: str, provider_response: str = "") -> None:
-        self._set_state(key, ActionState.sent, provider_response=provider_response[:500], sent_at=utcnow())
+        self._set_state(
+            key, ActionState.sent, provider_response=provider_response[:500], sent_at=utcnow()
+        )
 
     def mark_failed(self, key: str, error: str, *, permanent: bool = False) -> None:
         state = ActionState.rejected if permanent else ActionState.failed
@@ -364,16 +396,25 @@ class Ledger:
             with Session(self.engine) as session:
                 session.add(
                     HumanTask(
-                        key=key, title=title, invoice_number=invoice_number,
-                        customer_id=customer_id, assignee=assignee, due_on=due_on, note=note,
+                        key=key,
+                        title=title,
+                        invoice_number=invoice_number,
+                        customer_id=customer_id,
+                        assignee=assignee,
+                        due_on=due_on,
+                        note=note,
                     )
                 )
                 session.commit()
         except IntegrityError:
             return False
         self.record_event(
-            "task_opened", invoice_number=invoice_number, customer_id=customer_id,
-            action_key=key, title=title, assignee=assignee,
+            "task_opened",
+            invoice_number=invoice_number,
+            customer_id=customer_id,
+            action_key=key,
+            title=title,
+            assignee=assignee,
         )
         return True
 
@@ -403,13 +444,22 @@ class Ledger:
             raise ValueError("a pause needs an invoice_number or a customer_id")
         with Session(self.engine) as session:
             session.add(
-                Pause(kind=kind, invoice_number=invoice_number, customer_id=customer_id,
-                      until=until, reason=reason)
+                Pause(
+                    kind=kind,
+                    invoice_number=invoice_number,
+                    customer_id=customer_id,
+                    until=until,
+                    reason=reason,
+                )
             )
             session.commit()
         self.record_event(
-            f"pause_{kind}", invoice_number=invoice_number or "", customer_id=customer_id or "",
-            actor=actor, until=until, reason=reason,
+            f"pause_{kind}",
+            invoice_number=invoice_number or "",
+            customer_id=customer_id or "",
+            actor=actor,
+            until=until,
+            reason=reason,
         )
 
     # -- reading back ------------------------------------------------------------------------
@@ -438,6 +488,4 @@ def _is_missing(value: Any) -> bool:
 
 
 def _jsonable(detail: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: v.isoformat() if isinstance(v, date | datetime) else v for k, v in detail.items()
-    }
+    return {k: v.isoformat() if isinstance(v, date | datetime) else v for k, v in detail.items()}
