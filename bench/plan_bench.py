@@ -33,6 +33,12 @@ import zoneinfo
 from collections import Counter
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the parent process must not import pandas: see _peak_mb
+    import pandas as pd
+
+    from dunning.policy import Policy
 
 TARGET_SIZE = 1_000_000
 TARGET_SECONDS = 10.0
@@ -41,8 +47,9 @@ PLAN_HOUR = 10  # planning moment: 10:00 Europe/Madrid on the synthetic "today"
 
 
 def _now(today: date) -> datetime:
-    return datetime(today.year, today.month, today.day, PLAN_HOUR,
-                    tzinfo=zoneinfo.ZoneInfo("Europe/Madrid"))
+    return datetime(
+        today.year, today.month, today.day, PLAN_HOUR, tzinfo=zoneinfo.ZoneInfo("Europe/Madrid")
+    )
 
 
 def _peak_mb() -> float:
@@ -109,7 +116,7 @@ def run_worker(csv_path: str, today: date, repeat: int) -> dict:
     }
 
 
-def naive_stages(invoices, policy, now: datetime) -> list[str]:  # noqa: ANN001
+def naive_stages(invoices: pd.DataFrame, policy: Policy, now: datetime) -> list[str]:
     """The latest due stage of each invoice, one row at a time (the baseline)."""
     import holidays
 
@@ -153,9 +160,7 @@ def run_baseline(csv_path: str, today: date) -> dict:
 
     planned = plan(invoices, policy, now, LedgerState())
     checked = mismatched = 0
-    for naive, stage, skip in zip(
-        stages, planned["stage"], planned["skip_reason"], strict=True
-    ):
+    for naive, stage, skip in zip(stages, planned["stage"], planned["skip_reason"], strict=True):
         if isinstance(skip, str) and skip != "not_due_yet":
             continue  # paid, disputed, ...: the planner reports no stage to compare
         checked += 1
@@ -206,10 +211,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--today", type=date.fromisoformat, default=None,
-                   help="synthetic planning day (default: bench.synth.DEFAULT_TODAY)")
-    p.add_argument("--repeat", type=int, default=1,
-                   help="plan this many times per size and report the fastest (default 1: cold)")
+    p.add_argument(
+        "--today",
+        type=date.fromisoformat,
+        default=None,
+        help="synthetic planning day (default: bench.synth.DEFAULT_TODAY)",
+    )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="plan this many times per size and report the fastest (default 1: cold)",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     p.add_argument("--generate", nargs=2, metavar=("N", "CSV"), help=argparse.SUPPRESS)
     p.add_argument("--worker", metavar="CSV", help=argparse.SUPPRESS)
@@ -235,21 +248,31 @@ def main(argv: list[str] | None = None) -> int:
         today = args.today
         for n in sorted(set(sizes) | {BASELINE_SIZE}):
             path = Path(tmp) / f"invoices_{n}.csv"
-            gen = _subprocess(["--generate", str(n), str(path), "--seed", str(args.seed)]
-                              + (["--today", today.isoformat()] if today else []))
+            gen = _subprocess(
+                ["--generate", str(n), str(path), "--seed", str(args.seed)]
+                + (["--today", today.isoformat()] if today else [])
+            )
             today = date.fromisoformat(gen["today"])
             files[n] = path
-            print(f"generated {n:,} invoices in {gen['seconds']:.1f} s "
-                  f"({path.stat().st_size / 2**20:.0f} MB CSV)", flush=True)
-        print(f"date: {date.today().isoformat()}; planning at {_now(today).isoformat()}; "
-              f"seed {args.seed}; default policy, empty ledger", flush=True)
+            print(
+                f"generated {n:,} invoices in {gen['seconds']:.1f} s "
+                f"({path.stat().st_size / 2**20:.0f} MB CSV)",
+                flush=True,
+            )
+        print(
+            f"date: {date.today().isoformat()}; planning at {_now(today).isoformat()}; "
+            f"seed {args.seed}; default policy, empty ledger",
+            flush=True,
+        )
         sub = ["--today", today.isoformat()]
 
         base = _subprocess(["--baseline", str(files[BASELINE_SIZE]), *sub])
-        print(f"baseline: naive per-row loop, {base['rows']:,} invoices in {base['naive_s']:.2f} s "
-              f"= {base['naive_rows_per_s']:,.0f} invoices/s; agrees with the planner on "
-              f"{base['checked'] - base['mismatched']:,}/{base['checked']:,} comparable rows",
-              flush=True)
+        print(
+            f"baseline: naive per-row loop, {base['rows']:,} invoices in {base['naive_s']:.2f} s "
+            f"= {base['naive_rows_per_s']:,.0f} invoices/s; agrees with the planner on "
+            f"{base['checked'] - base['mismatched']:,}/{base['checked']:,} comparable rows",
+            flush=True,
+        )
 
         for n in sizes:
             r = _subprocess(["--worker", str(files[n]), "--repeat", str(args.repeat), *sub])
@@ -259,11 +282,14 @@ def main(argv: list[str] | None = None) -> int:
             r["naive_est_s"] = r["rows"] / base["naive_rows_per_s"]
             r["speedup"] = r["plan_rows_per_s"] / base["naive_rows_per_s"]
             results.append(r)
-            print(f"size {n:,}: read {r['read_s']:.2f} s, plan {r['plan_s']:.2f} s; RSS "
-                  f"{r['import_peak_mb']:.0f} MB after imports, peak {r['read_peak_mb']:.0f} MB "
-                  f"reading, {r['peak_mb']:.0f} MB overall; planned "
-                  f"{sum(r['stages'].values()):,} {dict(sorted(r['stages'].items()))}, "
-                  f"skipped {dict(sorted(r['skips'].items()))}", flush=True)
+            print(
+                f"size {n:,}: read {r['read_s']:.2f} s, plan {r['plan_s']:.2f} s; RSS "
+                f"{r['import_peak_mb']:.0f} MB after imports, peak {r['read_peak_mb']:.0f} MB "
+                f"reading, {r['peak_mb']:.0f} MB overall; planned "
+                f"{sum(r['stages'].values()):,} {dict(sorted(r['stages'].items()))}, "
+                f"skipped {dict(sorted(r['skips'].items()))}",
+                flush=True,
+            )
 
     print()
     print(table(results))
@@ -276,8 +302,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def table(results: list[dict]) -> str:
-    head = ("| invoices | read+validate s | plan s | invoices/s planned | peak RSS MB "
-            "| naive loop est. s | speed-up vs naive |")
+    head = (
+        "| invoices | read+validate s | plan s | invoices/s planned | peak RSS MB "
+        "| naive loop est. s | speed-up vs naive |"
+    )
     lines = [head, "|---:" * (head.count("|") - 1) + "|"]
     for r in results:
         lines.append(

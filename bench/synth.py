@@ -45,8 +45,13 @@ SAP_WEIGHT = 0.8
 COUNTRIES: dict[str, tuple[float, tuple[str, ...], dict[str, float], str, float]] = {
     "ES": (0.60, ("Europe/Madrid", "Atlantic/Canary"), {"es": 0.95, "en": 0.05}, "EUR", 1.0),
     "MX": (0.12, ("America/Mexico_City", "America/Tijuana"), {"es": 1.0}, "MXN", 20.0),
-    "US": (0.08, ("America/New_York", "America/Chicago", "America/Los_Angeles"),
-           {"en": 0.85, "es": 0.15}, "USD", 1.1),
+    "US": (
+        0.08,
+        ("America/New_York", "America/Chicago", "America/Los_Angeles"),
+        {"en": 0.85, "es": 0.15},
+        "USD",
+        1.1,
+    ),
     "PT": (0.07, ("Europe/Lisbon",), {"pt": 0.9, "en": 0.1}, "EUR", 1.0),
     "BR": (0.05, ("America/Sao_Paulo",), {"pt": 1.0}, "BRL", 5.5),
     "CO": (0.04, ("America/Bogota",), {"es": 1.0}, "COP", 4500.0),
@@ -68,9 +73,7 @@ def fit_amounts(data_dir: str | Path = "/work/shared/data") -> dict[str, tuple[f
     """Recompute the log-normal fits of the real amounts (mean, std of the log)."""
     data_dir = Path(data_dir)
     ibm = pd.read_csv(data_dir / "ibm_accounts_receivable.csv", usecols=["InvoiceAmount"])
-    sap = pd.read_csv(
-        data_dir / "sap_ar_2017_2018.csv.gz", usecols=["VALUE_EUR", "TBSLT_LTEXT"]
-    )
+    sap = pd.read_csv(data_dir / "sap_ar_2017_2018.csv.gz", usecols=["VALUE_EUR", "TBSLT_LTEXT"])
     sap_amounts = sap.loc[sap["TBSLT_LTEXT"] == "Invoice", "VALUE_EUR"]
     fits = {}
     for name, amounts in (("ibm", ibm["InvoiceAmount"]), ("sap", sap_amounts)):
@@ -196,8 +199,6 @@ def write_invoices_csv(frame: pd.DataFrame, path: str | Path) -> Path:
     return path
 
 
-def synth_csv(
-    n: int, path: str | Path, *, seed: int = 0, today: date = DEFAULT_TODAY
-) -> Path:
+def synth_csv(n: int, path: str | Path, *, seed: int = 0, today: date = DEFAULT_TODAY) -> Path:
     """Generate `n` invoices and write them to `path` as CSV."""
     return write_invoices_csv(synth_invoices(n, seed=seed, today=today), path)

@@ -175,6 +175,25 @@ def deferred(planned: pd.DataFrame, now: datetime) -> pd.DataFrame:
     return planned[planned["skip_reason"].isna() & (planned["send_at"] > now_ts)]
 
 
+#: What the act step needs of a plan row.
+ACTION_FIELDS = [
+    "key",
+    "invoice",
+    "customer",
+    "stage",
+    "channel",
+    "segment",
+    "timezone",
+    "language",
+    "country",
+]
+
+
+def action_dicts(planned: pd.DataFrame) -> list[dict]:
+    """Plan rows as the small dicts the per-action task takes (one task run each)."""
+    return planned[ACTION_FIELDS].to_dict("records")
+
+
 def plan_records(planned: pd.DataFrame) -> list[dict]:
     """The plan as JSON-ready dicts: `send_at` in the customer's own offset, dates ISO."""
     records = []

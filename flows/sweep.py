@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.runtime import deployment as current_deployment
@@ -14,7 +13,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from blocks import CsvInvoiceSource, DunningPolicy, EmailChannel, LedgerDatabase, resolve
 from dunning.importers import ImportResult
-from dunning.plan import deferred, due_now
+from dunning.plan import action_dicts, deferred, due_now
 from dunning.policy import Policy
 from dunning.summary import SweepSummary, summarize
 from tasks.act import send_reminder
@@ -107,7 +106,7 @@ def _sweep(
     waiting = deferred(planned, now)
     logger.info("%d actions due now, %d waiting for their window", len(todo), len(waiting))
 
-    actions = _action_dicts(todo)
+    actions = action_dicts(todo)
     futures = [send_reminder.submit(a, source, policy, channel, ledger, now) for a in actions]
     outcomes = [_outcome(f, a) for f, a in zip(futures, actions, strict=True)]
     summary = summarize(planned, waiting, outcomes, loaded.quarantine, report, now)
@@ -122,21 +121,6 @@ def _policy(ref: str | DunningPolicy | None) -> Policy:
     if ref is None or ref == "":
         return DunningPolicy.default().to_policy()
     return resolve(DunningPolicy, ref).to_policy()
-
-
-def _action_dicts(todo: pd.DataFrame) -> list[dict[str, Any]]:
-    columns = [
-        "key",
-        "invoice",
-        "customer",
-        "stage",
-        "channel",
-        "segment",
-        "timezone",
-        "language",
-        "country",
-    ]
-    return todo[columns].to_dict("records")
 
 
 def _outcome(future: PrefectFuture, action: dict[str, Any]) -> dict[str, Any]:

@@ -182,7 +182,7 @@ def test_paid_between_plan_and_send_gets_nothing(prefect_api, sink, tmp_path):
     from prefect import flow
 
     from dunning.importers import read_invoice_file
-    from dunning.plan import due_now, plan
+    from dunning.plan import action_dicts, due_now, plan
     from dunning.policy import default_policy
     from tasks.act import send_reminder
 
@@ -194,19 +194,7 @@ def test_paid_between_plan_and_send_gets_nothing(prefect_api, sink, tmp_path):
 
     @flow
     def act() -> dict:
-        action = planned.iloc[0][
-            [
-                "key",
-                "invoice",
-                "customer",
-                "stage",
-                "channel",
-                "segment",
-                "timezone",
-                "language",
-                "country",
-            ]
-        ].to_dict()
+        (action,) = action_dicts(planned)
         return send_reminder(
             action,
             CsvInvoiceSource(path=str(csv)),

@@ -195,7 +195,7 @@ class Ledger:
         rows_new["closed_at"] = [now if c else None for c in closed_now[is_new]]
         with Session(self.engine) as session:
             if len(rows_new):
-                session.execute(sa.insert(InvoiceRecord), _records(rows_new))
+                session.execute(_insert_new(self.engine), _records(rows_new))
             if changed.any():
                 upd = merged.loc[changed, cols].rename(columns={"invoice_number": "b_number"})
                 upd["closed_at"] = [now if c else None for c in closed_now[changed]]
@@ -470,6 +470,18 @@ class Ledger:
             stmt = stmt.where(getattr(model, column) == value)
         with self.engine.connect() as conn:
             return pd.read_sql(stmt, conn)
+
+
+def _insert_new(engine: Engine) -> sa.Insert:
+    """INSERT of invoice rows that skips ones a concurrent sweep has just inserted."""
+    table = InvoiceRecord.__table__
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif engine.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        return sa.insert(table)
+    return insert(table).on_conflict_do_nothing(index_elements=["invoice_number"])
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
