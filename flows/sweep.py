@@ -100,7 +100,7 @@ def _sweep(
             raise ValueError(
                 f"invoice {invoice} is not in {source.path} (or was quarantined: see the logs)"
             )
-    report = sync_ledger(ledger, invoices, full=invoice is None)
+    report = sync_ledger(ledger, invoices)
     planned = plan_actions(invoices, policy, ledger, now, channel.window(policy.window))
     todo = due_now(planned, now)
     waiting = deferred(planned, now)

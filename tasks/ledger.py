@@ -11,7 +11,7 @@ from dunning.ledger import SyncReport
 
 
 @task(name="sync-ledger", cache_policy=NO_CACHE)
-def sync_ledger(ledger: LedgerDatabase, invoices: pd.DataFrame, full: bool = True) -> SyncReport:
+def sync_ledger(ledger: LedgerDatabase, invoices: pd.DataFrame) -> SyncReport:
     """Record the source's invoices in the ledger: new, part-paid, paid, cancelled, reopened.
 
     Example:
@@ -20,6 +20,6 @@ def sync_ledger(ledger: LedgerDatabase, invoices: pd.DataFrame, full: bool = Tru
         report.paid  # invoices paid since the last sweep
         ```
     """
-    report = ledger.get_ledger().sync_invoices(invoices, full=full)
+    report = ledger.get_ledger().sync_invoices(invoices)
     get_run_logger().info("ledger sync: %s", vars(report))
     return report

@@ -139,11 +139,11 @@ class Ledger:
         self.engine = get_engine(self.url)
 
     # -- invoices ------------------------------------------------------------------------
-    def sync_invoices(self, invoices: pd.DataFrame, *, full: bool = True) -> SyncReport:
-        """Record the source's invoices and what changed since the last sweep.
+    def sync_invoices(self, invoices: pd.DataFrame) -> SyncReport:
+        """Record the given invoices and what changed in them since the last sweep.
 
-        With `full`, the frame is the whole source; otherwise only the given invoices are
-        compared. Paid or cancelled invoices close their case (an event each).
+        Invoices not in the frame are left as they are (a one-invoice run syncs just that
+        one). Paid or cancelled invoices close their case (an event each).
         """
         now = utcnow()
         cols = [
