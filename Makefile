@@ -16,12 +16,14 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	touch $@
 
 demo: install ## Prefect server + UI, mail sink, demo blocks and portfolio, deployments, one sweep
+	mkdir -p $(PREFECT_HOME)
 	$(BIN)/python -m deployments.demo
 
 serve: install ## serve the deployments against a running Prefect server
 	$(BIN)/python -m deployments.serve
 
 test: install postgres ## the whole suite, against real SMTP, PostgreSQL and a Prefect server
+	mkdir -p $(PREFECT_HOME)
 	$(BIN)/python -m pytest -q
 
 lint: install
