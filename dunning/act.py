@@ -21,19 +21,12 @@ from typing import Any
 import pandas as pd
 
 from dunning.ledger import Ledger
+from dunning.ledger.models import TAKEN_REASONS
 from dunning.mail import Envelope, build_email, split_addresses
 from dunning.policy import Policy, Stage
 from dunning.render import message_context, render_email
 from dunning.schema import Invoice
 from dunning.smtp import NotSent, OutcomeUnknown, SmtpPool
-
-#: Why an action was not sent when the ledger already had it.
-_CLAIM_REASONS = {
-    "sent": "already_sent",
-    "claimed": "in_progress",
-    "sending": "in_doubt",
-    "rejected": "rejected",
-}
 
 
 @dataclass(frozen=True)
@@ -123,7 +116,7 @@ def execute_action(
         stale_after=timedelta(minutes=policy.stale_claim_minutes),
     )
     if not claim.claimed:
-        outcome.reason = _CLAIM_REASONS.get(claim.state, claim.state)
+        outcome.reason = TAKEN_REASONS.get(claim.state, claim.state)
         outcome.message_id = claim.message_id
         return outcome
 
@@ -153,7 +146,6 @@ def execute_action(
             pool=pool,
             identity=identity,
             today=today,
-            now=now,
             attachments_root=attachments_root,
         )
         if outcome.status != "sent":
@@ -172,7 +164,6 @@ def _send_email(
     pool: SmtpPool,
     identity: EmailIdentity,
     today: date,
-    now: datetime,
     attachments_root: str | None,
 ) -> None:
     key = outcome.key

@@ -31,6 +31,7 @@ from dunning.calendar import (
     next_business_day_after,
     roll_forward,
 )
+from dunning.ledger.models import TAKEN_REASONS
 from dunning.ledger.store import LedgerState
 from dunning.policy import Policy, Window
 
@@ -49,13 +50,6 @@ SKIP_REASONS = (
     "in_doubt",
     "rejected",
 )
-#: Ledger action states that mean "this stage is taken", and the skip reason each gives.
-_TAKEN_STATES = {
-    "sent": "already_sent",
-    "claimed": "in_progress",
-    "sending": "in_doubt",
-    "rejected": "rejected",
-}
 
 PLAN_COLUMNS = [
     "invoice",
@@ -400,7 +394,7 @@ def _skip_reasons(
 def _taken_reason(key: np.ndarray, actions: pd.DataFrame) -> np.ndarray:
     if actions.empty:
         return np.full(len(key), "", dtype=object)
-    reason = actions["state"].map(_TAKEN_STATES).fillna("")
+    reason = actions["state"].map(TAKEN_REASONS).fillna("")
     lookup = pd.Series(reason.to_numpy(), index=actions["key"].to_numpy())
     return pd.Series(key).map(lookup).fillna("").to_numpy(dtype=object)
 

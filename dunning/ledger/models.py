@@ -33,6 +33,16 @@ class ActionState(StrEnum):
     rejected = "rejected"
 
 
+#: Why an action is not taken again when the ledger already has it in this state
+#: (a `failed` action is absent: it may be claimed again).
+TAKEN_REASONS: dict[str, str] = {
+    ActionState.sent: "already_sent",
+    ActionState.claimed: "in_progress",
+    ActionState.sending: "in_doubt",
+    ActionState.rejected: "rejected",
+}
+
+
 class InvoiceRecord(SQLModel, table=True):
     """Every invoice seen at the source, as of the last sweep."""
 
