@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -170,27 +171,37 @@ class Ledger:
         is_new = merged["status_old"].isna()
         closed_now = merged["status"].isin(["paid", "cancelled"]) | (merged["amount_due"] <= 0)
         was_closed = merged["status_old"].isin(["paid", "cancelled"])
-        report = SyncReport(
-            new=int(is_new.sum()),
-            paid=int(
-                (~is_new & closed_now & ~was_closed & (merged["status"] != "cancelled")).sum()
-            ),
-            cancelled=int((~is_new & ~was_closed & (merged["status"] == "cancelled")).sum()),
-            part_paid=int(
-                (
-                    ~is_new
-                    & ~closed_now
-                    & (merged["amount_due"] < merged["amount_due_old"].fillna(0) - 0.005)
-                ).sum()
-            ),
-            reopened=int((~is_new & was_closed & ~closed_now).sum()),
-        )
         changed = ~is_new & (
             (merged["status"] != merged["status_old"])
             | ((merged["amount_due"] - merged["amount_due_old"].fillna(0)).abs() > 0.005)
         )
-        report.unchanged = int((~is_new & ~changed).sum())
-        events = self._change_events(merged[changed], closed_now[changed], was_closed[changed])
+        kinds = _change_kinds(merged[changed], closed_now[changed], was_closed[changed])
+        counts = kinds.value_counts()
+        report = SyncReport(
+            new=int(is_new.sum()),
+            paid=int(counts.get("invoice_paid", 0)),
+            cancelled=int(counts.get("invoice_cancelled", 0)),
+            part_paid=int(counts.get("invoice_part_paid", 0)),
+            reopened=int(counts.get("invoice_reopened", 0)),
+            unchanged=int((~is_new & ~changed).sum()),
+        )
+        events = [
+            {
+                "kind": kind,
+                "invoice_number": r.invoice_number,
+                "customer_id": r.customer_id,
+                "detail": {
+                    "amount_due": r.amount_due,
+                    "amount_due_before": r.amount_due_old,
+                    "status": r.status,
+                    "status_before": r.status_old,
+                },
+                "at": now,
+                "action_key": "",
+                "actor": "source",
+            }
+            for r, kind in zip(merged[changed].itertuples(), kinds, strict=True)
+        ]
         rows_new = merged.loc[is_new, cols].assign(first_seen=now, last_seen=now)
         rows_new["closed_at"] = [now if c else None for c in closed_now[is_new]]
         with Session(self.engine) as session:
@@ -210,36 +221,6 @@ class Ledger:
                 session.execute(sa.insert(Event), events)
             session.commit()
         return report
-
-    @staticmethod
-    def _change_events(rows: pd.DataFrame, closed: pd.Series, was_closed: pd.Series) -> list[dict]:
-        events = []
-        for r, c, w in zip(rows.itertuples(), closed, was_closed, strict=True):
-            if c and not w:
-                kind = "invoice_cancelled" if r.status == "cancelled" else "invoice_paid"
-            elif w and not c:
-                kind = "invoice_reopened"
-            elif r.amount_due < r.amount_due_old:
-                kind = "invoice_part_paid"
-            else:
-                kind = "invoice_changed"
-            events.append(
-                {
-                    "kind": kind,
-                    "invoice_number": r.invoice_number,
-                    "customer_id": r.customer_id,
-                    "detail": {
-                        "amount_due": r.amount_due,
-                        "amount_due_before": r.amount_due_old,
-                        "status": r.status,
-                        "status_before": r.status_old,
-                    },
-                    "at": utcnow(),
-                    "action_key": "",
-                    "actor": "source",
-                }
-            )
-        return events
 
     # -- planning ------------------------------------------------------------------------
     def planning_state(self) -> LedgerState:
@@ -470,6 +451,21 @@ class Ledger:
             stmt = stmt.where(getattr(model, column) == value)
         with self.engine.connect() as conn:
             return pd.read_sql(stmt, conn)
+
+
+def _change_kinds(rows: pd.DataFrame, closed: pd.Series, was_closed: pd.Series) -> pd.Series:
+    """What happened to each changed invoice: paid, cancelled, reopened, part-paid, changed."""
+    kinds = np.select(
+        [
+            closed & ~was_closed & (rows["status"] == "cancelled"),
+            closed & ~was_closed,
+            was_closed & ~closed,
+            ~closed & (rows["amount_due"] < rows["amount_due_old"] - 0.005),
+        ],
+        ["invoice_cancelled", "invoice_paid", "invoice_reopened", "invoice_part_paid"],
+        default="invoice_changed",
+    )
+    return pd.Series(kinds, index=rows.index, dtype=object)
 
 
 def _insert_new(engine: Engine) -> sa.Insert:
