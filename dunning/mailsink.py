@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import socket
 import threading
 import time
 from email import message_from_bytes, policy
@@ -65,7 +66,7 @@ class MailSink:
     ) -> None:
         self.handler = OutboxHandler(directory, fail_first=fail_first)
         if port == 0:
-            port = _free_port(host)
+            port = free_port(host)
         self.controller = Controller(
             self.handler, hostname=host, port=port, data_size_limit=50 * 1024 * 1024
         )
@@ -91,9 +92,8 @@ class MailSink:
         self.controller.stop()
 
 
-def _free_port(host: str) -> int:
-    import socket
-
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (for tests and side-by-side demos)."""
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]

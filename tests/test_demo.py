@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from pathlib import Path
 
+from dunning.mailsink import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_demo_oneshot_exits_zero_and_fills_the_outbox(tmp_path):
     env = os.environ | {
         "DEMO_ONESHOT": "1",
         "DEMO_VAR": str(tmp_path / "var"),
-        "DEMO_PREFECT_PORT": str(_free_port()),
-        "DEMO_SMTP_PORT": str(_free_port()),
+        "DEMO_PREFECT_PORT": str(free_port()),
+        "DEMO_SMTP_PORT": str(free_port()),
         "PREFECT_HOME": str(tmp_path / "prefect"),
     }
     env.pop("PREFECT_API_URL", None)

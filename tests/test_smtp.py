@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dunning.mail import Envelope, build_email
-from dunning.mailsink import MailSink, _free_port
+from dunning.mailsink import MailSink, free_port
 from dunning.render import message_context, render_email
 from dunning.smtp import NotSent, SmtpPool, SmtpSettings, connect
 
@@ -98,7 +98,7 @@ def test_temporary_refusal_is_not_sent_and_a_retry_sends_once(tmp_path: Path) ->
 
 
 def test_nothing_listening_is_not_sent(tmp_path: Path) -> None:
-    port = _free_port("127.0.0.1")
+    port = free_port("127.0.0.1")
     pool = SmtpPool(SmtpSettings("127.0.0.1", port, timeout=5))
     with pytest.raises(NotSent) as err:
         pool.send(reminder(), Envelope("cobros@norte.es", ["ap@acme.es"]))
