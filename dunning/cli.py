@@ -11,12 +11,15 @@ import sys
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dunning.importers import SourceError, describe_quarantine, read_invoice_file
 from dunning.policy import load_policy
+
+if TYPE_CHECKING:  # Prefect is imported lazily: `dunning plan` must not pay for it
+    from blocks import EmailChannel
 
 app = typer.Typer(
     help="Accounts-receivable follow-up (dunning) on Prefect.",
@@ -150,9 +153,7 @@ def sweep(
     Without --invoices/--ledger/--smtp-host the saved blocks are used; each option
     overrides its block, so a script can point a sweep at any file, ledger or SMTP server.
     """
-    from prefect_email import EmailServerCredentials
-
-    from blocks import CsvInvoiceSource, DunningPolicy, EmailChannel, LedgerDatabase
+    from blocks import CsvInvoiceSource, DunningPolicy, LedgerDatabase
     from flows.sweep import dunning_invoice, dunning_sweep
 
     moment = _parse_now(now)
@@ -166,28 +167,7 @@ def sweep(
         if invoices
         else CsvInvoiceSource.load(source_block)
     )
-    if smtp_host or smtp_port or from_address:
-        try:
-            channel = EmailChannel.load(channel_block)
-        except ValueError:
-            if not from_address:
-                _fail("no saved email channel: give --from (and --smtp-host/--smtp-port)")
-            channel = EmailChannel(
-                credentials=EmailServerCredentials(
-                    smtp_server="127.0.0.1", smtp_type="INSECURE", smtp_port=25
-                ),
-                from_address=from_address,
-            )
-        creds = channel.credentials.model_copy(
-            update={
-                k: v for k, v in {"smtp_server": smtp_host, "smtp_port": smtp_port}.items() if v
-            }
-        )
-        channel = channel.model_copy(
-            update={"credentials": creds, "from_address": from_address or channel.from_address}
-        )
-    else:
-        channel = EmailChannel.load(channel_block)
+    channel = _email_channel(channel_block, smtp_host, smtp_port, from_address)
     led = LedgerDatabase(url=ledger) if ledger else LedgerDatabase.load(ledger_block)
     pol = DunningPolicy.from_yaml(policy) if policy else None
     try:
@@ -202,6 +182,34 @@ def sweep(
     except SourceError as exc:
         _fail(str(exc))
     typer.echo(json.dumps(counts, ensure_ascii=False, default=str))
+
+
+def _email_channel(
+    name: str, smtp_host: str | None, smtp_port: int | None, from_address: str | None
+) -> EmailChannel:
+    """The saved email channel, with the command line's overrides applied."""
+    from prefect_email import EmailServerCredentials
+
+    from blocks import EmailChannel
+
+    if not (smtp_host or smtp_port or from_address):
+        return EmailChannel.load(name)
+    try:
+        channel = EmailChannel.load(name)
+    except ValueError:
+        if not from_address:
+            _fail("no saved email channel: give --from (and --smtp-host/--smtp-port)")
+        channel = EmailChannel(
+            credentials=EmailServerCredentials(
+                smtp_server="127.0.0.1", smtp_type="INSECURE", smtp_port=25
+            ),
+            from_address=from_address,
+        )
+    overrides = {"smtp_server": smtp_host, "smtp_port": smtp_port}
+    creds = channel.credentials.model_copy(update={k: v for k, v in overrides.items() if v})
+    return channel.model_copy(
+        update={"credentials": creds, "from_address": from_address or channel.from_address}
+    )
 
 
 @ledger_app.command("in-doubt")
