@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PREFECT_HOME ?= $(CURDIR)/var/prefect
 
-.PHONY: install demo serve test lint bench postgres clean
+.PHONY: install demo serve test lint bench bench-replies bench-reports bench-risk bench-desk bench-sweep postgres dovecot chromium clean
 
 install: $(VENV)/.installed ## virtualenv with the pinned dependencies and the project
 
@@ -22,7 +22,7 @@ demo: install ## Prefect server + UI, mail sink, demo blocks and portfolio, depl
 serve: install ## serve the deployments against a running Prefect server
 	$(BIN)/python -m deployments.serve
 
-test: install postgres ## the whole suite, against real SMTP, PostgreSQL and a Prefect server
+test: install postgres dovecot chromium ## the whole suite: real SMTP, IMAP, PostgreSQL, Prefect server
 	mkdir -p $(PREFECT_HOME)
 	$(BIN)/python -m pytest -q
 
@@ -32,12 +32,34 @@ lint: install
 bench: install ## planning throughput, 10k / 100k / 1M invoices
 	$(BIN)/python -m bench.plan_bench
 
+bench-replies: install ## reply classifier on the held-out set: accuracy, per intent, dates
+	$(BIN)/python -m bench.replies_eval
+
+bench-reports: install ## portfolio report: compute, charts, email at 10k / 100k / 1M invoices
+	$(BIN)/python -m bench.reports_bench
+
+bench-risk: install ## payment-risk model vs the per-customer baseline on SAP and IBM
+	$(BIN)/python -m bench.risk_eval
+
+bench-desk: install ## collections desk pages at 100k invoices / 1M events
+	$(BIN)/python -m bench.desk_bench
+
+bench-sweep: install postgres ## end to end: 10k reminders of 100k invoices, real Prefect + SMTP
+	$(BIN)/python -m bench.sweep_bench
+
 postgres: ## start the machine's PostgreSQL if it is down (tests create their own databases)
 	@pg_isready -q -h 127.0.0.1 -p 5432 || { \
 	  command -v pg_ctlcluster >/dev/null || { apt-get update -q && apt-get install -y -q postgresql; }; \
 	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; \
 	  for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; }
 	@pg_isready -h 127.0.0.1 -p 5432
+
+dovecot: ## Debian's IMAP server, for the replies tests (each test run starts its own)
+	@command -v dovecot >/dev/null || { apt-get update -q && apt-get install -y -q dovecot-imapd; }
+	@command -v openssl >/dev/null || apt-get install -y -q openssl
+
+chromium: ## Debian's headless browser, for the collections-desk browser tests
+	@test -x /usr/bin/chromium || { apt-get update -q && apt-get install -y -q chromium; }
 
 clean:
 	rm -rf var/outbox var/demo var/ledger.db*

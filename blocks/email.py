@@ -9,6 +9,7 @@ from prefect.blocks.core import Block
 from prefect_email import EmailServerCredentials
 from pydantic import Field
 
+from blocks.quota import MessageQuota
 from dunning.act import EmailIdentity
 from dunning.mail import split_addresses
 from dunning.policy import Window
@@ -18,7 +19,7 @@ _pools: dict[tuple, SmtpPool] = {}
 _pools_lock = threading.Lock()
 
 
-class EmailChannel(Block):
+class EmailChannel(MessageQuota, Block):
     """Send reminders by email.
 
     SMTP settings come from prefect-email's `EmailServerCredentials` block (server, port,
@@ -52,6 +53,11 @@ class EmailChannel(Block):
     window_end: time | None = Field(None, description="Overrides the policy's window end.")
     pool_size: int = Field(4, ge=1, le=32, description="SMTP connections kept open.")
     timeout_seconds: float = Field(30.0, gt=0, description="SMTP network timeout.")
+
+    def quota_key(self) -> str:
+        """`smtp-<saved name or server>`: one quota per SMTP account."""
+        server = getattr(self.credentials.smtp_server, "value", self.credentials.smtp_server)
+        return f"smtp-{self._block_document_name or server}"
 
     def identity(self) -> EmailIdentity:
         return EmailIdentity(

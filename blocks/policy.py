@@ -39,3 +39,13 @@ class DunningPolicy(Policy, Block):
 
     def to_policy(self) -> Policy:
         return Policy.model_validate(self.model_dump(include=set(Policy.model_fields)))
+
+    @classmethod
+    def resolve(cls, ref: str | DunningPolicy | None) -> Policy:
+        """The policy of a flow parameter: a block, a saved block's name, or None for the
+        built-in default ladder."""
+        if ref is None or ref == "":
+            return cls.default().to_policy()
+        if isinstance(ref, str):
+            return cls.load(ref).to_policy()
+        return ref.to_policy()

@@ -1,8 +1,16 @@
-"""Invoice-source blocks: where open invoices come from."""
+"""Invoice-source blocks: where open invoices come from.
+
+Every source is an `InvoiceSource`: the sweep flow reads it (`read`), re-checks one invoice
+just before sending (`get_invoice`) and, where the system can say what changed, asks for the
+invoices changed since the last sweep (`read_changed_since`). The file source lives here;
+the API sources (Odoo, Stripe, Holded, any REST API) are in `blocks/erp.py`.
+"""
 
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +21,56 @@ from dunning.importers import ImportResult, read_invoice_file, to_invoice
 from dunning.schema import Invoice
 
 
-class CsvInvoiceSource(Block):
+class InvoiceSource(Block, ABC):
+    """Where invoices come from (an interface: save one of its concrete blocks)."""
+
+    @abstractmethod
+    def read(self) -> ImportResult:
+        """Every invoice to consider, validated; bad records in the quarantine."""
+
+    @abstractmethod
+    def get_invoice(self, invoice_number: str) -> Invoice | None:
+        """The invoice as the source has it now, or None if it has none by that number."""
+
+    def read_changed_since(self, since: datetime) -> ImportResult:
+        """Invoices changed since `since` (paid, cancelled ones included), where supported."""
+        raise NotImplementedError(f"{self.label} cannot list what changed; use read()")
+
+    def read_one(self, invoice_number: str) -> ImportResult:
+        """Just this invoice (empty if the source has no valid invoice by that number)."""
+        result = self.read()
+        invoices = result.invoices[result.invoices["invoice_number"] == invoice_number]
+        return ImportResult(invoices=invoices.reset_index(drop=True), quarantine=result.quarantine)
+
+    @property
+    def supports_changes(self) -> bool:
+        """True when `read_changed_since` works for this source."""
+        return False
+
+    @property
+    def label(self) -> str:
+        """How messages name this source: its type and saved name."""
+        return f"{self.get_block_type_name()} '{self._block_document_name or 'unsaved'}'"
+
+    @property
+    def attachments_root(self) -> str | None:
+        """Folder relative `pdf_path` values are resolved against (None: no local files)."""
+        return None
+
+    @property
+    def source_key(self) -> str:
+        """Stable identity of the source in the ledger: type and saved name (or location)."""
+        where = (
+            self._block_document_name or getattr(self, "api_root", "") or getattr(self, "path", "")
+        )
+        return f"{self.get_block_type_slug()}:{where}"
+
+    def rate_limit_name(self) -> str | None:
+        """Name of the Prefect rate limit shared by all requests to this source, if any."""
+        return None
+
+
+class CsvInvoiceSource(InvoiceSource):
     """Invoices from a CSV or XLSX file exported by the ERP or kept by hand.
 
     Headers default to the normalized schema (`invoice_number, customer_id, customer_name,

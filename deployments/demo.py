@@ -27,6 +27,16 @@ VAR = Path(os.environ.get("DEMO_VAR", ROOT / "var")).resolve()
 HOST = "127.0.0.1"
 PREFECT_PORT = int(os.environ.get("DEMO_PREFECT_PORT", "4200"))
 SMTP_PORT = int(os.environ.get("DEMO_SMTP_PORT", "1025"))
+WEBHOOK_PORT = int(os.environ.get("DEMO_WEBHOOK_PORT", "8787"))
+DESK_PORT = int(os.environ.get("DEMO_DESK_PORT", "8788"))
+DEMO_DESK_USER = ("demo@acme.example", "demo-desk-pass")  # demo-only login
+#: Demo-only secrets for the webhook receiver (real ones live in blocks or the environment).
+DEMO_WEBHOOK_SECRETS = {
+    "DUNNING_ERP_WEBHOOK_SECRET": "demo-erp-secret",
+    "DUNNING_STRIPE_WEBHOOK_SECRET": "whsec_demo",
+    "DUNNING_WHATSAPP_VERIFY_TOKEN": "demo-verify-token",
+    "DUNNING_WHATSAPP_APP_SECRET": "demo-app-secret",
+}
 API_URL = f"http://{HOST}:{PREFECT_PORT}/api"
 IBM_CSV = Path(
     os.environ.get("DUNNING_SAMPLE_CSV", ROOT.parent / "shared/data/ibm_accounts_receivable.csv")
@@ -56,10 +66,15 @@ def _healthy() -> bool:
         return False
 
 
-def _start(args: list[str], log: str) -> subprocess.Popen:
+def _start(args: list[str], log: str, **env: str) -> subprocess.Popen:
     out = open(VAR / log, "ab")  # noqa: SIM115 - the child keeps it open
     return subprocess.Popen(
-        args, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+        args,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        start_new_session=True,
+        env=os.environ | env,
     )
 
 
@@ -163,6 +178,46 @@ def save_blocks(invoices_csv: Path) -> None:
     ).save("default", overwrite=True)
 
 
+def _wait_listening(port: int, proc: subprocess.Popen, what: str, log: str) -> None:
+    deadline = time.monotonic() + 30
+    while not _listening(port):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            sys.exit(f"{what} did not start; see var/{log}")
+        time.sleep(0.2)
+
+
+def start_webhook_receiver(started: list[subprocess.Popen]) -> None:
+    """The receiver turning Stripe/ERP/WhatsApp webhooks into ledger rows and Prefect events."""
+    if _listening(WEBHOOK_PORT):
+        sys.exit(f"port {WEBHOOK_PORT} is taken; free it or set DEMO_WEBHOOK_PORT")
+    args = [sys.executable, "-m", "dunning.cli", "webhooks", "serve", "--host", HOST]
+    args += ["--port", str(WEBHOOK_PORT), "--ledger", f"sqlite:///{VAR / 'ledger.db'}"]
+    started.append(_start(args, "webhooks.log", **DEMO_WEBHOOK_SECRETS))
+    _wait_listening(WEBHOOK_PORT, started[-1], "the webhook receiver", "webhooks.log")
+    _say(f"webhook receiver on http://{HOST}:{WEBHOOK_PORT} (demo secrets; see docs/webhooks.md)")
+
+
+def start_desk(started: list[subprocess.Popen]) -> None:
+    """The collections desk over the demo ledger, with a demo manager login."""
+    if _listening(DESK_PORT):
+        sys.exit(f"port {DESK_PORT} is taken; free it or set DEMO_DESK_PORT")
+    ledger = f"sqlite:///{VAR / 'ledger.db'}"
+    cli = [sys.executable, "-m", "dunning.cli", "desk"]
+    subprocess.run(
+        [*cli, "adduser", DEMO_DESK_USER[0], "--role", "manager", "--ledger", ledger],
+        input=DEMO_DESK_USER[1] + "\n",
+        text=True,
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+    )
+    serve = [*cli, "serve", "--host", HOST, "--port", str(DESK_PORT), "--ledger", ledger]
+    serve += ["--prefect-ui-url", f"http://{HOST}:{PREFECT_PORT}"]
+    started.append(_start(serve, "desk.log"))
+    _wait_listening(DESK_PORT, started[-1], "the collections desk", "desk.log")
+    _say(f"collections desk on http://{HOST}:{DESK_PORT} (login {DEMO_DESK_USER[0]})")
+
+
 def wait_for_deployment(name: str, server: subprocess.Popen) -> None:
     from prefect.client.orchestration import get_client
 
@@ -198,10 +253,18 @@ def main() -> int:
         _say(f"sample portfolio: {csv} (demo day {now.date()})")
         save_blocks(csv)
         _say("blocks registered and saved as 'default'")
-        server = _start([sys.executable, "-m", "deployments.serve"], "serve.log")
+        # No mailbox in the demo: process-replies handles what the webhook receiver stores.
+        server = _start(
+            [sys.executable, "-m", "deployments.serve"], "serve.log", DUNNING_REPLIES_MAILBOX=""
+        )
         started.append(server)
         wait_for_deployment("dunning-sweep/dunning-sweep", server)
-        _say("deployments served: dunning-sweep (cron 0 9 * * 1-5), dunning-invoice")
+        _say(
+            "deployments served: dunning-sweep (cron 0 9 * * 1-5), dunning-invoice "
+            "(on webhook events), process-replies, portfolio-report (Monday 08:00)"
+        )
+        start_webhook_receiver(started)
+        start_desk(started)
 
         from prefect.deployments import run_deployment
 
@@ -220,6 +283,10 @@ def main() -> int:
             f"\n  Prefect UI        http://{HOST}:{PREFECT_PORT}  (Runs -> sweep -> Artifacts)\n"
             f"  Outbox (.eml)     {outbox}\n"
             f"  Ledger (SQLite)   {VAR / 'ledger.db'}\n"
+            f"  Webhooks          http://{HOST}:{WEBHOOK_PORT}/webhooks/{{whatsapp,stripe,erp}}"
+            "  (docs/webhooks.md)\n"
+            f"  Collections desk  http://{HOST}:{DESK_PORT}  (login {DEMO_DESK_USER[0]} / "
+            f"{DEMO_DESK_USER[1]}; docs/desk.md)\n"
             f"  Sample invoices   {csv}\n",
             flush=True,
         )

@@ -8,6 +8,15 @@ reused directly. The order of the steps is what makes it safe:
 3. render the message and mark the action `sending` *before* the mail server sees it;
 4. send, then mark it `sent` (a crash between the two leaves `sending`: in doubt, never resent);
 5. open the stage's human task and set the customer's status, once each.
+
+A WhatsApp action (`channel` whatsapp) claims its own key and sends the stage's approved
+template (`dunning.whatsapp.send_whatsapp_reminder`); when WhatsApp cannot take it (no
+consent any more, a number Meta does not know, a refused template) the same stage is claimed
+and sent by email under the email key, so the customer still hears from us once, and the
+outcome says it fell back and why.
+
+Every message sent, human task opened and status set is also queued for the CRM
+(`dunning.crm`, one entry per key); the sweep delivers the queue to the configured CRM.
 """
 
 from __future__ import annotations
@@ -15,18 +24,28 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from babel.numbers import format_currency
 
+from dunning.crm import queue_note, queue_status, queue_task
+from dunning.delivery import deliver
 from dunning.ledger import Ledger
 from dunning.ledger.models import TAKEN_REASONS
-from dunning.mail import Envelope, build_email, split_addresses
+from dunning.mail import Envelope, build_email, resolve_attachment, split_addresses
 from dunning.policy import Policy, Stage
-from dunning.render import message_context, render_email
+from dunning.render import format_day, invoice_context, locale_for, render_email
 from dunning.schema import Invoice
-from dunning.smtp import NotSent, OutcomeUnknown, SmtpPool
+from dunning.smtp import SmtpPool
+
+if TYPE_CHECKING:
+    from dunning.whatsapp.client import WhatsAppClient
+    from dunning.whatsapp.templates import TemplateBook
+
+
+#: How much of each sent message's text the ledger keeps (the desk shows it).
+SENT_BODY_CHARS = 4000
 
 
 @dataclass(frozen=True)
@@ -40,9 +59,24 @@ class EmailIdentity:
     message_id_domain: str = ""
 
 
+@dataclass(frozen=True)
+class WhatsAppSender:
+    """The WhatsApp side of the act step: the Cloud API client and the template mapping
+    (from a `WhatsAppCloudChannel` block: `WhatsAppSender(block.client(), block.templates())`).
+    """
+
+    client: WhatsAppClient
+    templates: TemplateBook
+
+
 @dataclass
 class Outcome:
-    """What happened to one action; `status` is sent, task, skipped or failed."""
+    """What happened to one action; `status` is sent, task, skipped or failed.
+
+    `channel` is the channel that carried it: a WhatsApp action that fell back says
+    `email` here, with `fallback_from` whatsapp and `fallback_reason` (e.g.
+    `undeliverable: ... (code 131026 ...)`).
+    """
 
     key: str
     invoice: str
@@ -53,6 +87,8 @@ class Outcome:
     recipient: str = ""
     message_id: str = ""
     escalations: list[str] = field(default_factory=list)
+    fallback_from: str = ""
+    fallback_reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,11 +105,15 @@ def execute_action(
     now: datetime,
     flow_run_id: str = "",
     attachments_root: str | None = None,
+    whatsapp: WhatsAppSender | None = None,
 ) -> Outcome:
     """Carry out one row of the plan (see module docstring).
 
-    Raises `NotSent` for a temporary mail-server failure, after recording it, so that the
-    caller (a Prefect task with retries) tries again; every other failure is an `Outcome`.
+    `action["channel"]` is email, task or whatsapp (the latter needs `whatsapp`). Raises
+    `NotSent` for a temporary mail-server or Cloud API failure (a rate limit after backoff),
+    after recording it, so that the caller (a Prefect task with retries) tries again; an
+    invalid WhatsApp token raises `AuthError` naming the block (permanent: not retried);
+    every other failure is an `Outcome`.
     """
     key, invoice, stage_name, channel = (
         action["key"],
@@ -85,6 +125,11 @@ def execute_action(
     outcome = Outcome(key=key, invoice=invoice, stage=stage_name, channel=channel, status="skipped")
 
     fresh = lookup(invoice)
+    # A payment webhook may have closed the invoice before the source shows it.
+    from dunning.webhooks.effects import closed_in_ledger
+
+    if fresh is not None and (closed := closed_in_ledger(ledger, invoice)):
+        fresh = fresh.model_copy(update={"status": closed})
     if fresh is None or not fresh.is_payable or fresh.status == "disputed":
         outcome.reason = (
             "gone_at_source"
@@ -102,35 +147,73 @@ def execute_action(
         )
         return outcome
 
-    recipient = fresh.email if channel == "email" else ""
-    claim = ledger.claim(
-        key=key,
-        invoice_number=invoice,
-        customer_id=fresh.customer_id,
-        stage=stage_name,
-        channel=channel,
-        recipient=recipient,
-        amount_due=fresh.amount_due,
-        currency=fresh.currency,
-        flow_run_id=flow_run_id,
-        stale_after=timedelta(minutes=policy.stale_claim_minutes),
+    today = pd.Timestamp(now).tz_convert(action.get("timezone") or policy.timezone).date()
+    # Paused since the plan was made (a dispute or promise read from a reply meanwhile)?
+    pause = ledger.pause_reason(
+        invoice, fresh.customer_id, channel, today, policy.promise_grace_days
     )
-    if not claim.claimed:
-        outcome.reason = TAKEN_REASONS.get(claim.state, claim.state)
-        outcome.message_id = claim.message_id
+    if pause and stage_name != policy.replies.broken_promise.name:
+        outcome.reason = pause
+        ledger.record_event(
+            "skipped",
+            invoice_number=invoice,
+            customer_id=fresh.customer_id,
+            action_key=key,
+            reason=pause,
+        )
+        return outcome
+
+    if channel == "whatsapp" and whatsapp is None:
+        raise ValueError("a WhatsApp action needs a WhatsApp channel (client and templates)")
+    if not _claim(ledger, outcome, fresh, policy, flow_run_id):
         return outcome
 
     stage = policy.stage(stage_name, segment)
-    today = pd.Timestamp(now).tz_convert(action.get("timezone") or policy.timezone).date()
+    if channel == "whatsapp":
+        assert whatsapp is not None
+        sent = _send_whatsapp(
+            action,
+            fresh,
+            stage,
+            outcome,
+            ledger=ledger,
+            whatsapp=whatsapp,
+            today=today,
+            identity=identity,
+        )
+        if not sent:
+            return outcome
+        if outcome.channel == "whatsapp":
+            # Keyed as the email action's: a stage on both channels opens one task.
+            email_key = key.rsplit(":", 1)[0] + ":email"
+            outcome.escalations = _escalate(stage, fresh, email_key, ledger=ledger, today=today)
+            return outcome
+        # Fell back: the email key now carries the stage, as if planned on email.
+        if not _claim(ledger, outcome, fresh, policy, flow_run_id):
+            return outcome
+        key, channel = outcome.key, outcome.channel
     if channel == "task":
+        title = (
+            f"No usable email for {fresh.customer_name or fresh.customer_id}: "
+            f"contact them about invoice {invoice} ({stage_name})"
+        )
+        assignee = stage.escalation.assignee if stage.escalation else "account_owner"
         ledger.open_task(
             key=key,
             invoice_number=invoice,
             customer_id=fresh.customer_id,
-            title=f"No usable email for {fresh.customer_name or fresh.customer_id}: "
-            f"contact them about invoice {invoice} ({stage_name})",
-            assignee=(stage.escalation.assignee if stage.escalation else "account_owner"),
+            title=title,
+            assignee=assignee,
             due_on=today,
+        )
+        queue_task(
+            ledger,
+            key=f"{key}:task",
+            title=title,
+            assignee=assignee,
+            due_on=today,
+            task_type="CALL",
+            **_crm_refs(fresh),
         )
         ledger.mark_sent(key, "human task opened")
         outcome.status = "task"
@@ -147,11 +230,94 @@ def execute_action(
             identity=identity,
             today=today,
             attachments_root=attachments_root,
+            promised_on=_promised_on(ledger, key, policy),
         )
         if outcome.status != "sent":
             return outcome
     outcome.escalations = _escalate(stage, fresh, key, ledger=ledger, today=today)
     return outcome
+
+
+def _claim(
+    ledger: Ledger, outcome: Outcome, inv: Invoice, policy: Policy, flow_run_id: str
+) -> bool:
+    """Reserve `outcome.key` in the outbox; False (and the reason) if someone has it."""
+    claim = ledger.claim(
+        key=outcome.key,
+        invoice_number=inv.invoice_number,
+        customer_id=inv.customer_id,
+        stage=outcome.stage,
+        channel=outcome.channel,
+        recipient=inv.email if outcome.channel == "email" else "",
+        amount_due=inv.amount_due,
+        currency=inv.currency,
+        flow_run_id=flow_run_id,
+        stale_after=timedelta(minutes=policy.stale_claim_minutes),
+    )
+    if not claim.claimed:
+        outcome.status = "skipped"
+        outcome.reason = TAKEN_REASONS.get(claim.state, claim.state)
+        outcome.message_id = claim.message_id
+    return claim.claimed
+
+
+def _send_whatsapp(
+    action: dict[str, Any],
+    inv: Invoice,
+    stage: Stage,
+    outcome: Outcome,
+    *,
+    ledger: Ledger,
+    whatsapp: WhatsAppSender,
+    today: date,
+    identity: EmailIdentity | None,
+) -> bool:
+    """Send the claimed WhatsApp action. True when it was sent, or when it must go by email
+    instead (then `outcome` names the email key and channel, and why); False when the
+    outcome is final (in doubt). Temporary failures and an invalid token are raised."""
+    from dunning.whatsapp.send import send_whatsapp_reminder
+
+    result = send_whatsapp_reminder(
+        ledger=ledger,
+        client=whatsapp.client,
+        key=outcome.key,
+        invoice=inv,
+        stage=stage.name,
+        language=_language_of(action, inv),
+        country=action.get("country") or inv.country,
+        today=today,
+        templates=whatsapp.templates,
+        opted_in=bool(inv.whatsapp_opt_in) or bool(action.get("opted_in")),
+        company_name=identity.from_name if identity else "",
+    )
+    outcome.recipient, outcome.message_id = result.recipient, result.message_id
+    if result.status == "sent":
+        outcome.status = "sent"
+        queue_note(
+            ledger,
+            key=f"{outcome.key}:note",
+            text=f"Reminder '{stage.name}' sent on WhatsApp to {result.recipient}: invoice "
+            f"{inv.invoice_number}, {_money(inv.amount_due, inv.currency)} due on "
+            f"{inv.due_date.isoformat()}.",
+            stage=stage.name,
+            channel="whatsapp",
+            direction="out",
+            message_id=result.message_id,
+            amount_due=inv.amount_due,
+            currency=inv.currency,
+            **_crm_refs(inv),
+        )
+        return True
+    if result.fallback != "email":
+        outcome.status, outcome.reason = "failed", f"{result.reason}: {result.detail}"
+        return False
+    email_channel = "email" if inv.email else "task"
+    outcome.fallback_from = "whatsapp"
+    outcome.fallback_reason = f"{result.reason}: {result.detail}"[:500]
+    outcome.key = outcome.key.rsplit(":", 1)[0] + f":{email_channel}"
+    outcome.channel = email_channel
+    outcome.recipient = outcome.message_id = ""
+    return True
 
 
 def _send_email(
@@ -165,28 +331,26 @@ def _send_email(
     identity: EmailIdentity,
     today: date,
     attachments_root: str | None,
+    promised_on: date | None = None,
 ) -> None:
     key = outcome.key
-    attachment = _attachment(inv.pdf_path, attachments_root)
+    attachment = resolve_attachment(inv.pdf_path, attachments_root)
     try:
-        context = message_context(
-            customer_name=inv.customer_name or inv.customer_id,
-            invoice_number=inv.invoice_number,
-            amount_due=inv.amount_due,
-            amount_total=inv.amount_total,
-            currency=inv.currency,
-            due_date=inv.due_date,
-            issue_date=inv.issue_date,
+        context = invoice_context(
+            inv,
             today=today,
             language=_language_of(action, inv),
             country=action.get("country") or inv.country,
-            payment_link=inv.payment_link if stage.include_payment_link else "",
+            payment_link=None if stage.include_payment_link else "",
             company_name=identity.from_name,
             reply_to=identity.reply_to or identity.from_address,
             stage=stage.name,
             tone=stage.tone,
             has_attachment=attachment is not None,
         )
+        if promised_on is not None:
+            locale = locale_for(_language_of(action, inv), action.get("country") or inv.country)
+            context["promised_on"] = format_day(promised_on, locale)
         rendered = render_email(
             stage.template_name, _language_of(action, inv), context, fallback_language="en"
         )
@@ -205,73 +369,74 @@ def _send_email(
         raise
     outcome.recipient = inv.email
     outcome.message_id = message["Message-ID"]
-    ledger.mark_sending(key, outcome.message_id)
     envelope = Envelope(identity.from_address, split_addresses(inv.email), list(identity.bcc))
-    try:
-        reply = pool.send(message, envelope)
-    except NotSent as exc:
-        ledger.mark_failed(key, str(exc), permanent=exc.permanent)
-        ledger.record_event(
-            "send_failed",
-            invoice_number=inv.invoice_number,
-            customer_id=inv.customer_id,
-            action_key=key,
-            error=str(exc),
-            permanent=exc.permanent,
+    delivery = deliver(
+        ledger,
+        pool,
+        key,
+        message,
+        envelope,
+        invoice_number=inv.invoice_number,
+        customer_id=inv.customer_id,
+        stage=stage.name,
+        channel="email",
+        recipient=inv.email,
+        amount_due=inv.amount_due,
+        currency=inv.currency,
+        # What the customer read, for the collections desk's timeline.
+        body=rendered.text[:SENT_BODY_CHARS],
+    )
+    if delivery.status == "rejected":
+        title = (
+            f"Email to {inv.email} refused: fix the contact of "
+            f"{inv.customer_name or inv.customer_id}"
         )
-        if not exc.permanent:
-            raise
+        task = dict(title=title, assignee="account_owner", due_on=today, note=delivery.detail)
         ledger.open_task(
             key=f"{key}:bounce",
             invoice_number=inv.invoice_number,
             customer_id=inv.customer_id,
-            title=f"Email to {inv.email} refused: fix the contact of "
-            f"{inv.customer_name or inv.customer_id}",
-            assignee="account_owner",
-            due_on=today,
-            note=str(exc),
+            **task,
         )
-        outcome.status, outcome.reason = "failed", f"rejected: {exc}"
+        queue_task(ledger, key=f"{key}:bounce", **task, **_crm_refs(inv))
+        outcome.status, outcome.reason = "failed", f"rejected: {delivery.detail}"
         return
-    except OutcomeUnknown as exc:
-        ledger.record_event(
-            "in_doubt",
-            invoice_number=inv.invoice_number,
-            customer_id=inv.customer_id,
-            action_key=key,
-            error=str(exc),
-        )
-        outcome.status, outcome.reason = "failed", f"in_doubt: {exc}"
+    if delivery.status == "in_doubt":
+        outcome.status, outcome.reason = "failed", f"in_doubt: {delivery.detail}"
         return
-    ledger.mark_sent(key, reply)
-    ledger.record_event(
-        "sent",
-        invoice_number=inv.invoice_number,
-        customer_id=inv.customer_id,
-        action_key=key,
+    queue_note(
+        ledger,
+        key=f"{key}:note",
+        text=f"Reminder '{stage.name}' sent by email to {inv.email}: invoice "
+        f"{inv.invoice_number}, {_money(inv.amount_due, inv.currency)} due on "
+        f"{inv.due_date.isoformat()}. Subject: {message['Subject']}",
         stage=stage.name,
         channel="email",
-        recipient=inv.email,
+        direction="out",
+        subject=str(message["Subject"]),
         message_id=outcome.message_id,
         amount_due=inv.amount_due,
         currency=inv.currency,
-        subject=message["Subject"],
+        **_crm_refs(inv),
     )
     outcome.status = "sent"
+
+
+def _promised_on(ledger: Ledger, key: str, policy: Policy) -> date | None:
+    """The promised date of a "promise broken" action (its key names the promise:
+    `F-1:promise_broken-7:email`), None for every other action."""
+    parts = key.rsplit(":", 2)
+    prefix = f"{policy.replies.broken_promise.name}-"
+    if len(parts) != 3 or not parts[1].startswith(prefix):
+        return None
+    number = parts[1][len(prefix) :]
+    promise = ledger.promise(int(number)) if number.isdigit() else None
+    return promise.promised_on if promise else None
 
 
 def _language_of(action: dict[str, Any], inv: Invoice) -> str:
     """The plan fills in a language from the country when the source has none."""
     return action.get("language") or inv.language or "en"
-
-
-def _attachment(pdf_path: str, root: str | None) -> str | None:
-    if not pdf_path:
-        return None
-    path = Path(pdf_path)
-    if not path.is_absolute() and root:
-        path = Path(root) / path
-    return str(path) if path.is_file() else None
 
 
 def _escalate(stage: Stage, inv: Invoice, key: str, *, ledger: Ledger, today: date) -> list[str]:
@@ -280,21 +445,57 @@ def _escalate(stage: Stage, inv: Invoice, key: str, *, ledger: Ledger, today: da
     if esc is None:
         return done
     if esc.human_task:
+        title = (
+            f"{esc.human_task}: {inv.customer_name or inv.customer_id}, "
+            f"invoice {inv.invoice_number}"
+        )
+        due_on = today + timedelta(days=esc.task_due_days)
         ledger.open_task(
             key=f"{key}:escalation",
             invoice_number=inv.invoice_number,
             customer_id=inv.customer_id,
-            title=f"{esc.human_task}: {inv.customer_name or inv.customer_id}, "
-            f"invoice {inv.invoice_number}",
+            title=title,
             assignee=esc.assignee,
-            due_on=today + timedelta(days=esc.task_due_days),
+            due_on=due_on,
+        )
+        queue_task(
+            ledger,
+            key=f"{key}:escalation",
+            title=title,
+            assignee=esc.assignee,
+            due_on=due_on,
+            priority="HIGH" if stage.tone == "final" else "MEDIUM",
+            task_type="CALL" if "call" in esc.human_task.lower() else "TODO",
+            note=f"{_money(inv.amount_due, inv.currency)} due since {inv.due_date.isoformat()}.",
+            **_crm_refs(inv),
         )
         done.append(f"task:{esc.assignee}")
     if esc.customer_status:
-        ledger.set_customer_status(
-            inv.customer_id,
-            esc.customer_status,
-            reason=f"{stage.name} sent for {inv.invoice_number}",
+        reason = f"{stage.name} sent for {inv.invoice_number}"
+        ledger.set_customer_status(inv.customer_id, esc.customer_status, reason=reason)
+        queue_status(
+            ledger,
+            key=f"{key}:status",
+            status=esc.customer_status,
+            reason=reason,
+            **_crm_refs(inv),
         )
         done.append(f"status:{esc.customer_status}")
     return done
+
+
+def _crm_refs(inv: Invoice) -> dict[str, Any]:
+    """What a CRM needs to find the invoice's record: numbers, names, the email."""
+    return {
+        "invoice_number": inv.invoice_number,
+        "customer_id": inv.customer_id,
+        "customer_name": inv.customer_name,
+        "email": inv.email,
+    }
+
+
+def _money(amount: float, currency: str) -> str:
+    try:
+        return format_currency(amount, currency, locale="en")
+    except Exception:  # an odd currency code must not stop the log line
+        return f"{amount:.2f} {currency}"

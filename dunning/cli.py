@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from dunning import cli_desk, cli_replies, cli_report, cli_risk, cli_webhooks
 from dunning.importers import SourceError, describe_quarantine, read_invoice_file
 from dunning.policy import load_policy
 
@@ -28,6 +29,11 @@ app = typer.Typer(
 )
 ledger_app = typer.Typer(help="Inspect the ledger.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(cli_replies.app, name="replies")
+app.add_typer(cli_report.app, name="report")
+app.add_typer(cli_risk.app, name="risk")
+app.add_typer(cli_webhooks.app, name="webhooks")
+app.add_typer(cli_desk.app, name="desk")
 
 
 class OutputFormat(StrEnum):
@@ -77,11 +83,22 @@ def plan(
     date_format: DateFormatOpt = "%Y-%m-%d",
     decimal: DecimalOpt = ".",
     delimiter: DelimiterOpt = ",",
+    whatsapp: Annotated[
+        bool,
+        typer.Option(
+            "--whatsapp",
+            help="Plan as a sweep with a WhatsApp block would (opt-ins from the file and "
+            "the --ledger).",
+        ),
+    ] = False,
 ) -> None:
     """Print the action the sweep would take for every invoice, sending nothing.
 
     JSON: one object per line per invoice with invoice, customer, stage, channel, send_at
-    (in the customer's offset), or skip_reason. Quarantined rows go to stderr; exit 0.
+    (in the customer's offset), or skip_reason; `channels` when a stage goes on several,
+    `channel_note` when the preferred channel was passed over and why; `segment` and
+    `p_late` (with the policy's `risk_model`, scored on the --ledger's history). Quarantined
+    rows go to stderr; exit 0.
     """
     from dunning.plan import plan as make_plan
     from dunning.plan import plan_records
@@ -96,12 +113,24 @@ def plan(
         _fail(str(exc))
     for line in describe_quarantine(result.quarantine):
         typer.echo(line, err=True)
-    state = None
+    state = facts = None
     if ledger:
+        from dunning.channels import WhatsAppFacts
         from dunning.ledger import Ledger
 
-        state = Ledger(ledger).planning_state()
-    planned = make_plan(result.invoices, pol, moment, state)
+        led = Ledger(ledger)
+        state = led.planning_state()
+        facts = WhatsAppFacts.from_ledger(led) if whatsapp else None
+    invoices = result.invoices
+    if pol.risk_model:
+        from dunning.risk import RiskModelError, score_for_planning
+
+        try:
+            invoices = invoices.assign(p_late=score_for_planning(invoices, pol.risk_model, ledger))
+        except RiskModelError as exc:
+            _fail(str(exc))
+    channels = frozenset({"email", "whatsapp"} if whatsapp else {"email"})
+    planned = make_plan(invoices, pol, moment, state, channels_available=channels, whatsapp=facts)
     records = plan_records(planned)
     if output is OutputFormat.json:
         out = sys.stdout
@@ -120,6 +149,7 @@ def plan(
             "channel",
             "send_at",
             "skip_reason",
+            "channel_note",
             "amount_due",
             "currency",
             "days_overdue",
@@ -144,6 +174,12 @@ def sweep(
     source_block: Annotated[str, typer.Option(help="Saved CsvInvoiceSource name.")] = "default",
     channel_block: Annotated[str, typer.Option(help="Saved EmailChannel name.")] = "default",
     ledger_block: Annotated[str, typer.Option(help="Saved LedgerDatabase name.")] = "default",
+    whatsapp: Annotated[
+        str | None,
+        typer.Option("--whatsapp", help="Saved WhatsAppCloudChannel name (default: email only)."),
+    ] = None,
+    shards: Annotated[int, typer.Option(help="Split the portfolio by customer.")] = 1,
+    shard: Annotated[int, typer.Option(help="The shard this run handles (0-based).")] = 0,
     date_format: DateFormatOpt = "%Y-%m-%d",
     decimal: DecimalOpt = ".",
     delimiter: DelimiterOpt = ",",
@@ -154,6 +190,7 @@ def sweep(
     overrides its block, so a script can point a sweep at any file, ledger or SMTP server.
     """
     from blocks import CsvInvoiceSource, DunningPolicy, LedgerDatabase
+    from dunning.ledger.store import LedgerUnavailable
     from flows.sweep import dunning_invoice, dunning_sweep
 
     moment = _parse_now(now)
@@ -173,13 +210,26 @@ def sweep(
     try:
         if invoice:
             counts = dunning_invoice(
-                invoice=invoice, source=source, channel=channel, ledger=led, policy=pol, now=moment
+                invoice=invoice,
+                source=source,
+                channel=channel,
+                ledger=led,
+                policy=pol,
+                now=moment,
+                whatsapp=whatsapp,
             )
         else:
             counts = dunning_sweep(
-                source=source, channel=channel, ledger=led, policy=pol, now=moment
+                source=source,
+                channel=channel,
+                ledger=led,
+                policy=pol,
+                now=moment,
+                whatsapp=whatsapp,
+                shards=shards,
+                shard=shard,
             )
-    except SourceError as exc:
+    except (SourceError, LedgerUnavailable) as exc:
         _fail(str(exc))
     typer.echo(json.dumps(counts, ensure_ascii=False, default=str))
 

@@ -20,7 +20,10 @@ from babel import Locale
 from babel.numbers import list_currencies
 
 from dunning.schema import (
+    CHANNELS,
     INVOICE_COLUMNS,
+    OPT_IN_VALUES,
+    OPTIONAL_COLUMNS,
     QUARANTINE_COLUMNS,
     REQUIRED_COLUMNS,
     STATUS_ALIASES,
@@ -177,6 +180,13 @@ def normalize(
     ):
         out[name] = frame[name].str.strip()
     flag(out["invoice_number"] == "", "invoice_number", "missing invoice number")
+    for name in ("invoice_number", "customer_id"):
+        # Identifiers end up in keys and mail headers, where a line break cannot go.
+        flag(
+            out[name].str.contains(r"[\x00-\x1f\x7f]", regex=True),
+            name,
+            "contains a line break or control character; an identifier must be one line",
+        )
     out["customer_id"] = out["customer_id"].mask(out["customer_id"] == "", out["customer_name"])
 
     out["email"] = frame["email"].str.strip()
@@ -255,6 +265,20 @@ def normalize(
         out[name] = parsed
     flag(frame["due_date"].str.strip() == "", "due_date", "missing due date")
 
+    out["preferred_channel"] = frame["preferred_channel"].str.strip().str.lower()
+    flag(
+        (out["preferred_channel"] != "") & ~out["preferred_channel"].isin(CHANNELS),
+        "preferred_channel",
+        f"unknown channel; use one of {', '.join(CHANNELS)} (empty: the policy's order)",
+    )
+    opt_in = frame["whatsapp_opt_in"].str.strip().str.lower()
+    out["whatsapp_opt_in"] = opt_in.map(OPT_IN_VALUES).fillna("")
+    flag(
+        (opt_in != "") & (out["whatsapp_opt_in"] == ""),
+        "whatsapp_opt_in",
+        "not a yes/no value; write true/false, yes/no, sí/no or 1/0 (empty: unknown)",
+    )
+
     out.insert(0, "row", range(1, n + 1))
     out = out.astype({"row": "int64"})
     problems.extend(_duplicate_problems(out, frame))
@@ -267,11 +291,11 @@ def normalize(
 
 def _apply_mapping(raw: pd.DataFrame, mapping: Mapping[str, str], source: str) -> pd.DataFrame:
     raw = raw.rename(columns=lambda c: str(c).strip())
-    unknown_fields = sorted(set(mapping) - set(INVOICE_COLUMNS))
+    unknown_fields = sorted(set(mapping) - set(INVOICE_COLUMNS) - set(OPTIONAL_COLUMNS))
     if unknown_fields:
         raise SourceError(
             f"column mapping of {source} names unknown fields {unknown_fields}; "
-            f"fields are {', '.join(INVOICE_COLUMNS)}"
+            f"fields are {', '.join((*INVOICE_COLUMNS, *OPTIONAL_COLUMNS))}"
         )
     missing = {f: c for f, c in mapping.items() if c not in raw.columns}
     if missing:
@@ -280,7 +304,7 @@ def _apply_mapping(raw: pd.DataFrame, mapping: Mapping[str, str], source: str) -
             + ", ".join(f"{f} -> '{c}'" for f, c in missing.items())
             + f"; the file has {list(raw.columns)}"
         )
-    columns = {f: mapping.get(f, f) for f in INVOICE_COLUMNS}
+    columns = {f: mapping.get(f, f) for f in (*INVOICE_COLUMNS, *OPTIONAL_COLUMNS)}
     absent_required = [f for f in REQUIRED_COLUMNS if columns[f] not in raw.columns]
     if absent_required:
         raise SourceError(
@@ -362,9 +386,16 @@ def describe_quarantine(quarantine: pd.DataFrame) -> list[str]:
     ]
 
 
+def _is_missing(value: object) -> bool:
+    return value is None or (not isinstance(value, str | bool) and bool(pd.isna(value)))
+
+
 def to_invoice(row: Mapping[str, object]) -> Invoice:
     """One row of the invoice frame as an `Invoice` (missing dates become None)."""
-    values = {k: row[k] for k in INVOICE_COLUMNS if k in row}
+    values = {k: row[k] for k in (*INVOICE_COLUMNS, *OPTIONAL_COLUMNS) if k in row}
+    for name in OPTIONAL_COLUMNS:
+        if _is_missing(values.get(name)):
+            values.pop(name, None)
     for name in ("issue_date", "due_date"):
         value = values.get(name)
         values[name] = None if value is None or pd.isna(value) else pd.Timestamp(value).date()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import mimetypes
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,6 +12,8 @@ from email.utils import format_datetime, formataddr, getaddresses
 from pathlib import Path
 
 from dunning.render import RenderedMessage
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,25 @@ def message_id(key: str, domain: str) -> str:
 
 def domain_of(address: str) -> str:
     return address.rsplit("@", 1)[-1].strip(">").strip() or "localhost"
+
+
+def resolve_attachment(path: str, root: str | None = None) -> Path | None:
+    """The file to attach: `path` as given, or under the source's `root` when relative;
+    None when there is none or it does not exist (the message then goes without it).
+
+    With a `root`, the file must be inside it: a `pdf_path` in the source data cannot make
+    us mail some other local file (`/etc/passwd`, `../secrets.env`); such a path is refused
+    and logged.
+    """
+    if not path:
+        return None
+    full = Path(path)
+    if not full.is_absolute() and root:
+        full = Path(root) / full
+    if root and not full.resolve().is_relative_to(Path(root).resolve()):
+        log.warning("attachment %s is outside the attachments folder %s: not attached", path, root)
+        return None
+    return full if full.is_file() else None
 
 
 def build_email(

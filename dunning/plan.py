@@ -11,7 +11,10 @@ Rules, in order:
    customer's country when it falls on a weekend or public holiday.
 3. Catch-up: of all stages whose date has come, only the latest is planned (never a burst
    after an outage); if the ledger already has it, the invoice is skipped (`already_sent`).
-4. The message goes out on the customer's business day inside the sending window, in the
+4. The channel: the customer's preferred one, then the policy's fallback order, among the
+   channels configured for the run (`dunning.channels`; email only unless a WhatsApp block
+   is given); `channel_note` says why it fell back.
+5. The message goes out on the customer's business day inside the sending window, in the
    customer's timezone: `send_at` is now when the window is open, else when it next opens.
 """
 
@@ -31,6 +34,7 @@ from dunning.calendar import (
     next_business_day_after,
     roll_forward,
 )
+from dunning.channels import EMAIL_ONLY, WhatsAppFacts, choose_channels, stage_channels
 from dunning.ledger.models import TAKEN_REASONS
 from dunning.ledger.store import LedgerState
 from dunning.policy import Policy, Window
@@ -55,9 +59,12 @@ PLAN_COLUMNS = [
     "invoice",
     "customer",
     "customer_name",
+    "p_late",
     "segment",
     "stage",
     "channel",
+    "channels",
+    "channel_note",
     "send_at",
     "skip_reason",
     "note",
@@ -88,6 +95,8 @@ def plan(
     state: LedgerState | None = None,
     *,
     window: Window | None = None,
+    channels_available: frozenset[str] = EMAIL_ONLY,
+    whatsapp: WhatsAppFacts | None = None,
 ) -> pd.DataFrame:
     """Plan the next action of every invoice (one row each, in input order).
 
@@ -97,10 +106,16 @@ def plan(
         now: the moment of planning; must carry a timezone.
         state: what the ledger already holds (sent actions, pauses); empty if None.
         window: a sending window overriding the policy's (e.g. the channel's).
+        channels_available: the channels configured for the run: `{"email"}` (the default)
+            or `{"email", "whatsapp"}` when a WhatsApp block is given.
+        whatsapp: the ledger's WhatsApp opt-ins and invalid numbers
+            (`WhatsAppFacts.from_ledger`); none known if None.
 
     Returns:
         A frame with `PLAN_COLUMNS`: `stage`, `channel` and `send_at` (UTC) for an action,
-        or `skip_reason` when the invoice gets nothing now.
+        or `skip_reason` when the invoice gets nothing now. `channels` lists every channel
+        of the action (comma-separated; more than one for a stage on `all`), `channel_note`
+        why the preferred channel was passed over. The `key` is the primary channel's.
     """
     if now.tzinfo is None:
         raise ValueError("now must carry a timezone (e.g. 2026-12-09T10:00:00+01:00)")
@@ -113,13 +128,33 @@ def plan(
     today, minutes = _local_clock(df["timezone"], now)
     segment = _segments(df, policy)
     stage, stage_date, next_stage, next_date, tone = _evaluate_ladders(df, policy, segment, today)
+    promise = _owed_broken_promise(df["invoice_number"], state, policy.replies.broken_promise.name)
+    broken = ~np.isnan(promise)
+    stage[broken] = policy.replies.broken_promise.name
+    stage_date[broken] = today[broken]
+    tone[broken] = policy.replies.broken_promise.tone
 
-    has_email = (df["email"] != "").to_numpy()
-    channel = np.where(stage == "", "", np.where(has_email, "email", "task"))
-    note = np.where((stage != "") & ~has_email, "no usable email: a human task instead", "")
-    key = _keys(df["invoice_number"], stage, channel)
+    pauses = _active_pauses(
+        state.pauses, now.astimezone(zoneinfo.ZoneInfo(policy.timezone)), policy.promise_grace_days
+    )
+    choice = choose_channels(
+        df,
+        policy,
+        stage,
+        stage_channels(policy, segment, stage),
+        pauses,
+        channels_available,
+        whatsapp,
+    )
+    channel = choice.channel
+    note = np.where(channel == "task", "no usable email: a human task instead", "")
+    # One "promise broken" message per promise, so the key names the promise.
+    key_stage = stage.copy()
+    key_stage[broken] = [f"{stage[i]}-{int(promise[i])}" for i in np.flatnonzero(broken)]
+    key = _keys(df["invoice_number"], key_stage, channel)
 
-    skip = _skip_reasons(df, policy, stage, key, state, now)
+    stale_before = pd.Timestamp(now) - pd.Timedelta(minutes=policy.stale_claim_minutes)
+    skip = _skip_reasons(df, stage, key, state, pauses, choice.opted_out, stale_before)
     send_at = _send_times(df, policy, window, stage_date, today, minutes, now)
     acting = skip == ""
     due_date = df["due_date"].to_numpy().astype("datetime64[D]")
@@ -129,9 +164,12 @@ def plan(
             "invoice": _column(df["invoice_number"]),
             "customer": _column(df["customer_id"]),
             "customer_name": _column(df["customer_name"]),
+            "p_late": df["p_late"].to_numpy(dtype=float),
             "segment": segment,
             "stage": np.where(acting, stage, None),
             "channel": np.where(acting, channel, None),
+            "channels": np.where(acting, choice.channels, None),
+            "channel_note": np.where(acting, choice.note, ""),
             "send_at": send_at.where(acting),
             "skip_reason": np.where(acting, None, skip),
             "note": np.where(acting, note, ""),
@@ -169,7 +207,7 @@ def deferred(planned: pd.DataFrame, now: datetime) -> pd.DataFrame:
     return planned[planned["skip_reason"].isna() & (planned["send_at"] > now_ts)]
 
 
-#: What the act step needs of a plan row.
+#: What the act step needs of a plan row (`channel` is one of the row's `channels`).
 ACTION_FIELDS = [
     "key",
     "invoice",
@@ -184,8 +222,21 @@ ACTION_FIELDS = [
 
 
 def action_dicts(planned: pd.DataFrame) -> list[dict]:
-    """Plan rows as the small dicts the per-action task takes (one task run each)."""
-    return planned[ACTION_FIELDS].to_dict("records")
+    """Plan rows as the small dicts the per-action task takes (one task run each).
+
+    A row on several channels (a stage on `all`) becomes one action per channel, each with
+    its own key `invoice:stage:channel`; the ledger's claim keeps every key to one send.
+    """
+    if "channels" not in planned:
+        return planned[ACTION_FIELDS].to_dict("records")
+    multi = planned["channels"].fillna("").str.contains(",", regex=False)
+    if not multi.any():
+        return planned[ACTION_FIELDS].to_dict("records")
+    rows = planned.assign(channel=planned["channels"].where(multi, planned["channel"]))
+    rows = rows.assign(channel=rows["channel"].str.split(",")).explode("channel")
+    stage_key = rows["key"].str.rsplit(":", n=1).str[0]
+    rows = rows.assign(key=stage_key + ":" + rows["channel"])
+    return rows[ACTION_FIELDS].to_dict("records")
 
 
 def plan_records(planned: pd.DataFrame) -> list[dict]:
@@ -196,6 +247,10 @@ def plan_records(planned: pd.DataFrame) -> list[dict]:
         if pd.isna(r.skip_reason):
             local = r.send_at.tz_convert(zoneinfo.ZoneInfo(r.timezone))
             rec |= {"stage": r.stage, "channel": r.channel, "send_at": local.isoformat()}
+            if isinstance(r.channels, str) and "," in r.channels:
+                rec["channels"] = r.channels.split(",")
+            if r.channel_note:
+                rec["channel_note"] = r.channel_note
             if r.note:
                 rec["note"] = r.note
         else:
@@ -209,6 +264,8 @@ def plan_records(planned: pd.DataFrame) -> list[dict]:
             "due_date": r.due_date.date().isoformat(),
             "days_overdue": int(r.days_overdue),
         }
+        if not pd.isna(r.p_late):  # only with a risk model
+            rec["p_late"] = round(float(r.p_late), 3)
         records.append(rec)
     return records
 
@@ -244,6 +301,8 @@ def _language_of(country: str, fallback: str) -> str:
 
 def _with_defaults(invoices: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     df = invoices.reset_index(drop=True)
+    if "p_late" not in df:  # no risk model: nothing is scored
+        df = df.assign(p_late=np.nan)
     df = df.assign(
         country=df["country"].mask(df["country"] == "", policy.country),
         timezone=df["timezone"].mask(df["timezone"] == "", policy.timezone),
@@ -277,6 +336,8 @@ def _segments(df: pd.DataFrame, policy: Policy) -> np.ndarray:
             mask &= df["country"].isin([c.upper() for c in seg.countries]).to_numpy()
         if seg.min_amount_due is not None:
             mask &= (df["amount_due"] >= seg.min_amount_due).to_numpy()
+        if seg.min_p_late is not None:
+            mask &= (df["p_late"] >= seg.min_p_late).fillna(False).to_numpy(dtype=bool)
         segment[mask] = seg.name
     return segment
 
@@ -341,6 +402,23 @@ def _keys(invoice: pd.Series, stage: np.ndarray, channel: np.ndarray) -> np.ndar
     return keys
 
 
+def _owed_broken_promise(invoice: pd.Series, state: LedgerState, stage: str) -> np.ndarray:
+    """Per invoice, the id of its latest broken promise, if that one is still owed a message
+    (NaN otherwise). Older broken promises are superseded: one message, about the latest.
+
+    Once that message is sent (or refused for good) the ladder takes over again.
+    """
+    broken = state.broken_promises
+    if broken.empty:
+        return np.full(len(invoice), np.nan)
+    latest = broken.groupby("invoice_number")["id"].max()
+    finished = state.actions.loc[state.actions["state"].isin(["sent", "rejected"]), "key"]
+    finished_stages = set(finished.str.rsplit(":", n=1).str[0])
+    owed_key = latest.index.to_series() + f":{stage}-" + latest.astype(str)
+    owed = latest[~owed_key.isin(finished_stages)]
+    return invoice.map(owed).to_numpy(dtype=float)
+
+
 def _active_pauses(pauses: pd.DataFrame, day: datetime, grace_days: int) -> pd.DataFrame:
     if pauses.empty:
         return pauses
@@ -352,35 +430,41 @@ def _active_pauses(pauses: pd.DataFrame, day: datetime, grace_days: int) -> pd.D
 
 def _skip_reasons(
     df: pd.DataFrame,
-    policy: Policy,
     stage: np.ndarray,
     key: np.ndarray,
     state: LedgerState,
-    now: datetime,
+    pauses: pd.DataFrame,
+    opted_out: np.ndarray,
+    stale_before: pd.Timestamp,
 ) -> np.ndarray:
     status = df["status"].to_numpy()
     invoice = df["invoice_number"]
     customer = df["customer_id"]
-    pauses = _active_pauses(
-        state.pauses, now.astimezone(zoneinfo.ZoneInfo(policy.timezone)), policy.promise_grace_days
-    )
 
     def paused(kind: str) -> np.ndarray:
-        p = pauses[pauses["kind"] == kind]
+        # Holds, disputes and promises on the WhatsApp channel alone do not stop email (nor
+        # WhatsApp: they are recorded for every channel); opt-outs are per channel, in
+        # `opted_out` from the channel choice.
+        channel = pauses.get("channel", pd.Series("", index=pauses.index)).fillna("")
+        p = pauses[(pauses["kind"] == kind) & channel.isin(["", "email"])]
         if p.empty:
             return np.zeros(len(df), dtype=bool)
+        # A pause names an invoice (it stops that invoice only, even though it also records
+        # the customer) or, with no invoice, the whole customer.
+        whole_customer = p["invoice_number"].isna() | (p["invoice_number"] == "")
         return (
-            invoice.isin(p["invoice_number"].dropna()) | customer.isin(p["customer_id"].dropna())
+            invoice.isin(p.loc[~whole_customer, "invoice_number"])
+            | customer.isin(p.loc[whole_customer, "customer_id"].dropna())
         ).to_numpy()
 
-    taken = _taken_reason(key, state.actions)
+    taken = _taken_reason(key, state.actions, stale_before)
     conditions = [
         (status == "paid"),
         (status == "cancelled"),
         (df["amount_due"].to_numpy() <= 0.004),
         (status == "disputed") | paused("dispute"),
-        paused("opt_out"),
-        paused("hold"),
+        opted_out,
+        paused("hold") | paused("verify_payment"),
         paused("promise"),
         (stage == ""),
         taken == "already_sent",
@@ -391,10 +475,14 @@ def _skip_reasons(
     return np.select(conditions, list(SKIP_REASONS), default="").astype(object)
 
 
-def _taken_reason(key: np.ndarray, actions: pd.DataFrame) -> np.ndarray:
+def _taken_reason(key: np.ndarray, actions: pd.DataFrame, stale_before: pd.Timestamp) -> np.ndarray:
     if actions.empty:
         return np.full(len(key), "", dtype=object)
     reason = actions["state"].map(TAKEN_REASONS).fillna("")
+    # A claim never handed to the mail server (its run died before `sending`) is retaken
+    # once stale, as `Ledger.claim` allows; a `sending` one stays in doubt for good.
+    updated = pd.to_datetime(actions["updated_at"], utc=True)
+    reason = reason.mask((actions["state"] == "claimed") & (updated < stale_before), "")
     lookup = pd.Series(reason.to_numpy(), index=actions["key"].to_numpy())
     return pd.Series(key).map(lookup).fillna("").to_numpy(dtype=object)
 

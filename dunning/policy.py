@@ -34,7 +34,13 @@ class Stage(BaseModel):
 
     name: str = Field(description="Stage id, also the template name (e.g. overdue_7).")
     offset_days: int = Field(description="Days relative to the due date (negative = before).")
-    channel: Literal["email"] = "email"
+    channel: Literal["preferred", "email", "whatsapp", "all"] = Field(
+        "preferred",
+        description="preferred: the customer's preferred channel, then the policy's "
+        "channel_order; email: email only (a human task without an address); whatsapp: "
+        "WhatsApp first, then channel_order; all: every channel the customer can get "
+        "(e.g. a final notice on both).",
+    )
     template: str | None = Field(None, description="Template name; defaults to the stage name.")
     tone: Literal["friendly", "neutral", "firm", "final"] = "neutral"
     include_payment_link: bool = True
@@ -65,7 +71,88 @@ class Segment(BaseModel):
     customer_ids: list[str] = Field(default_factory=list)
     countries: list[str] = Field(default_factory=list)
     min_amount_due: float | None = None
+    min_p_late: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Invoices whose probability of being paid late (the risk model's "
+        "p_late) is at least this; unscored invoices never match.",
+    )
     stages: list[Stage]
+
+
+class BankDetails(BaseModel):
+    """Where customers pay: sent to whoever asks for the bank details.
+
+    The IBAN (and BIC, if given) are checked with schwifty when the policy is loaded, so a
+    typo is caught before it reaches a customer.
+    """
+
+    beneficiary: str = Field(description="Account holder, as the bank knows it.")
+    iban: str = Field(description="IBAN, with or without spaces.")
+    bic: str = Field("", description="BIC/SWIFT; derived from the IBAN when left empty.")
+    bank_name: str = ""
+    certificate_path: str = Field(
+        "", description="PDF of the bank's account certificate, attached to the answer."
+    )
+
+    @field_validator("iban")
+    @classmethod
+    def _valid_iban(cls, v: str) -> str:
+        from schwifty import IBAN
+        from schwifty.exceptions import SchwiftyException
+
+        try:
+            return IBAN(v).formatted
+        except SchwiftyException as exc:
+            raise ValueError(f"IBAN {v!r} is not valid ({exc}); copy it from the bank") from None
+
+    @model_validator(mode="after")
+    def _valid_bic(self) -> BankDetails:
+        from schwifty import BIC, IBAN
+        from schwifty.exceptions import SchwiftyException
+
+        try:
+            if self.bic:
+                self.bic = str(BIC(self.bic))
+            else:
+                derived = IBAN(self.iban).bic
+                self.bic = str(derived) if derived else ""
+        except SchwiftyException as exc:
+            raise ValueError(f"BIC {self.bic!r} is not valid ({exc})") from None
+        return self
+
+
+def _broken_promise_stage() -> Stage:
+    return Stage(
+        name="promise_broken",
+        offset_days=0,
+        tone="firm",
+        escalation=Escalation(
+            human_task="Promise to pay broken: call the customer", assignee="account_owner"
+        ),
+    )
+
+
+class Replies(BaseModel):
+    """How customers' replies are acted on."""
+
+    min_confidence: float = Field(
+        0.6, ge=0, le=1, description="Below this, a person approves a drafted answer."
+    )
+    payment_verification_days: int = Field(
+        5, ge=0, description="Days reminders wait after 'already paid' while a person checks."
+    )
+    manager_emails: list[str] = Field(
+        default_factory=list, description="Alerted at once on a dispute or an angry reply."
+    )
+    bank_details: BankDetails | None = Field(
+        None, description="Sent to customers who ask where to pay; unset: a person answers."
+    )
+    broken_promise: Stage = Field(
+        default_factory=_broken_promise_stage,
+        description="The message (and task) when a promised date passes unpaid.",
+    )
 
 
 class Policy(BaseModel):
@@ -95,8 +182,20 @@ class Policy(BaseModel):
     country: str = Field("ES", description="Customer country when the source has none (holidays).")
     language: str = Field("es", description="Message language when the source has none.")
     segments: list[Segment] = Field(default_factory=list)
+    channel_order: list[Literal["email", "whatsapp"]] = Field(
+        default_factory=lambda: ["email"],
+        min_length=1,
+        description="Channels tried in order after the customer's preferred one; WhatsApp "
+        "only for customers with an opt-in, and only when a WhatsApp block is given.",
+    )
     promise_grace_days: int = Field(
         2, ge=0, description="Days after a promised date before chasing."
+    )
+    replies: Replies = Field(default_factory=Replies)
+    risk_model: str | None = Field(
+        None,
+        description="Model file from `dunning risk train --format ledger`: each invoice gets "
+        "its p_late before planning, for segments with min_p_late. Empty: no scoring.",
     )
     stale_claim_minutes: int = Field(
         15,
@@ -127,6 +226,8 @@ class Policy(BaseModel):
         return sorted(stages, key=lambda s: s.offset_days)
 
     def stage(self, name: str, segment: str | None = None) -> Stage:
+        if name == self.replies.broken_promise.name:
+            return self.replies.broken_promise
         for s in self.ladder(segment):
             if s.name == name:
                 return s

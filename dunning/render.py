@@ -22,6 +22,8 @@ from babel.numbers import format_currency
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
+from dunning.schema import Invoice
+
 #: The repository's templates folder; `DUNNING_TEMPLATES` points elsewhere.
 DEFAULT_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -108,6 +110,36 @@ def message_context(
         "tone": tone,
         "has_attachment": has_attachment,
     }
+
+
+def invoice_context(
+    invoice: Invoice,
+    *,
+    today: date,
+    language: str,
+    country: str = "",
+    payment_link: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """`message_context` for one invoice of the normalized schema.
+
+    `payment_link` None means the invoice's own link; `extra` are the other
+    `message_context` arguments (company_name, reply_to, stage, tone, has_attachment).
+    """
+    return message_context(
+        customer_name=invoice.customer_name or invoice.customer_id,
+        invoice_number=invoice.invoice_number,
+        amount_due=invoice.amount_due,
+        amount_total=invoice.amount_total,
+        currency=invoice.currency,
+        due_date=invoice.due_date,
+        issue_date=invoice.issue_date,
+        today=today,
+        language=language,
+        country=country or invoice.country,
+        payment_link=invoice.payment_link if payment_link is None else payment_link,
+        **extra,
+    )
 
 
 def render_email(

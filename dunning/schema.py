@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
 #: Columns of the normalized invoice frame, in the order of the default CSV layout.
 INVOICE_COLUMNS: tuple[str, ...] = (
@@ -30,7 +30,17 @@ INVOICE_COLUMNS: tuple[str, ...] = (
     "pdf_path",
 )
 
+#: Columns a source may have besides those: read when present, empty (unknown) otherwise.
+#: `preferred_channel` is email or whatsapp; `whatsapp_opt_in` the customer's recorded
+#: consent to WhatsApp messages ("true"/"false" once normalized, "" when unknown).
+OPTIONAL_COLUMNS: tuple[str, ...] = ("preferred_channel", "whatsapp_opt_in")
 REQUIRED_COLUMNS: tuple[str, ...] = ("invoice_number", "due_date")
+CHANNELS: tuple[str, ...] = ("email", "whatsapp")
+#: Source spellings of a yes/no opt-in (lower case), mapped to "true"/"false".
+OPT_IN_VALUES: dict[str, str] = {
+    **dict.fromkeys(("true", "yes", "y", "1", "si", "sí", "s", "x"), "true"),
+    **dict.fromkeys(("false", "no", "n", "0"), "false"),
+}
 STATUSES: tuple[str, ...] = ("open", "paid", "cancelled", "disputed")
 #: Source spellings accepted for a status, all mapped to one of STATUSES.
 STATUS_ALIASES: dict[str, str] = {
@@ -65,6 +75,18 @@ class Invoice(BaseModel):
     status: str = "open"
     payment_link: str = ""
     pdf_path: str = ""
+    preferred_channel: str = ""
+    whatsapp_opt_in: bool | None = None
+
+    @field_validator("whatsapp_opt_in", mode="before")
+    @classmethod
+    def _opt_in(cls, value: object) -> object:
+        """The frame's "true"/"false"/"" (and a source's yes/no/sí) as True/False/None."""
+        if isinstance(value, str):
+            return {"true": True, "false": False}.get(OPT_IN_VALUES.get(value.strip().lower()))
+        if isinstance(value, float) and value != value:  # NaN: unknown
+            return None
+        return value
 
     @property
     def is_payable(self) -> bool:

@@ -29,6 +29,7 @@ class SweepSummary:
     actions: list[dict[str, Any]] = field(default_factory=list)
     quarantine: list[str] = field(default_factory=list)
     next_send_at: str | None = None
+    crm: dict[str, Any] = field(default_factory=dict)
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -40,6 +41,8 @@ class SweepSummary:
             "skipped": self.skipped,
             "quarantined_rows": self.quarantined_rows,
             "next_send_at": self.next_send_at,
+            "sync": self.sync,
+            "crm": self.crm,
         }
 
 
@@ -88,6 +91,15 @@ def to_markdown(s: SweepSummary, *, max_rows: int = 200) -> str:
     ]
     if s.next_send_at:
         lines.append(f"Next deferred message due at {s.next_send_at}.")
+    if s.crm:
+        c = s.crm
+        line = (
+            f"**CRM ({c.get('crm', '?')}):** {c.get('delivered', 0)} delivered, "
+            f"{c.get('failed', 0)} refused, {c.get('pending', 0)} pending"
+        )
+        if c.get("error"):
+            line += f" (not reachable: {_cell(c['error'])}; the next run delivers them)"
+        lines += ["", line + "."]
     if s.sync:
         lines += [
             "",

@@ -11,75 +11,114 @@ from prefect.runtime import deployment as current_deployment
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from blocks import CsvInvoiceSource, DunningPolicy, EmailChannel, LedgerDatabase, resolve
+from blocks import (
+    CrmBlock,
+    DunningPolicy,
+    EmailChannel,
+    InvoiceSource,
+    LedgerDatabase,
+    WhatsAppCloudChannel,
+    resolve,
+)
+from blocks.crm import resolve_crm
+from blocks.erp import resolve_source
+from dunning.crm import count_by_state
 from dunning.importers import ImportResult
 from dunning.plan import action_dicts, deferred, due_now
 from dunning.policy import Policy
+from dunning.shards import in_shard
+from dunning.source_marks import changes_since, record_read
 from dunning.summary import SweepSummary, summarize
 from tasks.act import send_reminder
-from tasks.erp import fetch_open_invoices
+from tasks.crm import deliver_crm_entries
+from tasks.erp import fetch_one_invoice, fetch_open_invoices
 from tasks.ledger import sync_ledger
 from tasks.plan import plan_actions
 from tasks.report import publish_summary
 
 #: Threads sending at once; each holds at most one SMTP connection from the channel's pool.
 SEND_WORKERS = 8
+#: Most CRM delivery batches per run (a backlog larger than this waits for the next run).
+MAX_CRM_BATCHES = 50
 
 
 @flow(name="dunning-sweep", task_runner=ThreadPoolTaskRunner(max_workers=SEND_WORKERS))
 def dunning_sweep(
-    source: str | CsvInvoiceSource = "default",
+    source: str | InvoiceSource = "default",
     channel: str | EmailChannel = "default",
     ledger: str | LedgerDatabase = "default",
     policy: str | DunningPolicy | None = None,
     now: datetime | None = None,
+    crm: str | CrmBlock | None = None,
+    whatsapp: str | WhatsAppCloudChannel | None = None,
+    shards: int = 1,
+    shard: int = 0,
 ) -> dict[str, Any]:
     """Remind every customer whose invoice has reached a stage of the ladder.
 
     Fetches the invoices, records what changed in the ledger, plans the next stage of every
     invoice, and runs one `send-reminder` task per action whose time has come (named
     `<invoice>-<stage>`). Actions waiting for the customer's sending window are left for a
-    follow-up run, scheduled automatically when this run comes from a deployment. Publishes
-    a summary artifact (sent, skipped with reason, failed, quarantined rows).
+    follow-up run, scheduled automatically when this run comes from a deployment. Then
+    delivers the CRM entries the actions queued (notes, human tasks, statuses) to the CRM;
+    a CRM that is down leaves them pending for the next run. Publishes a summary artifact
+    (sent, skipped with reason, failed, quarantined rows, CRM delivery).
 
     Args:
-        source: the invoice-source block, or the name it was saved under.
+        source: the invoice-source block (CSV file, Odoo, Stripe, Holded, REST API), or its
+            saved name: `odoo-invoice-source/prod`, or a bare name (a CSV source first).
         channel: the email-channel block, or its name.
         ledger: the ledger-database block, or its name.
         policy: the dunning-policy block or its name; the built-in default ladder if empty.
         now: the moment to plan for (ISO 8601 with offset); the current time if empty.
+        crm: the CRM block (`hubspot-crm/prod`, `odoo-crm/prod`) or its saved name; the
+            built-in ledger CRM if empty.
+        whatsapp: the WhatsApp Cloud channel block or its saved name; email only if empty.
+            With it, each customer gets their preferred channel, then the policy's
+            `channel_order` (WhatsApp only with an opt-in); a WhatsApp message Meta refuses
+            goes by email in the same run.
+        shards: split the portfolio by customer into this many shards (several workers).
+        shard: which shard this run handles (0 to shards-1); see `dunning-sweep-sharded`.
 
     Returns:
-        The counts of the summary: sent, tasks, failed, deferred, skipped by reason, ...
+        The counts of the summary: sent, tasks, failed, deferred, skipped by reason, crm, ...
     """
-    return _sweep(source, channel, ledger, policy, now, invoice=None).counts()
+    return _sweep(
+        source, channel, ledger, policy, now, crm, whatsapp, invoice=None, shard=(shards, shard)
+    ).counts()
 
 
 @flow(name="dunning-invoice", task_runner=ThreadPoolTaskRunner(max_workers=2))
 def dunning_invoice(
     invoice: str,
-    source: str | CsvInvoiceSource = "default",
+    source: str | InvoiceSource = "default",
     channel: str | EmailChannel = "default",
     ledger: str | LedgerDatabase = "default",
     policy: str | DunningPolicy | None = None,
     now: datetime | None = None,
+    crm: str | CrmBlock | None = None,
+    whatsapp: str | WhatsAppCloudChannel | None = None,
 ) -> dict[str, Any]:
     """Run the dunning loop for one invoice, on demand (e.g. after a payment webhook).
 
     Same rules as the sweep: it sends the invoice's due stage only if the ladder, the
-    window and the ledger allow it, so running it twice sends nothing more.
+    window and the ledger allow it, so running it twice sends nothing more. An API source
+    is asked for this invoice alone. `whatsapp`: as for `dunning-sweep` (email only if empty).
     """
-    return _sweep(source, channel, ledger, policy, now, invoice=invoice).counts()
+    return _sweep(source, channel, ledger, policy, now, crm, whatsapp, invoice=invoice).counts()
 
 
 def _sweep(
-    source_ref: str | CsvInvoiceSource,
+    source_ref: str | InvoiceSource,
     channel_ref: str | EmailChannel,
     ledger_ref: str | LedgerDatabase,
     policy_ref: str | DunningPolicy | None,
     now: datetime | None,
+    crm_ref: str | CrmBlock | None,
+    whatsapp_ref: str | WhatsAppCloudChannel | None,
     *,
     invoice: str | None,
+    shard: tuple[int, int] = (1, 0),
 ) -> SweepSummary:
     logger = get_run_logger()
     live = now is None  # an explicit `now` replays a moment: no follow-up runs for it
@@ -87,29 +126,45 @@ def _sweep(
     if now.tzinfo is None:
         raise ValueError("now must carry a timezone offset, e.g. 2026-12-09T10:00:00+01:00")
     now = now.astimezone(UTC)
-    source = resolve(CsvInvoiceSource, source_ref)
+    source = resolve_source(source_ref)
     channel = resolve(EmailChannel, channel_ref)
     ledger = resolve(LedgerDatabase, ledger_ref)
+    crm = resolve_crm(crm_ref)
+    whatsapp = resolve(WhatsAppCloudChannel, whatsapp_ref) if whatsapp_ref else None
+    channels = ("email", "whatsapp") if whatsapp else ("email",)
     policy = _policy(policy_ref)
 
-    loaded: ImportResult = fetch_open_invoices(source)
-    invoices = loaded.invoices
-    if invoice is not None:
-        invoices = invoices[invoices["invoice_number"] == invoice]
-        if invoices.empty:
+    loaded: ImportResult
+    tracked = invoice is None and source.supports_changes
+    if invoice is None:
+        since = changes_since(ledger.get_ledger(), source.source_key) if tracked else None
+        started = datetime.now(UTC)
+        loaded = fetch_open_invoices(source, since)
+    else:
+        loaded = fetch_one_invoice(source, invoice)
+        if loaded.invoices.empty:
+            where = getattr(source, "path", None) or source.label
             raise ValueError(
-                f"invoice {invoice} is not in {source.path} (or was quarantined: see the logs)"
+                f"invoice {invoice} is not in {where} (or was quarantined: see the logs)"
             )
-    report = sync_ledger(ledger, invoices)
-    planned = plan_actions(invoices, policy, ledger, now, channel.window(policy.window))
+    invoices = in_shard(loaded.invoices, *shard)
+    if shard[0] > 1:
+        logger.info("shard %d of %d: %d invoices", shard[1], shard[0], len(invoices))
+    report = sync_ledger(ledger, invoices, policy, now)
+    if tracked:
+        record_read(ledger.get_ledger(), source.source_key, started, len(invoices))
+    planned = plan_actions(invoices, policy, ledger, now, channel.window(policy.window), channels)
     todo = due_now(planned, now)
     waiting = deferred(planned, now)
     logger.info("%d actions due now, %d waiting for their window", len(todo), len(waiting))
 
     actions = action_dicts(todo)
-    futures = [send_reminder.submit(a, source, policy, channel, ledger, now) for a in actions]
+    futures = [
+        send_reminder.submit(a, source, policy, channel, ledger, now, whatsapp) for a in actions
+    ]
     outcomes = [_outcome(f, a) for f, a in zip(futures, actions, strict=True)]
     summary = summarize(planned, waiting, outcomes, loaded.quarantine, report, now)
+    summary.crm = _deliver_crm(crm, ledger)
     publish_summary(summary)
     if live and len(waiting):
         _schedule_follow_up(waiting["send_at"].min().to_pydatetime(), now)
@@ -121,6 +176,35 @@ def _policy(ref: str | DunningPolicy | None) -> Policy:
     if ref is None or ref == "":
         return DunningPolicy.default().to_policy()
     return resolve(DunningPolicy, ref).to_policy()
+
+
+def _deliver_crm(crm: CrmBlock, ledger: LedgerDatabase) -> dict[str, Any]:
+    """Deliver the pending CRM entries in batches (one task run each); what a CRM that is
+    down leaves pending is reported, and the run goes on."""
+    led = ledger.get_ledger()
+    before = count_by_state(led)
+    error = ""
+    if before.get("pending", 0):
+        deliver = deliver_crm_entries.with_options(
+            retries=crm.delivery_retries, retry_delay_seconds=crm.retry_delay_seconds
+        )
+        for _ in range(MAX_CRM_BATCHES):
+            try:
+                batch = deliver(crm, ledger, crm.batch_size)
+            except Exception as exc:  # the CRM is unavailable: entries stay pending
+                error = str(exc)[:300]
+                get_run_logger().warning("CRM delivery stopped: %s", error)
+                break
+            if batch["pending"] == 0 or batch["delivered"] + batch["failed"] == 0:
+                break
+    after = count_by_state(led)
+    return {
+        "crm": crm.label,
+        "delivered": max(0, after.get("done", 0) - before.get("done", 0)),
+        "failed": max(0, after.get("failed", 0) - before.get("failed", 0)),
+        "pending": after.get("pending", 0),
+        "error": error,
+    }
 
 
 def _outcome(future: PrefectFuture, action: dict[str, Any]) -> dict[str, Any]:
@@ -155,7 +239,56 @@ def _schedule_follow_up(when: datetime, now: datetime) -> None:
         parameters=params,
         scheduled_time=when,
         timeout=0,
-        idempotency_key=f"follow-up-{deployment}-{when.isoformat()}",
+        # Per invoice for the one-invoice flow: two invoices waiting for the same window
+        # each need their own follow-up run.
+        idempotency_key=f"follow-up-{deployment}-{params.get('invoice', 'all')}-{when.isoformat()}",
         as_subflow=False,
     )
     get_run_logger().info("follow-up run scheduled at %s", when.isoformat())
+
+
+@flow(name="dunning-sweep-sharded")
+async def dunning_sweep_sharded(
+    shards: int = 2,
+    deployment: str = "dunning-sweep/dunning-sweep",
+    parameters: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run the sweep as `shards` deployment runs, one per shard, at once, and wait for all.
+
+    Each run gets `shards` and its `shard`, and goes to whichever worker of the deployment's
+    work pool takes it, so N workers on N machines share a large portfolio: customers are
+    split by a stable hash, so no invoice is in two shards and none in no shard, and the
+    ledger's outbox keeps every message single even if a shard is run twice.
+
+    Args:
+        shards: how many shards (usually the number of workers).
+        deployment: the `dunning-sweep` deployment to run (`flow name/deployment name`).
+        parameters: the sweep's other parameters (source, channel, ledger, policy, ...).
+
+    Returns:
+        Each shard's flow run name and final state, by shard number (its counts are in
+        that run's return value and summary artifact).
+    """
+    import asyncio
+
+    from prefect.deployments.flow_runs import arun_deployment
+
+    runs = await asyncio.gather(
+        *(
+            arun_deployment(
+                name=deployment,
+                parameters={**(parameters or {}), "shards": shards, "shard": i},
+                as_subflow=True,
+            )
+            for i in range(shards)
+        )
+    )
+    results = {str(i): {"flow_run": r.name, "state": r.state_name} for i, r in enumerate(runs)}
+    failed = [
+        f"shard {i} ({r['flow_run']}): {r['state']}"
+        for i, r in results.items()
+        if r["state"] != "Completed"
+    ]
+    if failed:
+        raise RuntimeError("shards did not complete: " + "; ".join(failed))
+    return results

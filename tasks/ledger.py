@@ -2,24 +2,43 @@
 
 from __future__ import annotations
 
+import zoneinfo
+from datetime import UTC, datetime
+
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from blocks.ledger import LedgerDatabase
 from dunning.ledger import SyncReport
+from dunning.policy import Policy, default_policy
 
 
 @task(name="sync-ledger", cache_policy=NO_CACHE)
-def sync_ledger(ledger: LedgerDatabase, invoices: pd.DataFrame) -> SyncReport:
-    """Record the source's invoices in the ledger: new, part-paid, paid, cancelled, reopened.
+def sync_ledger(
+    ledger: LedgerDatabase,
+    invoices: pd.DataFrame,
+    policy: Policy | None = None,
+    now: datetime | None = None,
+) -> SyncReport:
+    """Record the source's invoices in the ledger: new, part-paid, paid, cancelled, reopened;
+    then settle promises to pay (kept if paid by the promised date plus the policy's grace,
+    broken once that day has passed unpaid).
 
     Example:
         ```python
         report = sync_ledger(LedgerDatabase.load("default"), result.invoices)
         report.paid  # invoices paid since the last sweep
+        report.promises_broken  # each is owed a "promise broken" message and a task
         ```
     """
-    report = ledger.get_ledger().sync_invoices(invoices)
+    policy = policy or default_policy()
+    now = now or datetime.now(UTC)
+    store = ledger.get_ledger()
+    report = store.sync_invoices(invoices, now=now)
+    today = now.astimezone(zoneinfo.ZoneInfo(policy.timezone)).date()
+    report.promises_kept, report.promises_broken = store.resolve_promises(
+        today, policy.promise_grace_days
+    )
     get_run_logger().info("ledger sync: %s", vars(report))
     return report

@@ -47,3 +47,16 @@ def prefect_api():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield PREFECT_API_URL.value()
+
+
+# -- replies: a real IMAP server -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def imap_server():
+    """Debian's dovecot on loopback (plain IMAP and IMAPS) for the whole session."""
+    from tests.imapserver import start_dovecot
+
+    server = start_dovecot()
+    yield server
+    server.stop()

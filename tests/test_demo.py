@@ -17,6 +17,8 @@ def test_demo_oneshot_exits_zero_and_fills_the_outbox(tmp_path):
         "DEMO_VAR": str(tmp_path / "var"),
         "DEMO_PREFECT_PORT": str(free_port()),
         "DEMO_SMTP_PORT": str(free_port()),
+        "DEMO_WEBHOOK_PORT": str(free_port()),
+        "DEMO_DESK_PORT": str(free_port()),
         "PREFECT_HOME": str(tmp_path / "prefect"),
     }
     env.pop("PREFECT_API_URL", None)
@@ -28,3 +30,4 @@ def test_demo_oneshot_exits_zero_and_fills_the_outbox(tmp_path):
     assert len(emls) > 50
     assert "Prefect UI" in proc.stdout and "ledger.db" in proc.stdout
     assert "Completed" in proc.stdout
+    assert "Collections desk" in proc.stdout and "Webhooks" in proc.stdout

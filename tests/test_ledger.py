@@ -284,3 +284,26 @@ def test_pauses_reach_the_planner(ledger: Ledger) -> None:
     assert pd.Timestamp(promise["until"]) == pd.Timestamp("2026-12-15")
     with pytest.raises(ValueError):
         ledger.add_pause("hold")
+
+
+def test_customer_status_set_from_parallel_escalations_never_collides(ledger: Ledger) -> None:
+    """Several invoices of one customer escalate in the same sweep, on 4 threads."""
+    from dunning.ledger import CustomerStatus
+
+    errors: list[Exception] = []
+
+    def escalate(worker: int) -> None:
+        try:
+            for c in range(20):
+                ledger.set_customer_status(f"C{c}", "on_hold", f"final notice ({worker})")
+        except Exception as exc:  # noqa: BLE001 - the test counts them
+            errors.append(exc)
+
+    threads = [threading.Thread(target=escalate, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    statuses = ledger.frame(CustomerStatus)
+    assert len(statuses) == 20 and set(statuses["status"]) == {"on_hold"}

@@ -3,11 +3,17 @@
 from dunning.ledger.models import (
     Action,
     ActionState,
+    CrmEntry,
     CustomerStatus,
+    DeskUser,
     Event,
     HumanTask,
+    InboundMessage,
     InvoiceRecord,
     Pause,
+    Promise,
+    PromiseState,
+    WebhookEvent,
 )
 from dunning.ledger.store import Claim, Ledger, LedgerState, SyncReport
 
@@ -15,12 +21,18 @@ __all__ = [
     "Action",
     "ActionState",
     "Claim",
+    "CrmEntry",
     "CustomerStatus",
+    "DeskUser",
     "Event",
     "HumanTask",
+    "InboundMessage",
     "InvoiceRecord",
     "Ledger",
     "LedgerState",
     "Pause",
+    "Promise",
+    "PromiseState",
     "SyncReport",
+    "WebhookEvent",
 ]

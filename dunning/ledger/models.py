@@ -43,6 +43,17 @@ TAKEN_REASONS: dict[str, str] = {
 }
 
 
+#: Why an invoice gets nothing while a pause of this kind is active (the planner's and the
+#: send-time check's skip reasons).
+PAUSE_REASONS: dict[str, str] = {
+    "dispute": "disputed",
+    "opt_out": "opted_out",
+    "hold": "on_hold",
+    "verify_payment": "on_hold",
+    "promise": "promise_to_pay",
+}
+
+
 class InvoiceRecord(SQLModel, table=True):
     """Every invoice seen at the source, as of the last sweep."""
 
@@ -52,6 +63,7 @@ class InvoiceRecord(SQLModel, table=True):
     customer_id: str = Field(default="", index=True)
     customer_name: str = ""
     email: str = ""
+    phone: str = ""
     currency: str = "EUR"
     amount_total: float = 0.0
     amount_due: float = 0.0
@@ -86,6 +98,11 @@ class Action(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
+    delivery_status: str = Field(
+        default="", description="What the provider reported later: delivered | read | failed"
+    )
+    delivered_at: datetime | None = None
+    read_at: datetime | None = None
 
 
 class Event(SQLModel, table=True):
@@ -140,7 +157,8 @@ class Pause(SQLModel, table=True):
     __tablename__ = "pauses"
 
     id: int | None = Field(default=None, primary_key=True)
-    kind: str = Field(index=True, description="dispute | promise | opt_out | hold")
+    kind: str = Field(index=True, description="dispute | promise | opt_out | hold | verify_payment")
+    channel: str = Field(default="", description="Only this channel (opt-outs); empty: all")
     invoice_number: str | None = Field(default=None, index=True)
     customer_id: str | None = Field(default=None, index=True)
     until: date | None = Field(default=None, description="Last paused day; open-ended if empty")
@@ -148,3 +166,124 @@ class Pause(SQLModel, table=True):
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
     ended_at: datetime | None = None
+
+
+class InboundMessage(SQLModel, table=True):
+    """The inbox: every message a customer sent us (email over IMAP, WhatsApp by webhook).
+
+    Written first, understood and acted on later, so nothing is lost when a step fails.
+    `provider_id` (the Message-ID or WhatsApp message id) makes a second fetch a no-op.
+    """
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (UniqueConstraint("provider_id", name="uq_inbound_provider_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider_id: str
+    channel: str = Field(default="email", description="email | whatsapp")
+    received_at: datetime = Field(default_factory=utcnow, index=True)
+    sender: str = Field(default="", index=True, description="Address or E.164 phone")
+    sender_name: str = ""
+    subject: str = ""
+    text: str = ""
+    in_reply_to: str = ""
+    references: str = ""
+    headers: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    # What matching and classification found:
+    action_key: str = Field(default="", description="The reminder this answers, if known")
+    invoice_numbers: list = Field(default_factory=list, sa_column=Column(JSON))
+    customer_id: str = Field(default="", index=True)
+    intent: str = ""
+    confidence: float | None = None
+    lang: str = ""
+    promise_date: date | None = None
+    state: str = Field(
+        default="new", index=True, description="new | processed | needs_human | ignored"
+    )
+    outcome: str = ""
+    processed_at: datetime | None = None
+
+
+class PromiseState(StrEnum):
+    open = "open"
+    kept = "kept"
+    broken = "broken"
+    cancelled = "cancelled"
+
+
+class Promise(SQLModel, table=True):
+    """A customer's promise to pay an invoice by a date: kept if paid by then plus grace."""
+
+    __tablename__ = "promises"
+
+    id: int | None = Field(default=None, primary_key=True)
+    invoice_number: str = Field(index=True)
+    customer_id: str = Field(default="", index=True)
+    promised_on: date
+    amount: float | None = None
+    source: str = Field(default="", description="reply:<inbound id> | desk:<user> | ...")
+    state: str = Field(default=PromiseState.open, index=True)
+    made_at: datetime = Field(default_factory=utcnow)
+    resolved_at: datetime | None = None
+
+
+class CrmEntry(SQLModel, table=True):
+    """The CRM outbox: a note, task or status for the configured CRM, kept until delivered.
+
+    Written in the same step as the action it logs; a CRM that is down leaves the entry
+    `pending` and the next run delivers it (`key` makes delivery idempotent).
+    """
+
+    __tablename__ = "crm_entries"
+    __table_args__ = (UniqueConstraint("key", name="uq_crm_entries_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str
+    kind: str = Field(description="note | task | status")
+    invoice_number: str = Field(default="", index=True)
+    customer_id: str = Field(default="", index=True)
+    payload: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    state: str = Field(
+        default="pending", index=True, description="pending | delivering | done | failed"
+    )
+    crm: str = Field(default="", description="Which CRM took it (block type)")
+    external_id: str = ""
+    attempts: int = 0
+    error: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class WebhookEvent(SQLModel, table=True):
+    """Every verified webhook call, written before anything else is done with it.
+
+    Unique per provider and the provider's event id, so a replayed or retried delivery is
+    recognised and ignored; `state` says whether it was emitted as a Prefect event yet.
+    """
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (UniqueConstraint("provider", "event_id", name="uq_webhook_provider_event"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str = Field(description="whatsapp | stripe | erp")
+    event_id: str
+    kind: str = Field(default="", index=True, description="e.g. invoice.paid, message, status")
+    invoice_number: str = Field(default="", index=True)
+    payload: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    received_at: datetime = Field(default_factory=utcnow, index=True)
+    state: str = Field(default="stored", index=True, description="stored | emitted | failed")
+    emitted_at: datetime | None = None
+    error: str = ""
+
+
+class DeskUser(SQLModel, table=True):
+    """A person who works in the collections desk (`dunning desk serve`)."""
+
+    __tablename__ = "desk_users"
+
+    email: str = Field(primary_key=True)
+    role: str = Field(default="collector", description="collector | manager")
+    password_hash: str = Field(description="argon2 hash; the password itself is never stored")
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+    last_login: datetime | None = None

@@ -21,13 +21,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, select
 
 from dunning.ledger.models import (
+    PAUSE_REASONS,
     Action,
     ActionState,
     CustomerStatus,
     Event,
     HumanTask,
+    InboundMessage,
     InvoiceRecord,
     Pause,
+    Promise,
+    PromiseState,
     utcnow,
 )
 
@@ -69,6 +73,22 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+class LedgerUnavailable(RuntimeError):
+    """The ledger database cannot be opened (server down, wrong host or port, no such
+    database, login refused); the message names it (without the password) and what to check.
+    """
+
+
+def _unavailable(url: str, exc: sa.exc.OperationalError) -> LedgerUnavailable:
+    where = sa.engine.make_url(url).render_as_string(hide_password=True)
+    reason = str(exc.orig or exc).strip().splitlines()[0]
+    return LedgerUnavailable(
+        f"cannot open the ledger database {where}: {reason}; check the ledger's URL and "
+        "password (Ledger Database block or --ledger) and that the database server is "
+        "running and the database exists"
+    )
+
+
 def _create_schema(engine: Engine) -> None:
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
@@ -87,7 +107,11 @@ def get_engine(url: str) -> Engine:
                 engine = _sqlite_engine(url)
             else:
                 engine = sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
-            _create_schema(engine)
+            try:
+                _create_schema(engine)
+            except sa.exc.OperationalError as exc:
+                engine.dispose()
+                raise _unavailable(url, exc) from exc
             _engines[url] = engine
         return engine
 
@@ -102,6 +126,8 @@ class SyncReport:
     cancelled: int = 0
     reopened: int = 0
     unchanged: int = 0
+    promises_kept: int = 0
+    promises_broken: int = 0
 
 
 @dataclass
@@ -113,8 +139,12 @@ class LedgerState:
     )
     pauses: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(
-            columns=["kind", "invoice_number", "customer_id", "until"]
+            columns=["kind", "channel", "invoice_number", "customer_id", "until"]
         )
+    )
+    #: Broken promises, each owed one "promise broken" message.
+    broken_promises: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["id", "invoice_number"])
     )
 
 
@@ -140,25 +170,29 @@ class Ledger:
         self.engine = get_engine(self.url)
 
     # -- invoices ------------------------------------------------------------------------
-    def sync_invoices(self, invoices: pd.DataFrame) -> SyncReport:
+    def sync_invoices(self, invoices: pd.DataFrame, now: datetime | None = None) -> SyncReport:
         """Record the given invoices and what changed in them since the last sweep.
 
         Invoices not in the frame are left as they are (a one-invoice run syncs just that
-        one). Paid or cancelled invoices close their case (an event each).
+        one). Paid or cancelled invoices close their case (an event each), stamped `now`
+        (default: the current time).
         """
-        now = utcnow()
+        now = now or utcnow()
         cols = [
             "invoice_number",
             "customer_id",
             "customer_name",
             "email",
+            "phone",
             "currency",
             "amount_total",
             "amount_due",
             "due_date",
             "status",
         ]
-        incoming = invoices[cols].copy()
+        incoming = invoices.reindex(columns=cols)
+        # Older frames have no phone column: reindex gives all-NaN floats.
+        incoming["phone"] = incoming["phone"].astype(object).where(incoming["phone"].notna(), "")
         incoming["due_date"] = pd.to_datetime(incoming["due_date"]).dt.date
         with self.engine.connect() as conn:
             known = pd.read_sql(
@@ -228,12 +262,18 @@ class Ledger:
         with self.engine.connect() as conn:
             actions = pd.read_sql(sa.select(Action.key, Action.state, Action.updated_at), conn)
             pauses = pd.read_sql(
-                sa.select(Pause.kind, Pause.invoice_number, Pause.customer_id, Pause.until).where(
-                    Pause.active
+                sa.select(
+                    Pause.kind, Pause.channel, Pause.invoice_number, Pause.customer_id, Pause.until
+                ).where(Pause.active),
+                conn,
+            )
+            broken = pd.read_sql(
+                sa.select(Promise.id, Promise.invoice_number).where(
+                    Promise.state == PromiseState.broken
                 ),
                 conn,
             )
-        return LedgerState(actions=actions, pauses=pauses)
+        return LedgerState(actions=actions, pauses=pauses, broken_promises=broken)
 
     # -- the outbox ----------------------------------------------------------------------
     def claim(
@@ -400,13 +440,13 @@ class Ledger:
         return True
 
     def set_customer_status(self, customer_id: str, status: str, reason: str = "") -> None:
+        """Set (insert or update, in one statement: sweeps escalate in parallel)."""
+        values = {"status": status, "reason": reason, "updated_at": utcnow()}
         with Session(self.engine) as session:
-            row = session.get(CustomerStatus, customer_id)
-            if row is None:
-                row = CustomerStatus(customer_id=customer_id, status=status, reason=reason)
-            else:
-                row.status, row.reason, row.updated_at = status, reason, utcnow()
-            session.add(row)
+            session.execute(
+                _upsert(self.engine, CustomerStatus, ["customer_id"], values),
+                {"customer_id": customer_id, **values},
+            )
             session.commit()
         self.record_event("customer_status", customer_id=customer_id, status=status, reason=reason)
 
@@ -418,15 +458,21 @@ class Ledger:
         customer_id: str | None = None,
         until: date | None = None,
         reason: str = "",
+        channel: str = "",
         actor: str = "dunning",
     ) -> None:
-        """Stop reminders for an invoice (or all of a customer's) until a date or for good."""
+        """Stop reminders for an invoice (or all of a customer's) until a date or for good.
+
+        `channel` limits the pause to one channel (an opt-out from WhatsApp still allows
+        email); empty means every channel.
+        """
         if not (invoice_number or customer_id):
             raise ValueError("a pause needs an invoice_number or a customer_id")
         with Session(self.engine) as session:
             session.add(
                 Pause(
                     kind=kind,
+                    channel=channel,
                     invoice_number=invoice_number,
                     customer_id=customer_id,
                     until=until,
@@ -441,7 +487,265 @@ class Ledger:
             actor=actor,
             until=until,
             reason=reason,
+            channel=channel,
         )
+
+    def pause_reason(
+        self,
+        invoice_number: str,
+        customer_id: str,
+        channel: str,
+        today: date,
+        promise_grace_days: int = 0,
+    ) -> str:
+        """Why this invoice must get nothing on this channel today ("" if nothing stops it):
+        the send-time twin of the planner's pause check, for pauses recorded after the plan
+        was made (a dispute read from a reply at 09:05 stops the 10:30 reminder).
+
+        A pause naming an invoice stops that invoice; one without an invoice stops all the
+        customer's. Pauses on another channel do not count.
+        """
+        invoice_pause = Pause.invoice_number == invoice_number
+        customer_pause = sa.and_(
+            Pause.customer_id == customer_id,
+            sa.or_(Pause.invoice_number.is_(None), Pause.invoice_number == ""),
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(Pause.kind, Pause.until).where(
+                    Pause.active,
+                    Pause.channel.in_(["", channel]),
+                    sa.or_(invoice_pause, customer_pause) if customer_id else invoice_pause,
+                )
+            ).all()
+        for kind in PAUSE_REASONS:  # in order of precedence
+            for row in rows:
+                grace = promise_grace_days if kind == "promise" else 0
+                if row.kind == kind and (
+                    row.until is None or row.until + timedelta(days=grace) >= today
+                ):
+                    return PAUSE_REASONS[kind]
+        return ""
+
+    def end_pauses(
+        self,
+        kind: str,
+        *,
+        invoice_number: str | None = None,
+        customer_id: str | None = None,
+        actor: str = "dunning",
+        reason: str = "",
+    ) -> int:
+        """End the active pauses of a kind on an invoice or customer; returns how many."""
+        stmt = sa.update(Pause).where(Pause.active, Pause.kind == kind)
+        if invoice_number:
+            stmt = stmt.where(Pause.invoice_number == invoice_number)
+        if customer_id:
+            stmt = stmt.where(Pause.customer_id == customer_id)
+        with Session(self.engine) as session:
+            ended = session.execute(stmt.values(active=False, ended_at=utcnow())).rowcount
+            session.commit()
+        if ended:
+            self.record_event(
+                f"pause_{kind}_ended",
+                invoice_number=invoice_number or "",
+                customer_id=customer_id or "",
+                actor=actor,
+                reason=reason,
+            )
+        return ended
+
+    # -- promises to pay -------------------------------------------------------------------
+    def add_promise(
+        self,
+        *,
+        invoice_number: str,
+        customer_id: str,
+        promised_on: date,
+        amount: float | None = None,
+        source: str = "",
+        actor: str = "dunning",
+    ) -> int:
+        """Record a promise to pay and pause the invoice's reminders until the promised date.
+
+        A newer promise replaces an open older one (cancelled). The planner adds the
+        policy's grace days to the pause; `resolve_promises` later marks it kept or broken.
+        """
+        with Session(self.engine) as session:
+            session.execute(
+                sa.update(Promise)
+                .where(Promise.invoice_number == invoice_number, Promise.state == PromiseState.open)
+                .values(state=PromiseState.cancelled, resolved_at=utcnow())
+            )
+            promise = Promise(
+                invoice_number=invoice_number,
+                customer_id=customer_id,
+                promised_on=promised_on,
+                amount=amount,
+                source=source,
+            )
+            session.add(promise)
+            session.commit()
+            promise_id = int(promise.id)
+        self.end_pauses("promise", invoice_number=invoice_number, actor=actor)
+        self.add_pause(
+            "promise",
+            invoice_number=invoice_number,
+            customer_id=customer_id,
+            until=promised_on,
+            reason=f"promise #{promise_id}",
+            actor=actor,
+        )
+        self.record_event(
+            "promise_made",
+            invoice_number=invoice_number,
+            customer_id=customer_id,
+            actor=actor,
+            promise_id=promise_id,
+            promised_on=promised_on,
+            amount=amount,
+            source=source,
+        )
+        return promise_id
+
+    def promise(self, promise_id: int) -> Promise | None:
+        """One promise to pay by its id (None if there is no such promise)."""
+        with Session(self.engine) as session:
+            return session.get(Promise, promise_id)
+
+    def resolve_promises(self, today: date, grace_days: int) -> tuple[int, int]:
+        """Settle open promises: kept if the invoice was paid by the promised date plus
+        grace, broken once that day has passed unpaid. Returns (kept, broken).
+
+        A broken promise ends its pause and is owed one "promise broken" message (the
+        planner reads it from `planning_state`).
+        """
+        with self.engine.connect() as conn:
+            rows = pd.read_sql(
+                sa.select(
+                    Promise.id,
+                    Promise.invoice_number,
+                    Promise.customer_id,
+                    Promise.promised_on,
+                    InvoiceRecord.status,
+                    InvoiceRecord.closed_at,
+                )
+                .join(
+                    InvoiceRecord,
+                    InvoiceRecord.invoice_number == Promise.invoice_number,
+                    isouter=True,
+                )
+                .where(Promise.state == PromiseState.open),
+                conn,
+            )
+        if rows.empty:
+            return 0, 0
+        deadline = pd.to_datetime(rows["promised_on"]) + pd.Timedelta(days=grace_days)
+        # A payment is seen by the next sweep, and sweeps run on business days: a promise
+        # paid by a weekend deadline shows up on Monday and is still kept.
+        seen_by = np.busday_offset(
+            deadline.to_numpy().astype("datetime64[D]"), 0, roll="forward"
+        ).astype("datetime64[ns]")
+        closed_on = pd.to_datetime(rows["closed_at"], utc=True).dt.tz_localize(None).dt.normalize()
+        paid = rows["status"] == "paid"
+        state = np.select(
+            [
+                paid & (closed_on <= seen_by),
+                rows["status"] == "cancelled",
+                paid | (deadline < pd.Timestamp(today)),
+            ],
+            [PromiseState.kept, PromiseState.cancelled, PromiseState.broken],
+            default="",
+        )
+        settled = rows.assign(state=state)[state != ""]
+        now = utcnow()
+        with Session(self.engine) as session:
+            for r in settled.itertuples():
+                session.execute(
+                    sa.update(Promise)
+                    .where(Promise.id == int(r.id), Promise.state == PromiseState.open)
+                    .values(state=r.state, resolved_at=now)
+                )
+            session.commit()
+        for r in settled.itertuples():
+            self.record_event(
+                f"promise_{r.state}",
+                invoice_number=r.invoice_number,
+                customer_id=r.customer_id,
+                promise_id=int(r.id),
+                promised_on=r.promised_on,
+            )
+            if r.state == PromiseState.broken:
+                self.end_pauses("promise", invoice_number=r.invoice_number)
+        kept = int((settled["state"] == PromiseState.kept).sum())
+        return kept, int((settled["state"] == PromiseState.broken).sum())
+
+    # -- the inbox -------------------------------------------------------------------------
+    def store_inbound(self, messages: list[InboundMessage]) -> list[int]:
+        """Store received messages once each (by provider id); returns the new rows' ids."""
+        ids = []
+        for message in messages:
+            try:
+                with Session(self.engine) as session:
+                    session.add(message)
+                    session.commit()
+                    ids.append(int(message.id))
+            except IntegrityError:
+                continue  # fetched before: the first copy is the one that counts
+        return ids
+
+    def inbound(self, *, state: str | None = None) -> list[InboundMessage]:
+        """Inbox messages (oldest first), optionally only those in one state."""
+        stmt = select(InboundMessage).order_by(InboundMessage.id)
+        if state:
+            stmt = stmt.where(InboundMessage.state == state)
+        with Session(self.engine) as session:
+            return list(session.exec(stmt).all())
+
+    def inbound_message(self, message_id: int) -> InboundMessage:
+        with Session(self.engine) as session:
+            message = session.get(InboundMessage, message_id)
+        if message is None:
+            raise KeyError(f"no inbox message {message_id}")
+        return message
+
+    def claim_inbound(self, lease: timedelta = timedelta(minutes=30)) -> list[int]:
+        """Take the inbox messages waiting to be handled; returns their ids.
+
+        Waiting means new, or taken by a run that has not finished them within `lease` (it
+        died): nothing stays stuck. Each claim is a conditional update, so two runs never
+        take the same message.
+        """
+        now = utcnow()
+        waiting = sa.or_(
+            InboundMessage.state == "new",
+            sa.and_(
+                InboundMessage.state == "processing", InboundMessage.processed_at < now - lease
+            ),
+        )
+        with Session(self.engine) as session:
+            candidates = session.execute(
+                sa.select(InboundMessage.id).where(waiting).order_by(InboundMessage.id)
+            ).scalars()
+            taken = [
+                int(message_id)
+                for message_id in list(candidates)
+                if session.execute(
+                    sa.update(InboundMessage)
+                    .where(InboundMessage.id == message_id, waiting)
+                    .values(state="processing", processed_at=now)
+                ).rowcount
+            ]
+            session.commit()
+        return taken
+
+    def update_inbound(self, message_id: int, **values: Any) -> None:
+        """Record what matching, classification and acting found for one inbox message."""
+        with Session(self.engine) as session:
+            session.execute(
+                sa.update(InboundMessage).where(InboundMessage.id == message_id).values(**values)
+            )
+            session.commit()
 
     # -- reading back ------------------------------------------------------------------------
     def frame(self, model: type[SQLModel], **where: Any) -> pd.DataFrame:
@@ -468,16 +772,30 @@ def _change_kinds(rows: pd.DataFrame, closed: pd.Series, was_closed: pd.Series) 
     return pd.Series(kinds, index=rows.index, dtype=object)
 
 
-def _insert_new(engine: Engine) -> sa.Insert:
-    """INSERT of invoice rows that skips ones a concurrent sweep has just inserted."""
-    table = InvoiceRecord.__table__
+def _dialect_insert(engine: Engine, model: type[SQLModel]):  # noqa: ANN202
+    """The dialect's INSERT (with ON CONFLICT) for PostgreSQL and SQLite."""
     if engine.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     elif engine.dialect.name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     else:
-        return sa.insert(table)
-    return insert(table).on_conflict_do_nothing(index_elements=["invoice_number"])
+        raise NotImplementedError(f"ledger on {engine.dialect.name}: use PostgreSQL or SQLite")
+    return insert(model.__table__)
+
+
+def _insert_new(engine: Engine) -> sa.Insert:
+    """INSERT of invoice rows that skips ones a concurrent sweep has just inserted."""
+    return _dialect_insert(engine, InvoiceRecord).on_conflict_do_nothing(
+        index_elements=["invoice_number"]
+    )
+
+
+def _upsert(engine: Engine, model: type[SQLModel], keys: list[str], values: dict) -> sa.Insert:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE SET values: safe under concurrent writers."""
+    insert = _dialect_insert(engine, model)
+    return insert.on_conflict_do_update(
+        index_elements=keys, set_={k: insert.excluded[k] for k in values}
+    )
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:

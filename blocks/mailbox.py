@@ -1,0 +1,62 @@
+"""The mailbox replies arrive in, read over IMAP."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from prefect.blocks.core import Block
+from pydantic import Field, SecretStr
+
+from dunning.ledger import Ledger
+from dunning.replies.imap import ImapSettings, fetch_into
+
+
+class ImapMailbox(Block):
+    """Read customers' replies from an IMAP mailbox (the reminders' Reply-To address).
+
+    New messages in `folder` are stored in the ledger's inbox and then moved to
+    `processed_folder` (created if missing); nothing is deleted.
+
+    Example:
+        ```python
+        from blocks.mailbox import ImapMailbox
+
+        ImapMailbox(
+            host="imap.acme.es", port=993, security="ssl",
+            username="cobros@acme.es", password="...",
+            folder="INBOX", processed_folder="Dunning/Processed",
+        ).save("default", overwrite=True)
+        ```
+    """
+
+    _block_type_name = "Dunning IMAP Mailbox"
+    _description = "IMAP mailbox where customers' replies to reminders arrive."
+
+    host: str = Field(description="IMAP server, e.g. imap.gmail.com or outlook.office365.com.")
+    port: int = Field(993, description="993 for SSL, 143 for STARTTLS or no encryption.")
+    security: Literal["ssl", "starttls", "none"] = Field(
+        "ssl", description="'none' only for a server on this machine."
+    )
+    username: str = Field(description="Login, usually the mailbox address.")
+    password: SecretStr = Field(description="Password or app password.")
+    folder: str = Field("INBOX", description="Folder to read new replies from.")
+    processed_folder: str = Field("Processed", description="Where read replies are moved.")
+    ca_file: str | None = Field(None, description="CA bundle for a private certificate.")
+    timeout_seconds: float = Field(30.0, gt=0)
+
+    def settings(self) -> ImapSettings:
+        return ImapSettings(
+            host=self.host,
+            port=self.port,
+            security=self.security,
+            username=self.username,
+            password=self.password.get_secret_value(),
+            folder=self.folder,
+            processed_folder=self.processed_folder,
+            timeout=self.timeout_seconds,
+            ca_file=self.ca_file,
+        )
+
+    def fetch_into(self, ledger: Ledger, limit: int = 500) -> list[int]:
+        """Store new messages in the ledger's inbox; returns the new inbox ids."""
+        return fetch_into(ledger, self.settings(), limit=limit)

@@ -1,0 +1,65 @@
+"""Hand one claimed outbox email to the mail server and record what happened, once.
+
+The caller has already claimed the action's key in the ledger (so only one caller gets
+here). The action is marked `sending` before the server sees the message: a crash
+before the answer is recorded leaves it in doubt, and it is never resent silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+
+from dunning.ledger import Ledger
+from dunning.mail import Envelope
+from dunning.smtp import NotSent, OutcomeUnknown, SmtpPool
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """`status` is sent, rejected (refused for good) or in_doubt; `detail` the reason."""
+
+    status: str
+    detail: str = ""
+
+
+def deliver(
+    ledger: Ledger,
+    pool: SmtpPool,
+    key: str,
+    message: EmailMessage,
+    envelope: Envelope,
+    *,
+    invoice_number: str = "",
+    customer_id: str = "",
+    **event: Any,
+) -> Delivery:
+    """Send a claimed action's message and record the outcome (events included).
+
+    `event` adds to (or overrides) the `sent` event's detail: recipient, message_id, subject.
+
+    Raises `NotSent` for a temporary refusal, after recording it, so a retrying caller
+    tries again; a permanent refusal is recorded and returned as `rejected`.
+    """
+    where = {"invoice_number": invoice_number, "customer_id": customer_id, "action_key": key}
+    ledger.mark_sending(key, message["Message-ID"])
+    try:
+        reply = pool.send(message, envelope)
+    except NotSent as exc:
+        ledger.mark_failed(key, str(exc), permanent=exc.permanent)
+        ledger.record_event("send_failed", **where, error=str(exc), permanent=exc.permanent)
+        if not exc.permanent:
+            raise
+        return Delivery("rejected", str(exc))
+    except OutcomeUnknown as exc:
+        ledger.record_event("in_doubt", **where, error=str(exc))
+        return Delivery("in_doubt", str(exc))
+    ledger.mark_sent(key, reply)
+    detail = {
+        "recipient": ", ".join(envelope.recipients),
+        "message_id": message["Message-ID"],
+        "subject": message["Subject"],
+    }
+    ledger.record_event("sent", **where, **(detail | event))
+    return Delivery("sent")

@@ -1,0 +1,122 @@
+"""The desk's ASGI app: sessions, the login gate, templates, routes.
+
+    >>> from dunning.desk.app import DeskConfig, create_app
+    >>> app = create_app(DeskConfig(ledger_url="sqlite:///var/ledger.db"))
+    >>> # uvicorn.run(app, host="127.0.0.1", port=8788)
+
+Every path but the login page, the language switch and `/healthz` needs a logged-in user:
+a page redirects to the login page, any other request (a form post) answers 401.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from dunning.desk import views
+from dunning.desk.auth import active_user
+from dunning.desk.indexes import ensure_desk_indexes
+from dunning.ledger import Ledger
+
+TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates" / "desk"
+PUBLIC_PATHS = frozenset({"/login", "/lang", "/healthz"})
+SESSION_COOKIE = "dunning_desk"
+
+
+@dataclass
+class DeskConfig:
+    """How the desk runs.
+
+    Attributes:
+        ledger_url: the ledger the flows write (SQLAlchemy URL or path).
+        secret_key: signs the session cookie; `DUNNING_DESK_SECRET`, else a random key per
+            process (everyone logs in again after a restart).
+        secure_cookies: mark the session cookie `Secure` (behind HTTPS).
+        prefect_ui_url: where the portfolio page links for flow runs.
+        session_hours: how long a login lasts.
+    """
+
+    ledger_url: str
+    secret_key: str = field(
+        default_factory=lambda: os.environ.get("DUNNING_DESK_SECRET") or secrets.token_hex(32)
+    )
+    secure_cookies: bool = False
+    prefect_ui_url: str = field(
+        default_factory=lambda: os.environ.get("DUNNING_PREFECT_UI_URL", "http://127.0.0.1:4200")
+    )
+    session_hours: int = 12
+
+
+def create_app(config: DeskConfig) -> Starlette:
+    """The desk as an ASGI app over the ledger at `config.ledger_url`."""
+    ledger = Ledger(config.ledger_url)
+    ensure_desk_indexes(ledger.engine)
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html"], default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    views.install_filters(env)
+    app = Starlette(
+        routes=[
+            Route("/healthz", views.healthz),
+            Route("/login", views.login_page, methods=["GET"]),
+            Route("/login", views.login_submit, methods=["POST"]),
+            Route("/logout", views.logout, methods=["POST"]),
+            Route("/lang", views.set_language),
+            Route("/", views.home),
+            Route("/tasks", views.tasks_page),
+            Route("/tasks/{task_id:int}", views.task_page),
+            Route("/tasks/{task_id:int}/close", views.task_close, methods=["POST"]),
+            Route("/customer", views.customer_view),
+            Route("/customer/pause", views.customer_pause, methods=["POST"]),
+            Route("/customer/resume", views.customer_resume, methods=["POST"]),
+            Route("/search", views.search_page),
+            Route("/portfolio", views.portfolio_page),
+            Route("/portfolio/{name:str}.png", views.portfolio_chart),
+        ],
+        middleware=[
+            Middleware(
+                SessionMiddleware,
+                secret_key=config.secret_key,
+                session_cookie=SESSION_COOKIE,
+                max_age=config.session_hours * 3600,
+                same_site="lax",
+                https_only=config.secure_cookies,
+            ),
+            Middleware(BaseHTTPMiddleware, dispatch=_login_gate),
+        ],
+    )
+    app.state.ledger = ledger
+    app.state.env = env
+    app.state.config = config
+    app.state.portfolio_cache = {}
+    return app
+
+
+async def _login_gate(request: Request, call_next: RequestResponseEndpoint) -> Response:
+    """Attach the logged-in user, or turn the request away (redirect for pages, else 401)."""
+    request.state.user = None
+    email = request.session.get("user")
+    if email:
+        request.state.user = active_user(request.app.state.ledger, email)
+        if request.state.user is None:
+            request.session.pop("user", None)
+    if request.url.path in PUBLIC_PATHS or request.state.user is not None:
+        return await call_next(request)
+    if request.method in ("GET", "HEAD"):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={views.quote(target)}", status_code=303)
+    return PlainTextResponse("login required", status_code=401)

@@ -1,0 +1,253 @@
+"""What a person decides in the desk, written to the ledger (with who and when) and to the
+CRM outbox: closing a task with its outcome, pausing and resuming reminders.
+
+Outcomes of a task and what they do to the automation:
+
+- `promise` (called, the customer promised a date): a promise to pay, which pauses the
+  invoice's reminders until that date plus the policy's grace days; the sweep settles it.
+- `dispute` (with a reason): a dispute pause on the invoice until a person ends it.
+- `paid` (the customer says it is paid): reminders pause for `VERIFY_DAYS` while the payment
+  reaches the books; the sweep closes the invoice when the source shows it paid.
+- `no_answer` (retry on a date): a follow-up task on that date; reminders go on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from dunning.crm import queue_note
+from dunning.desk.auth import User
+from dunning.desk.queries import can_close_task
+from dunning.ledger import Ledger
+from dunning.ledger.models import HumanTask, Pause, utcnow
+
+OUTCOMES = ("promise", "dispute", "paid", "no_answer")
+#: Days reminders wait after a customer says they paid, for the payment to show up.
+VERIFY_DAYS = 7
+#: Pauses a person may end from the desk ("resume reminders").
+RESUMABLE = ("hold", "dispute", "verify_payment")
+
+
+class DecisionError(ValueError):
+    """A decision the desk cannot take as given (say which field and why)."""
+
+
+class NotAllowed(PermissionError):
+    """The user may not take this decision (a collector on a task that is not theirs)."""
+
+
+@dataclass(frozen=True)
+class Closing:
+    """A task's outcome as the form gave it."""
+
+    outcome: str
+    on: date | None = None
+    reason: str = ""
+    note: str = ""
+
+
+def close_task(ledger: Ledger, user: User, task_id: int, closing: Closing, today: date) -> str:
+    """Close an open task with its outcome and act on it; returns the outcome's summary.
+
+    Raises:
+        DecisionError: unknown outcome, a missing or past date, a dispute without a reason,
+            or a task that is already closed or does not exist.
+        NotAllowed: a collector closing a task that is not theirs.
+    """
+    if closing.outcome not in OUTCOMES:
+        raise DecisionError(f"outcome: choose one of {', '.join(OUTCOMES)}")
+    if closing.outcome in ("promise", "no_answer"):
+        if closing.on is None:
+            raise DecisionError("date: give the promised or retry date")
+        if closing.on < today:
+            raise DecisionError(f"date: {closing.on.isoformat()} is in the past")
+    if closing.outcome == "dispute" and not closing.reason.strip():
+        raise DecisionError("reason: say what the customer disputes")
+    with Session(ledger.engine) as session:
+        row = session.get(HumanTask, task_id)
+        if row is None:
+            raise DecisionError(f"task {task_id} does not exist")
+        if not can_close_task(user, row.assignee):
+            raise NotAllowed(f"task {task_id} is assigned to {row.assignee}")
+        task = row.model_copy()
+    summary = _summary(closing)
+    # One conditional UPDATE: two people closing the same task at once close it once.
+    with Session(ledger.engine) as session:
+        closed = session.execute(
+            sa.update(HumanTask)
+            .where(HumanTask.id == task_id, HumanTask.status == "open")
+            .values(
+                status="closed",
+                outcome=summary,
+                closed_at=utcnow(),
+                note=_joined(task.note, closing.note, user.email),
+            )
+        ).rowcount
+        session.commit()
+    if not closed:
+        raise DecisionError(f"task {task_id} is already closed")
+    invoice, customer = task.invoice_number, task.customer_id
+    actor = f"desk:{user.email}"
+    if closing.outcome == "promise" and invoice:
+        ledger.add_promise(
+            invoice_number=invoice,
+            customer_id=customer,
+            promised_on=closing.on,
+            source=actor,
+            actor=actor,
+        )
+    elif closing.outcome == "dispute" and invoice:
+        ledger.add_pause("dispute", invoice_number=invoice, reason=closing.reason, actor=actor)
+    elif closing.outcome == "paid" and invoice:
+        ledger.add_pause(
+            "verify_payment",
+            invoice_number=invoice,
+            until=today + timedelta(days=VERIFY_DAYS),
+            reason=closing.note or "customer says it is paid",
+            actor=actor,
+        )
+    elif closing.outcome == "no_answer":
+        ledger.open_task(
+            key=f"{task.key}:retry:{closing.on.isoformat()}",
+            title=task.title,
+            invoice_number=invoice,
+            customer_id=customer,
+            assignee=task.assignee,
+            due_on=closing.on,
+            note=f"retry after no answer ({user.email})",
+        )
+    ledger.record_event(
+        "task_closed",
+        invoice_number=invoice,
+        customer_id=customer,
+        action_key=task.key,
+        actor=actor,
+        task_id=task_id,
+        title=task.title,
+        outcome=closing.outcome,
+        summary=summary,
+        note=closing.note,
+    )
+    queue_note(
+        ledger,
+        key=f"desk:task:{task_id}:closed",
+        text=f"Task '{task.title}' closed by {user.email}: {summary}",
+        invoice_number=invoice,
+        customer_id=customer,
+        direction="desk",
+    )
+    return summary
+
+
+def pause(
+    ledger: Ledger,
+    user: User,
+    *,
+    customer_id: str,
+    invoice_number: str = "",
+    reason: str,
+    until: date | None = None,
+) -> None:
+    """Hold reminders for one invoice (or the whole customer when no invoice), with a reason.
+
+    Raises:
+        DecisionError: no reason given.
+    """
+    if not reason.strip():
+        raise DecisionError("reason: say why reminders pause")
+    actor = f"desk:{user.email}"
+    if invoice_number:
+        ledger.add_pause(
+            "hold", invoice_number=invoice_number, until=until, reason=reason, actor=actor
+        )
+    else:
+        ledger.add_pause("hold", customer_id=customer_id, until=until, reason=reason, actor=actor)
+    what = f"invoice {invoice_number}" if invoice_number else "all invoices"
+    queue_note(
+        ledger,
+        key=f"desk:pause:{customer_id}:{invoice_number}:{utcnow().isoformat()}",
+        text=f"Reminders paused for {what} by {user.email}: {reason}",
+        invoice_number=invoice_number,
+        customer_id=customer_id,
+        direction="desk",
+    )
+
+
+def resume(
+    ledger: Ledger, user: User, *, customer_id: str, invoice_number: str = "", reason: str
+) -> int:
+    """Resume reminders for one invoice (or the whole customer); returns how many pauses
+    ended.
+
+    Ends holds, disputes (resolved: the person says so, with the reason) and payment
+    verifications. Promises end when paid or broken, and opt-outs only when the customer
+    opts in again: neither is ended here.
+
+    Raises:
+        DecisionError: no reason given.
+    """
+    if not reason.strip():
+        raise DecisionError("reason: say why reminders resume")
+    actor = f"desk:{user.email}"
+    if invoice_number:
+        # Each records its own `pause_<kind>_ended` event (with the actor and reason).
+        ended = sum(
+            ledger.end_pauses(kind, invoice_number=invoice_number, actor=actor, reason=reason)
+            for kind in RESUMABLE
+        )
+    else:
+        ended = _end_customer_holds(ledger, customer_id)
+        if ended:
+            ledger.record_event(
+                "pause_hold_ended", customer_id=customer_id, actor=actor, reason=reason
+            )
+    what = f"invoice {invoice_number}" if invoice_number else "all invoices"
+    queue_note(
+        ledger,
+        key=f"desk:resume:{customer_id}:{invoice_number}:{utcnow().isoformat()}",
+        text=f"Reminders resumed for {what} by {user.email}: {reason}",
+        invoice_number=invoice_number,
+        customer_id=customer_id,
+        direction="desk",
+    )
+    return ended
+
+
+def _end_customer_holds(ledger: Ledger, customer_id: str) -> int:
+    # Ledger.end_pauses would also match invoice-level holds that carry the customer id;
+    # "resume the customer" ends only the customer-wide ones.
+
+    with Session(ledger.engine) as session:
+        ended = session.execute(
+            sa.update(Pause)
+            .where(
+                Pause.active,
+                Pause.kind.in_(RESUMABLE),
+                Pause.customer_id == customer_id,
+                Pause.invoice_number.is_(None),
+            )
+            .values(active=False, ended_at=utcnow())
+        ).rowcount
+        session.commit()
+    return ended
+
+
+def _summary(closing: Closing) -> str:
+    if closing.outcome == "promise":
+        return f"promise to pay on {closing.on.isoformat()}"
+    if closing.outcome == "dispute":
+        return f"dispute opened: {closing.reason.strip()}"
+    if closing.outcome == "paid":
+        return "customer says it is paid"
+    return f"no answer; retry on {closing.on.isoformat()}"
+
+
+def _joined(old: str, new: str, who: str) -> str:
+    new = new.strip()
+    if not new:
+        return old
+    return f"{old}\n{who}: {new}".strip()

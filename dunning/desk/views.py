@@ -1,0 +1,403 @@
+"""The desk's pages and form handlers.
+
+Pages render server-side (Jinja2, autoescaped: names, messages and replies come from
+outside). Every form carries the session's CSRF token; a post without it is refused (403).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import quote as _quote
+
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_currency, format_decimal
+from jinja2 import Environment, UndefinedError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+
+from dunning.desk import csrf, decisions, queries
+from dunning.desk.auth import authenticate
+from dunning.desk.i18n import LANGS, LOCALES, pick_language, translator
+
+PORTFOLIO_TTL = 300.0
+LANG_COOKIE = "desk_lang"
+
+
+def quote(value: str) -> str:
+    """URL-quote a value for a query string."""
+    return _quote(value, safe="")
+
+
+def _safe_next(target: str | None) -> str:
+    # Only paths on this site: never an open redirect to another host.
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return "/tasks"
+
+
+# -- rendering ---------------------------------------------------------------------------
+
+
+def install_filters(env: Environment) -> None:
+    """Money and date filters (Babel, in the page's locale) and `quote`."""
+    env.filters["quote"] = quote
+
+
+def _render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    lang = pick_language(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
+    locale = LOCALES[lang]
+
+    def money(amount: float | None, currency: str | None = "EUR") -> str:
+        # Event details come from many writers: a missing or odd amount shows as nothing.
+        try:
+            value = float(amount)  # type: ignore[arg-type]
+        except (TypeError, ValueError, UndefinedError):
+            return ""
+        if value != value:  # NaN
+            return ""
+        return format_currency(value, str(currency or "EUR"), locale=locale)
+
+    def num(value: float | None, digits: int = 1) -> str:
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError, UndefinedError):
+            return ""
+        if number != number:  # NaN
+            return ""
+        pattern = "#,##0." + "0" * digits if digits else "#,##0"
+        return format_decimal(number, format=pattern, locale=locale)
+
+    def day(value: date | datetime | None) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, datetime):
+            value = value.date()
+        if isinstance(value, str):
+            return value
+        return format_date(value, "medium", locale=locale)
+
+    def stamp(value: datetime | None) -> str:
+        if value is None:
+            return ""
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return format_datetime(value, "short", tzinfo=UTC, locale=locale) + " UTC"
+
+    env: Environment = request.app.state.env
+    html = env.get_template(name).render(
+        request=request,
+        user=request.state.user,
+        lang=lang,
+        langs=LANGS,
+        t=translator(lang),
+        money=money,
+        num=num,
+        day=day,
+        stamp=stamp,
+        csrf_token=csrf.session_token(request.session),
+        here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+        **context,
+    )
+    return HTMLResponse(html, status_code=status_code)
+
+
+def _error(request: Request, status_code: int, key: str) -> HTMLResponse:
+    return _render(request, "error.html", status_code=status_code, message_key=key)
+
+
+async def _checked_form(request: Request) -> FormData:
+    """The posted form, if it carries the session's CSRF token; else 403."""
+    form = await request.form()
+    if not csrf.valid(request.session, form):
+        raise HTTPException(403, "CSRF token missing or wrong: reload the page and try again")
+    return form
+
+
+def _ledger(request: Request):  # noqa: ANN202
+    return request.app.state.ledger
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _parse_day(value: str | None) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise decisions.DecisionError(f"date: {value!r} is not a date (YYYY-MM-DD)") from exc
+
+
+# -- public ------------------------------------------------------------------------------
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness for `make demo` and load balancers."""
+    return PlainTextResponse("ok")
+
+
+async def login_page(request: Request) -> Response:
+    """The login form."""
+    return _render(request, "login.html", next=_safe_next(request.query_params.get("next")))
+
+
+async def login_submit(request: Request) -> Response:
+    """Check the email and password; start a fresh session on success."""
+    form = await _checked_form(request)
+    target = _safe_next(str(form.get("next") or ""))
+    user = await run_in_threadpool(
+        authenticate, _ledger(request), str(form.get("email", "")), str(form.get("password", ""))
+    )
+    if user is None:
+        return _render(request, "login.html", status_code=401, next=target, failed=True)
+    # A new session (and CSRF token) at login: a token planted before login is worthless.
+    request.session.clear()
+    request.session["user"] = user.email
+    csrf.session_token(request.session)
+    _ledger(request).record_event("desk_login", actor=f"desk:{user.email}")
+    return RedirectResponse(target, status_code=303)
+
+
+async def logout(request: Request) -> Response:
+    """End the session."""
+    await _checked_form(request)
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+async def set_language(request: Request) -> Response:
+    """Switch the page language (cookie) and go back."""
+    lang = request.query_params.get("l", "")
+    response = RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
+    if lang in LANGS:
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax")
+    return response
+
+
+# -- tasks -------------------------------------------------------------------------------
+
+
+async def home(request: Request) -> Response:
+    """The desk opens on the task list."""
+    return RedirectResponse("/tasks", status_code=303)
+
+
+async def tasks_page(request: Request) -> Response:
+    """Open tasks the user sees, soonest due and largest amount first, by assignee."""
+    try:
+        page = int(request.query_params.get("page", "1"))
+    except ValueError:
+        page = 1
+    assignee = request.query_params.get("assignee", "")
+    result = queries.open_tasks(
+        _ledger(request).engine, request.state.user, assignee=assignee, page=page
+    )
+    return _render(
+        request,
+        "tasks.html",
+        result=result,
+        assignee=assignee,
+        today=_today(),
+        flash=request.query_params.get("done", ""),
+    )
+
+
+async def task_page(request: Request) -> Response:
+    """One task and the form to close it with an outcome."""
+    row = queries.task(_ledger(request).engine, request.path_params["task_id"])
+    if row is None:
+        return _error(request, 404, "not_found")
+    if not queries.can_close_task(request.state.user, row["assignee"]):
+        return _error(request, 403, "forbidden")
+    return _render(request, "task.html", task=row, outcomes=decisions.OUTCOMES, today=_today())
+
+
+async def task_close(request: Request) -> Response:
+    """Close a task with its outcome (promise, dispute, paid, no answer)."""
+    form = await _checked_form(request)
+    task_id = request.path_params["task_id"]
+    try:
+        closing = decisions.Closing(
+            outcome=str(form.get("outcome", "")),
+            on=_parse_day(str(form.get("on", ""))),
+            reason=str(form.get("reason", "")),
+            note=str(form.get("note", "")),
+        )
+        summary = await run_in_threadpool(
+            decisions.close_task,
+            _ledger(request),
+            request.state.user,
+            task_id,
+            closing,
+            _today(),
+        )
+    except decisions.NotAllowed:
+        return _error(request, 403, "forbidden")
+    except decisions.DecisionError as exc:
+        row = queries.task(_ledger(request).engine, task_id)
+        if row is None:
+            return _error(request, 404, "not_found")
+        return _render(
+            request,
+            "task.html",
+            status_code=400,
+            task=row,
+            outcomes=decisions.OUTCOMES,
+            today=_today(),
+            problem=str(exc),
+        )
+    return RedirectResponse(f"/tasks?done={quote(summary)}", status_code=303)
+
+
+# -- customers ---------------------------------------------------------------------------
+
+
+async def customer_view(request: Request) -> Response:
+    """A customer's invoices, pauses, promises, tasks and timeline."""
+    customer_id = request.query_params.get("id", "")
+    engine = _ledger(request).engine
+    if not queries.can_see_customer(engine, request.state.user, customer_id):
+        return _error(request, 403, "forbidden")
+    data = queries.customer_page(engine, customer_id)
+    if data is None:
+        return _error(request, 404, "not_found")
+    risk = next((e["detail"]["p_late"] for e in data["timeline"] if "p_late" in e["detail"]), None)
+    return _render(
+        request,
+        "customer.html",
+        c=data,
+        risk=risk,
+        flash=request.query_params.get("done", ""),
+    )
+
+
+async def _customer_decision(request: Request, action: str) -> Response:
+    form = await _checked_form(request)
+    customer_id = str(form.get("customer_id", ""))
+    invoice = str(form.get("invoice_number", ""))
+    engine = _ledger(request).engine
+    if not queries.can_see_customer(engine, request.state.user, customer_id):
+        return _error(request, 403, "forbidden")
+    data = queries.customer_page(engine, customer_id)
+    if data is None:
+        return _error(request, 404, "not_found")
+    if invoice and invoice not in {i["invoice_number"] for i in data["invoices"]}:
+        return _error(request, 404, "not_found")
+    reason = str(form.get("reason", ""))
+    try:
+        if action == "pause":
+            decisions.pause(
+                _ledger(request),
+                request.state.user,
+                customer_id=customer_id,
+                invoice_number=invoice,
+                reason=reason,
+                until=_parse_day(str(form.get("until", ""))),
+            )
+        else:
+            decisions.resume(
+                _ledger(request),
+                request.state.user,
+                customer_id=customer_id,
+                invoice_number=invoice,
+                reason=reason,
+            )
+    except decisions.DecisionError as exc:
+        risk = None
+        return _render(
+            request, "customer.html", status_code=400, c=data, risk=risk, problem=str(exc)
+        )
+    done = "paused" if action == "pause" else "resumed"
+    return RedirectResponse(f"/customer?id={quote(customer_id)}&done={done}", status_code=303)
+
+
+async def customer_pause(request: Request) -> Response:
+    """Pause reminders for one invoice or the whole customer, with a reason."""
+    return await _customer_decision(request, "pause")
+
+
+async def customer_resume(request: Request) -> Response:
+    """Resume reminders (end manual holds) for one invoice or the whole customer."""
+    return await _customer_decision(request, "resume")
+
+
+async def search_page(request: Request) -> Response:
+    """Customers by name, invoice number, email or phone."""
+    q = request.query_params.get("q", "")
+    rows = queries.search(_ledger(request).engine, request.state.user, q) if q.strip() else []
+    return _render(request, "search.html", q=q, rows=rows)
+
+
+# -- portfolio ---------------------------------------------------------------------------
+
+
+def _build_portfolio(ledger_url: str, as_of: date, locale: str) -> dict[str, Any]:
+    from dunning.charts import chart_title, portfolio_charts
+    from dunning.reports import (
+        build_portfolio_report,
+        portfolio_input,
+        read_ledger,
+        report_numbers,
+    )
+
+    data = portfolio_input(ledger=read_ledger(ledger_url))
+    report = build_portfolio_report(data.invoices, as_of, ledger=data.ledger, notes=data.notes)
+    charts = portfolio_charts(report, locale=locale)
+    return {
+        "numbers": report_numbers(report),
+        "summary": report.summary.to_dict("records"),
+        "aging": report.aging.to_dict("records"),
+        "disputes": report.disputes.head(50).to_dict("records"),
+        "notes": report.notes,
+        "charts": charts,
+        "titles": {name: chart_title(name, locale) for name in charts},
+        "built": time.monotonic(),
+    }
+
+
+async def _portfolio(request: Request) -> dict[str, Any]:
+    lang = pick_language(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
+    as_of = _parse_day(request.query_params.get("as_of")) or _today()
+    cache: dict[tuple[str, date], dict[str, Any]] = request.app.state.portfolio_cache
+    hit = cache.get((lang, as_of))
+    if hit is None or time.monotonic() - hit["built"] > PORTFOLIO_TTL:
+        # The report reads whole tables: computed off the event loop, cached a few minutes.
+        hit = await run_in_threadpool(_build_portfolio, _ledger(request).url, as_of, LOCALES[lang])
+        if len(cache) > 16:
+            cache.clear()
+        cache[(lang, as_of)] = hit
+    return hit
+
+
+async def portfolio_page(request: Request) -> Response:
+    """The weekly report's headline figures and charts (managers)."""
+    if not request.state.user.is_manager:
+        return _error(request, 403, "forbidden")
+    try:
+        data = await _portfolio(request)
+    except ValueError as exc:  # e.g. an invoice row the report cannot read (pandas)
+        return _render(request, "error.html", 500, message_key="portfolio", problem=str(exc))
+    return _render(
+        request, "portfolio.html", p=data, prefect_ui=request.app.state.config.prefect_ui_url
+    )
+
+
+async def portfolio_chart(request: Request) -> Response:
+    """One chart of the portfolio page, PNG."""
+    if not request.state.user.is_manager:
+        return PlainTextResponse("forbidden", status_code=403)
+    try:
+        data = await _portfolio(request)
+    except ValueError as exc:
+        return PlainTextResponse(str(exc), status_code=400)
+    png = data["charts"].get(request.path_params["name"])
+    if png is None:
+        return PlainTextResponse("no such chart", status_code=404)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})

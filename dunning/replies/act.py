@@ -1,0 +1,560 @@
+"""Act on one customer message: match it, understand it, and do what a collector would.
+
+- dispute, or any angry complaint: reminders for the invoice(s) stop at once (a dispute
+  pause); the managers get an email alert and a task.
+- promise_to_pay with a date: the promise is recorded and reminders pause until that date
+  plus the policy's grace; if it passes unpaid, the sweep sends a "promise broken" message
+  and opens a task. Without a date, or too far away: a task to agree one.
+- already_paid: reminders pause for the verification window; a task "verify payment".
+- invoice_copy_request: answered with the invoice PDF attached (or its link).
+- bank_details_request: answered with the policy's bank details (and certificate).
+- payment_plan_request: reminders on hold while a person reviews the proposal (a task).
+- opt_out: no more messages on that channel; confirmed once.
+- wrong_contact: a task to fix the contact, with the address found in the text.
+- out_of_office and automatic replies: nothing is sent; the next reminder keeps its date.
+- other, or low confidence: a drafted answer in a task, for a person to approve.
+- no invoice or customer found: a task for a person; never dropped.
+- a sender who is not a known contact of the matched customer: a task, nothing sent or
+  changed (except a dispute, which still stops the reminders).
+
+Every step is written to the ledger (events, pauses, promises, tasks); answers go through
+the outbox, keyed by the message, so processing a message twice never answers twice.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from dunning import crm
+from dunning.act import EmailIdentity
+from dunning.delivery import deliver
+from dunning.ledger import InboundMessage, Ledger
+from dunning.mail import Envelope, build_email, resolve_attachment
+from dunning.policy import Policy
+from dunning.render import format_day, invoice_context, locale_for, render_email
+from dunning.replies.imap import is_auto_reply
+from dunning.replies.match import Match, match_message
+from dunning.schema import Invoice
+from dunning.smtp import SmtpPool
+
+#: A promised date further away than this is a payment plan in disguise: a person decides.
+MAX_PROMISE_DAYS = 90
+#: How much of a customer's text goes into tasks and alerts.
+EXCERPT_CHARS = 1000
+
+
+@dataclass
+class ReplyOutcome:
+    """What was understood and done for one inbox message (one row of the run report)."""
+
+    message: int
+    sender: str
+    matched_by: str
+    invoices: list[str]
+    intent: str
+    confidence: float
+    lang: str
+    promise_date: str | None
+    angry: bool
+    state: str = "processed"
+    done: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Reply:
+    """Everything a handler needs about the message being acted on."""
+
+    message: InboundMessage
+    match: Match
+    intent: str
+    result: Any  # dunning.replies.Classification
+    today: date
+    ledger: Ledger
+    policy: Policy
+    lookup: Callable[[str], Invoice | None]
+    pool: SmtpPool | None
+    identity: EmailIdentity | None
+    attachments_root: str | None
+    outcome: ReplyOutcome
+
+    @property
+    def invoices(self) -> list[str]:
+        return self.match.invoice_numbers
+
+    @property
+    def excerpt(self) -> str:
+        return (self.message.text or "")[:EXCERPT_CHARS]
+
+    def did(self, what: str) -> None:
+        self.outcome.done.append(what)
+
+    def pause_invoices(self, kind: str, reason: str, *, until: date | None = None) -> None:
+        """Pause reminders for each invoice the message is about, saying which message."""
+        for number in self.invoices:
+            self.ledger.add_pause(
+                kind,
+                invoice_number=number,
+                customer_id=self.match.customer_id,
+                until=until,
+                reason=f"{reason} (message {self.message.id})",
+                actor="customer",
+            )
+
+    def task(
+        self,
+        suffix: str,
+        title: str,
+        *,
+        invoice: str = "",
+        note: str = "",
+        assignee: str = "account_owner",
+        due_days: int = 1,
+    ) -> None:
+        """Open a task for a person, in the ledger and (queued) in the CRM, once."""
+        key = f"reply:{self.message.id}:{suffix}"
+        where = {
+            "invoice_number": invoice or (self.invoices[0] if self.invoices else ""),
+            "customer_id": self.match.customer_id,
+        }
+        due_on = self.today + timedelta(days=due_days)
+        note = note or self.excerpt
+        opened = self.ledger.open_task(
+            key=key, title=title, assignee=assignee, due_on=due_on, note=note, **where
+        )
+        # Queued whether or not the task is new: a crash between the two must not lose it
+        # (the outbox ignores a second entry with the same key).
+        crm.queue_task(
+            self.ledger,
+            key=key,
+            title=title,
+            assignee=assignee,
+            due_on=due_on,
+            priority="HIGH" if assignee == "manager" else "MEDIUM",
+            note=note,
+            email=self.message.sender,
+            **where,
+        )
+        if opened:
+            self.did(f"task: {title}")
+
+
+def handle_reply(
+    message: InboundMessage,
+    *,
+    ledger: Ledger,
+    policy: Policy,
+    lookup: Callable[[str], Invoice | None],
+    pool: SmtpPool | None,
+    identity: EmailIdentity | None,
+    classify: Callable[..., Any] | None = None,
+    attachments_root: str | None = None,
+) -> ReplyOutcome:
+    """Match, classify and act on one stored inbox message (see the module docstring)."""
+    if classify is None:
+        from dunning.replies import classify
+    today = message.received_at.astimezone(zoneinfo.ZoneInfo(policy.timezone)).date()
+    match = match_message(message, ledger)
+    result = classify(message.text or message.subject, received_on=today)
+    low = result.confidence < policy.replies.min_confidence
+    intent = "dispute" if result.angry else "other" if low else result.intent
+    outcome = ReplyOutcome(
+        message=int(message.id),
+        sender=message.sender,
+        matched_by=match.how,
+        invoices=match.invoice_numbers,
+        intent=result.intent,
+        confidence=round(float(result.confidence), 3),
+        lang=result.lang,
+        promise_date=result.promise_date.isoformat() if result.promise_date else None,
+        angry=bool(result.angry),
+    )
+    ledger.update_inbound(
+        int(message.id),
+        action_key=match.action_key,
+        invoice_numbers=match.invoice_numbers,
+        customer_id=match.customer_id,
+        intent=result.intent,
+        confidence=float(result.confidence),
+        lang=result.lang,
+        promise_date=result.promise_date,
+    )
+    ledger.record_event(
+        "reply_received",
+        invoice_number=match.invoice_numbers[0] if match.invoice_numbers else "",
+        customer_id=match.customer_id,
+        action_key=match.action_key,
+        actor="customer",
+        inbound_id=int(message.id),
+        channel=message.channel,
+        intent=result.intent,
+        confidence=float(result.confidence),
+        angry=bool(result.angry),
+        matched_by=match.how,
+    )
+    reply = _Reply(
+        message,
+        match,
+        intent,
+        result,
+        today,
+        ledger,
+        policy,
+        lookup,
+        pool,
+        identity,
+        attachments_root,
+        outcome,
+    )
+    try:
+        if is_auto_reply(message.headers or {}, message.subject):
+            _on_auto_reply(reply)
+        elif not match.found:
+            _on_unmatched(reply)
+        elif not match.trusted and intent != "dispute":
+            _on_untrusted(reply)
+        else:
+            HANDLERS.get(intent, _on_other)(reply)
+    finally:  # the CRM hears of the reply even if acting on it failed
+        _log_reply(ledger, message, match, result, outcome)
+    ledger.update_inbound(
+        int(message.id),
+        state=outcome.state,
+        outcome="; ".join(outcome.done) or "nothing to do",
+        processed_at=datetime.now().astimezone(),
+    )
+    return outcome
+
+
+def _log_reply(
+    ledger: Ledger, message: InboundMessage, match: Match, result: Any, outcome: ReplyOutcome
+) -> None:
+    """One CRM note per message: who wrote, what it meant, what was done."""
+    crm.queue_note(
+        ledger,
+        key=f"reply:{message.id}:note",
+        text=f"Reply from {message.sender} ({result.intent}): "
+        f"{(message.text or '')[:300]}\nDone: {'; '.join(outcome.done) or 'nothing'}",
+        invoice_number=match.invoice_numbers[0] if match.invoice_numbers else "",
+        customer_id=match.customer_id,
+        direction="in",
+        channel=message.channel,
+        email=message.sender,
+        subject=message.subject,
+    )
+
+
+# -- one handler per intent --------------------------------------------------------------------
+
+
+def _on_dispute(r: _Reply) -> None:
+    reason = "angry reply" if r.result.angry and r.result.intent != "dispute" else "dispute"
+    r.pause_invoices("dispute", reason)
+    if not r.invoices:  # known customer, no open invoice named: stop them all
+        r.ledger.add_pause(
+            "dispute", customer_id=r.match.customer_id, reason=reason, actor="customer"
+        )
+    r.did(f"stopped: {', '.join(r.invoices) or 'customer ' + r.match.customer_id}")
+    title = f"{reason.capitalize()} from {r.message.sender}: review and answer in person"
+    r.task("dispute", title, assignee="manager")
+    _alert_managers(r, reason, title)
+    r.outcome.state = "needs_human"
+
+
+def _on_promise(r: _Reply) -> None:
+    promised = r.result.promise_date
+    if promised is None or promised < r.today:
+        r.task("promise", "Customer promised to pay without a clear date: agree one")
+        r.outcome.state = "needs_human"
+        return
+    if promised > r.today + timedelta(days=MAX_PROMISE_DAYS):
+        r.task(
+            "promise",
+            f"Customer promised to pay on {promised}: more than "
+            f"{MAX_PROMISE_DAYS} days away, review as a payment plan",
+        )
+        r.outcome.state = "needs_human"
+        return
+    for number in r.invoices:
+        r.ledger.add_promise(
+            invoice_number=number,
+            customer_id=r.match.customer_id,
+            promised_on=promised,
+            source=f"reply:{r.message.id}",
+            actor="customer",
+        )
+    r.did(f"promise to pay on {promised} recorded; reminders paused")
+
+
+def _on_already_paid(r: _Reply) -> None:
+    until = r.today + timedelta(days=r.policy.replies.payment_verification_days)
+    r.pause_invoices("verify_payment", "customer says paid", until=until)
+    for number in r.invoices:
+        r.task(f"verify:{number}", f"Verify payment of invoice {number}", invoice=number)
+    r.did(f"reminders paused until {until} while the payment is verified")
+    r.outcome.state = "needs_human"
+
+
+def _on_copy_request(r: _Reply) -> None:
+    for number in r.invoices[:5]:
+        fresh = r.lookup(number)
+        attachment = resolve_attachment(fresh.pdf_path if fresh else "", r.attachments_root)
+        if fresh is None or not (attachment or _link(fresh.payment_link)):
+            r.task(f"copy:{number}", f"Send a copy of invoice {number}", invoice=number)
+            r.outcome.state = "needs_human"
+            continue
+        _answer(r, "answer_copy", fresh, key_suffix=number, attachment=attachment)
+
+
+def _on_bank_details(r: _Reply) -> None:
+    bank = r.policy.replies.bank_details
+    fresh = r.lookup(r.invoices[0]) if r.invoices else None
+    if bank is None or fresh is None:
+        r.task("bank", "Send our bank details to the customer")
+        r.outcome.state = "needs_human"
+        return
+    attachment = resolve_attachment(bank.certificate_path, r.attachments_root)
+    _answer(r, "answer_bank", fresh, attachment=attachment, bank=bank.model_dump())
+
+
+def _on_payment_plan(r: _Reply) -> None:
+    until = r.today + timedelta(days=r.policy.replies.payment_verification_days)
+    r.pause_invoices("hold", "payment plan requested", until=until)
+    r.task("plan", "Review the customer's payment plan request", due_days=2)
+    r.did(f"reminders on hold until {until} while the plan is reviewed")
+    r.outcome.state = "needs_human"
+
+
+def _on_opt_out(r: _Reply) -> None:
+    channel = r.message.channel
+    r.ledger.add_pause(
+        "opt_out",
+        customer_id=r.match.customer_id,
+        channel=channel,
+        reason=f"opt-out (message {r.message.id})",
+        actor="customer",
+    )
+    r.did(f"opted out of {channel}")
+    fresh = r.lookup(r.invoices[0]) if r.invoices else None
+    if channel == "email" and fresh is not None:
+        # Keyed per customer and channel: confirmed once, however often they ask.
+        _answer(r, "optout_confirm", fresh, key=f"optout:{r.match.customer_id}:{channel}")
+
+
+def _on_wrong_contact(r: _Reply) -> None:
+    proposal = getattr(r.result, "new_contact", "") or ""
+    note = f"Proposed new contact: {proposal}\n\n{r.excerpt}" if proposal else r.excerpt
+    r.task("contact", f"Fix the contact of customer {r.match.customer_id}", note=note)
+    r.outcome.state = "needs_human"
+
+
+def _on_out_of_office(r: _Reply) -> None:
+    r.did("out of office: nothing sent, next reminder unchanged")
+
+
+def _on_other(r: _Reply) -> None:
+    fresh = r.lookup(r.invoices[0]) if r.invoices else None
+    draft = ""
+    if fresh is not None:
+        draft = _render(r, "answer_ack", fresh, {}).text
+    note = f"Drafted answer (approve, edit or discard):\n\n{draft}\n\n---\n{r.excerpt}"
+    r.task("draft", "Answer the customer's message (draft ready)", note=note)
+    r.outcome.state = "needs_human"
+
+
+def _on_auto_reply(r: _Reply) -> None:
+    if r.result.intent == "wrong_contact" and r.match.found:
+        _on_wrong_contact(r)
+    else:
+        r.did("automatic reply: not answered")
+        r.outcome.state = "ignored"
+
+
+def _on_untrusted(r: _Reply) -> None:
+    """Someone who is not a known contact of the customer: nothing is sent or changed."""
+    r.task(
+        "untrusted",
+        f"Reply from {r.message.sender}, not a known contact of customer "
+        f"{r.match.customer_id}, about {', '.join(r.invoices) or 'its invoices'} "
+        f"({r.result.intent}): check who wrote, then act",
+    )
+    r.outcome.state = "needs_human"
+
+
+def _on_unmatched(r: _Reply) -> None:
+    r.task("unmatched", f"Reply from {r.message.sender} matches no invoice: file it")
+    if r.result.angry or r.result.intent == "dispute":
+        _alert_managers(r, "dispute (unmatched)", "Unmatched angry reply")
+    r.outcome.state = "needs_human"
+
+
+HANDLERS: dict[str, Callable[[_Reply], None]] = {
+    "dispute": _on_dispute,
+    "promise_to_pay": _on_promise,
+    "already_paid": _on_already_paid,
+    "invoice_copy_request": _on_copy_request,
+    "bank_details_request": _on_bank_details,
+    "payment_plan_request": _on_payment_plan,
+    "opt_out": _on_opt_out,
+    "wrong_contact": _on_wrong_contact,
+    "out_of_office": _on_out_of_office,
+    "other": _on_other,
+}
+
+
+# -- answering ------------------------------------------------------------------------------
+
+
+def _answer(
+    r: _Reply,
+    template: str,
+    fresh: Invoice,
+    *,
+    key: str = "",
+    key_suffix: str = "",
+    attachment: Path | None = None,
+    **extra: Any,
+) -> None:
+    """Send one answer to the customer, once per key, threaded under their message."""
+    if r.message.channel != "email":
+        # Answers go back on the channel asked on; only email can send documents today.
+        r.task(f"answer:{template}", f"Answer the customer on {r.message.channel} ({template})")
+        r.outcome.state = "needs_human"
+        return
+    if r.pool is None or r.identity is None:
+        raise ValueError("answering a reply needs an SMTP pool and a sender identity")
+    key = key or f"reply:{r.message.id}:{template}" + (f":{key_suffix}" if key_suffix else "")
+    claim = r.ledger.claim(
+        key=key,
+        invoice_number=fresh.invoice_number,
+        customer_id=fresh.customer_id,
+        stage=template,
+        channel="email",
+        recipient=r.message.sender,
+        amount_due=fresh.amount_due,
+        currency=fresh.currency,
+    )
+    if not claim.claimed:
+        r.did(f"{template}: already answered")
+        return
+    rendered = _render(r, template, fresh, {"has_attachment": attachment is not None, **extra})
+    message = build_email(
+        rendered,
+        from_address=r.identity.from_address,
+        from_name=r.identity.from_name,
+        to=r.message.sender,
+        reply_to=r.identity.reply_to,
+        key=key,
+        attachment=attachment,
+        message_id_domain=r.identity.message_id_domain,
+    )
+    _thread_under(message, r.message)
+    envelope = Envelope(r.identity.from_address, [r.message.sender], list(r.identity.bcc))
+    delivery = deliver(
+        r.ledger,
+        r.pool,
+        key,
+        message,
+        envelope,
+        invoice_number=fresh.invoice_number,
+        customer_id=fresh.customer_id,
+        stage=template,
+        channel="email",
+    )
+    r.did(f"{template} {delivery.status} to {r.message.sender}")
+
+
+def _alert_managers(r: _Reply, reason: str, title: str) -> None:
+    managers = r.policy.replies.manager_emails
+    if not managers or r.pool is None or r.identity is None:
+        r.did("no manager email configured: task only")
+        return
+    key = f"reply:{r.message.id}:alert"
+    claim = r.ledger.claim(
+        key=key,
+        invoice_number=r.invoices[0] if r.invoices else "",
+        customer_id=r.match.customer_id,
+        stage="manager_alert",
+        channel="email",
+        recipient=", ".join(managers),
+    )
+    if not claim.claimed:
+        return
+    fresh = r.lookup(r.invoices[0]) if r.invoices else None
+    loc = locale_for(r.policy.language, r.policy.country)
+    extra = {
+        "intent": r.result.intent,
+        "reason": reason,
+        "sender": r.message.sender,
+        "received_at": format_day(r.today, loc),
+        "reply_excerpt": r.excerpt,
+        "task_title": title,
+    }
+    rendered = _render(r, "manager_alert", fresh, extra, language=r.policy.language)
+    message = build_email(
+        rendered,
+        from_address=r.identity.from_address,
+        from_name=r.identity.from_name,
+        to=", ".join(managers),
+        key=key,
+        message_id_domain=r.identity.message_id_domain,
+    )
+    envelope = Envelope(r.identity.from_address, list(managers))
+    delivery = deliver(
+        r.ledger,
+        r.pool,
+        key,
+        message,
+        envelope,
+        invoice_number=r.invoices[0] if r.invoices else "",
+        customer_id=r.match.customer_id,
+        stage="manager_alert",
+        channel="email",
+    )
+    r.did(f"managers alerted ({delivery.status})")
+
+
+def _render(
+    r: _Reply,
+    template: str,
+    fresh: Invoice | None,
+    extra: dict[str, Any],
+    *,
+    language: str = "",
+):  # noqa: ANN202 - a RenderedMessage
+    language = language or (fresh.language if fresh and fresh.language else r.result.lang)
+    language = language or r.policy.language
+    country = (fresh.country if fresh else "") or r.policy.country
+    context: dict[str, Any] = {"customer_name": r.message.sender_name or r.message.sender}
+    if fresh is not None:
+        context = invoice_context(
+            fresh,
+            today=r.today,
+            language=language,
+            country=country,
+            company_name=r.identity.from_name if r.identity else "",
+            reply_to=(r.identity.reply_to or r.identity.from_address) if r.identity else "",
+            stage=template,
+        )
+    if r.result.promise_date:
+        context["promised_on"] = format_day(r.result.promise_date, locale_for(language, country))
+    return render_email(template, language, context | extra, fallback_language="en")
+
+
+def _thread_under(message: EmailMessage, original: InboundMessage) -> None:
+    """Make the answer show in the customer's thread."""
+    if original.provider_id.startswith("<") and "@no-message-id>" not in original.provider_id:
+        message["In-Reply-To"] = original.provider_id
+        message["References"] = f"{original.references} {original.provider_id}".strip()
+
+
+def _link(url: str) -> str:
+    return url if url.startswith(("https://", "http://")) else ""

@@ -1,0 +1,145 @@
+"""The sweep's core without Prefect: fetch, sync, plan, act, as `flows/sweep.py` does.
+
+The fault tests drive this directly (and as a subprocess, to be killed) where the fault is
+not about Prefect: it is the same `dunning` code the flow's tasks call, minus the server
+round trips. `retry_delays` stands in for the send task's retries (temporary `NotSent`).
+
+Run one sweep in a process of its own (prints `acting <n>` before the first send, then the
+counts as JSON):
+
+    python -m tests.faults.core --invoices inv.csv --ledger sqlite:///l.db --smtp-port 1025
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from dunning.act import EmailIdentity, execute_action
+from dunning.importers import ImportResult, read_invoice_file, to_invoice
+from dunning.ledger import Ledger
+from dunning.plan import action_dicts, due_now, plan
+from dunning.policy import Policy, default_policy
+from dunning.schema import Invoice
+from dunning.smtp import NotSent, SmtpPool, SmtpSettings
+
+NOW = datetime.fromisoformat("2026-12-09T10:00:00+01:00")  # a Wednesday, inside the window
+IDENTITY = EmailIdentity(from_address="cobros@acme.example", from_name="Acme S.L.")
+
+
+def csv_source(path: str) -> tuple[Callable[[], ImportResult], Callable[[str], Invoice | None]]:
+    """`read` and `lookup` of a CSV file, as `CsvInvoiceSource` reads it (re-read per lookup
+    batch: the file is the source's truth at send time)."""
+
+    def read() -> ImportResult:
+        return read_invoice_file(path)
+
+    cache: dict[str, Any] = {}
+
+    def lookup(number: str) -> Invoice | None:
+        if "frame" not in cache:
+            cache["frame"] = read().invoices.set_index("invoice_number", drop=False)
+        frame = cache["frame"]
+        return to_invoice(frame.loc[number].to_dict()) if number in frame.index else None
+
+    return read, lookup
+
+
+def sweep(
+    read: Callable[[], ImportResult],
+    lookup: Callable[[str], Invoice | None],
+    ledger: Ledger,
+    pool: SmtpPool,
+    *,
+    now: datetime = NOW,
+    policy: Policy | None = None,
+    identity: EmailIdentity = IDENTITY,
+    workers: int = 8,
+    retry_delays: Sequence[float] = (),
+    attachments_root: str | None = None,
+    on_acting: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """One sweep; the outcome of every action (a failed one carries the error)."""
+    policy = policy or default_policy()
+    loaded = read()
+    ledger.sync_invoices(loaded.invoices, now=now)
+    planned = plan(loaded.invoices, policy, now, ledger.planning_state())
+    actions = action_dicts(due_now(planned, now))
+    if on_acting:
+        on_acting(len(actions))
+
+    def act(action: dict[str, Any]) -> dict[str, Any]:
+        for delay in [*retry_delays, None]:
+            try:
+                return execute_action(
+                    action,
+                    ledger=ledger,
+                    policy=policy,
+                    lookup=lookup,
+                    pool=pool,
+                    identity=identity,
+                    now=now,
+                    attachments_root=attachments_root,
+                ).to_dict()
+            except NotSent as exc:
+                if exc.permanent or delay is None:
+                    return {"key": action["key"], "status": "failed", "reason": str(exc)}
+                time.sleep(delay)
+            except Exception as exc:  # as the flow does: this action failed, the rest go on
+                return {"key": action["key"], "status": "failed", "reason": str(exc)}
+        raise AssertionError("unreachable")
+
+    with ThreadPoolExecutor(max_workers=workers) as threads:
+        return list(threads.map(act, actions))
+
+
+def counts(outcomes: list[dict[str, Any]]) -> dict[str, int]:
+    """`{"sent": n, "skipped:already_sent": m, "failed": k, ...}`."""
+    return dict(
+        Counter(
+            o["status"] + (f":{o['reason']}" if o["status"] == "skipped" else "") for o in outcomes
+        )
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="one sweep of the core, no Prefect")
+    parser.add_argument("--invoices", required=True)
+    parser.add_argument("--ledger", required=True)
+    parser.add_argument("--smtp-port", type=int, required=True)
+    parser.add_argument("--smtp-host", default="127.0.0.1")
+    parser.add_argument("--invoice", action="append", default=[], help="per-invoice runs")
+    parser.add_argument("--workers", type=int, default=8)
+    args = parser.parse_args(argv)
+    ledger = Ledger(args.ledger)
+    pool = SmtpPool(SmtpSettings(args.smtp_host, args.smtp_port, timeout=10), size=args.workers)
+    read, lookup = csv_source(args.invoices)
+
+    def acting(n: int) -> None:
+        print(f"acting {n}", flush=True)
+
+    outcomes: list[dict[str, Any]] = []
+    if args.invoice:  # like dunning-invoice: one invoice per run, the others left alone
+        for number in args.invoice:
+
+            def read_one(number: str = number) -> ImportResult:
+                full = read()
+                inv = full.invoices
+                return ImportResult(inv[inv["invoice_number"] == number])
+
+            outcomes += sweep(read_one, lookup, ledger, pool, workers=1, on_acting=acting)
+    else:
+        outcomes = sweep(read, lookup, ledger, pool, workers=args.workers, on_acting=acting)
+    pool.close()
+    print(json.dumps({"counts": counts(outcomes), "outcomes": outcomes}), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
