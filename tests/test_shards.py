@@ -8,12 +8,15 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import pandas as pd
 import pytest
 
 from dunning.mailsink import MailSink
 from dunning.shards import in_shard, shard_of
+from tests.connectors.fake_rest import FakeRest
+from tests.connectors.fakeapi import Request, Response
 from tests.invoices import write_invoices
 from tests.test_flows import NOW, ROOT
 
@@ -133,18 +136,12 @@ def test_two_process_workers_share_a_sharded_sweep(prefect_api, tmp_path, pg_url
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 
-    from blocks import CsvInvoiceSource, LedgerDatabase
+    from blocks import LedgerDatabase
     from flows.sweep import dunning_sweep_sharded
     from tests.test_flows import channel_for
 
     tag = uuid.uuid4().hex[:8]
     pool = f"dunning-test-{tag}"
-    rows = [
-        dict(invoice_number=f"P-{i}", customer_id=f"K{i % 11}", email=f"ap{i % 11}@k.example",
-             due_date="2026-12-02")
-        for i in range(30)
-    ]  # fmt: skip
-    csv = write_invoices(tmp_path / "inv.csv", rows)
     env = os.environ | {"PREFECT_API_URL": prefect_api, "DUNNING_HOME": str(ROOT)}
     with get_client(sync_client=True) as client:
         client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
@@ -169,8 +166,11 @@ def test_two_process_workers_share_a_sharded_sweep(prefect_api, tmp_path, pg_url
         )
         assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
 
-    with MailSink(tmp_path / "outbox", port=0) as sink:
-        CsvInvoiceSource(path=str(csv)).save(f"src-{tag}")
+    with MailSink(tmp_path / "outbox", port=0) as sink, BothShardsReading() as erp:
+        for i in range(30):
+            customer = {"id": f"K{i % 11}", "name": f"K{i % 11}", "email": f"ap{i % 11}@k.example"}
+            erp.add(number=f"P-{i}", customer=customer)
+        rest_source_for(erp).save(f"src-{tag}")
         channel_for(sink).save(f"mail-{tag}")
         LedgerDatabase(url=pg_url).save(f"ledger-{tag}")
         worker_env = env | {"PREFECT_WORKER_QUERY_SECONDS": "1"}
@@ -191,8 +191,8 @@ def test_two_process_workers_share_a_sharded_sweep(prefect_api, tmp_path, pg_url
                 ],
                 env=worker_env,
                 cwd=tmp_path,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stdout=(tmp_path / f"worker{k}.log").open("w"),  # kept for a failed run
+                stderr=subprocess.STDOUT,
             )
             for k in range(2)
         ]
@@ -216,6 +216,7 @@ def test_two_process_workers_share_a_sharded_sweep(prefect_api, tmp_path, pg_url
                 w.wait(timeout=60)
         keys = sorted(m["X-Dunning-Key"] for m in sink.messages())
 
+    assert erp.met, "the two shards never read the ERP at the same time (one worker ran both?)"
     assert [r["state"] for r in result.values()] == ["Completed", "Completed"]
     assert len(keys) == 30 and len(set(keys)) == 30  # every reminder once, none missed
     # Each shard was taken by a different worker (the workers say so in their events).
@@ -236,6 +237,48 @@ def test_two_process_workers_share_a_sharded_sweep(prefect_api, tmp_path, pg_url
         if related["prefect.resource.id"] in shard_runs
     }
     assert len(taken_by) == 2 and len(set(taken_by.values())) == 2, taken_by
+
+
+class BothShardsReading(FakeRest):
+    """An ERP whose invoice list answers only once two readers are asking at the same time.
+
+    Each worker takes one flow run at a time (`--limit 1`), so a shard held here keeps its
+    worker busy: the other shard can only run on the other worker. Without the gate a fast
+    shard can finish before the second worker polls, and one worker takes both in turn.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(style="page")
+        self.gate = threading.Barrier(2, timeout=120)
+        self.met = False
+
+    def _dispatch(self, req: Request) -> Response:  # outside the fake's lock, so both can wait
+        first_page = req.path == "/api/invoices" and req.arg("page", "1") == "1"
+        if first_page and not req.arg("updated_since") and not self.met:
+            try:
+                self.gate.wait()
+                self.met = True
+            except threading.BrokenBarrierError:
+                return Response(503, {"message": "the other shard never came"})
+        return super()._dispatch(req)
+
+
+def rest_source_for(api: FakeRest):
+    """The REST source block for the fake ERP, one page per read."""
+    from blocks import RestInvoiceSource
+    from tests.connectors.test_rest import MAPPING, STATUS
+
+    return RestInvoiceSource(
+        url=f"{api.url}/api/invoices",
+        auth_header="X-Api-Key",
+        auth_value=api.api_key,
+        records_path="data",
+        page_size=100,
+        field_mapping=MAPPING,
+        status_mapping=STATUS,
+        amounts_in_minor_units=True,
+        requests_per_second=0,
+    )
 
 
 def _wait_for_workers(pool: str, count: int, timeout: float = 60) -> None:
