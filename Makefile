@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PREFECT_HOME ?= $(CURDIR)/var/prefect
 
-.PHONY: install demo serve test lint bench bench-replies bench-reports bench-risk bench-desk bench-sweep postgres dovecot chromium clean
+.PHONY: install demo server serve test lint bench bench-replies bench-reports bench-risk bench-desk bench-sweep postgres dovecot chromium clean
 
 install: $(VENV)/.installed ## virtualenv with the pinned dependencies and the project
 
@@ -18,6 +18,10 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 demo: install ## Prefect server + UI, mail sink, demo blocks and portfolio, deployments, one sweep
 	mkdir -p $(PREFECT_HOME)
 	$(BIN)/python -m deployments.demo
+
+server: install ## a Prefect server (UI on 127.0.0.1:4200) with the settings for big sweeps
+	mkdir -p $(PREFECT_HOME)
+	$(BIN)/python -m deployments.server --host 127.0.0.1 --port 4200
 
 serve: install ## serve the deployments against a running Prefect server
 	$(BIN)/python -m deployments.serve

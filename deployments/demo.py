@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from deployments.server import SERVER_SETTINGS
+
 ROOT = Path(__file__).resolve().parent.parent
 VAR = Path(os.environ.get("DEMO_VAR", ROOT / "var")).resolve()
 HOST = "127.0.0.1"
@@ -102,6 +104,7 @@ def start_prefect_server(started: list[subprocess.Popen]) -> None:
                 str(PREFECT_PORT),
             ],
             "prefect-server.log",
+            **SERVER_SETTINGS,
         )
     )
     deadline = time.monotonic() + 120

@@ -45,8 +45,15 @@ def prefect_api():
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
-        yield PREFECT_API_URL.value()
+    from deployments.server import SERVER_SETTINGS
+
+    # The harness's server is a subprocess that inherits this environment: it runs with
+    # the settings we tell users to run theirs with.
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in SERVER_SETTINGS.items():
+            env.setenv(name, value)
+        with prefect_test_harness(server_startup_timeout=120):
+            yield PREFECT_API_URL.value()
 
 
 # -- replies: a real IMAP server -----------------------------------------------------------------

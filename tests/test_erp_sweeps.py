@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect_email import EmailServerCredentials
 
 from blocks import (
@@ -25,6 +24,7 @@ from flows.sweep import dunning_sweep
 from tests.connectors.fake_hubspot import FakeHubSpot
 from tests.connectors.fake_odoo import FakeOdoo
 from tests.connectors.fake_stripe import FakeStripe, unix
+from tests.test_flows import task_runs_of
 
 NOW = datetime.fromisoformat("2026-12-09T10:00:00+01:00")  # Wednesday, after the 8th (holiday)
 D = datetime.fromisoformat
@@ -149,17 +149,14 @@ def test_odoo_sweep_emails_customers_and_logs_to_the_invoice_chatter(prefect_api
         assert counts["crm"]["delivered"] == 6 and counts["crm"]["pending"] == 0
 
         # The rate limit the requests went through exists on the Prefect server.
+        run_id = state.state_details.flow_run_id
+        runs = task_runs_of(
+            run_id, until=lambda runs: any(t.name.startswith("deliver-crm-") for t in runs)
+        )
+        run_tasks = {t.name for t in runs}
         with get_client(sync_client=True) as client:
             limit = client.read_global_concurrency_limit_by_name(source.rate_limit_name())
-            run_tasks = {
-                t.name
-                for t in client.read_task_runs(
-                    flow_run_filter=FlowRunFilter(
-                        id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
-                    )
-                )
-            }
-            run = client.read_flow_run(state.state_details.flow_run_id)
+            run = client.read_flow_run(run_id)
         assert limit.slot_decay_per_second == 50 and limit.limit == 50
         assert any(n.startswith("deliver-crm-entries") for n in run_tasks)
         assert odoo.api_key not in str(run.parameters)  # secrets stay secret in the UI

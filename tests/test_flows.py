@@ -47,6 +47,22 @@ def channel_for(sink: MailSink, **extra) -> EmailChannel:
     )
 
 
+def task_runs_of(flow_run_id, until, timeout: float = 30.0) -> list:
+    """The flow run's task runs as the API shows them, once `until(runs)` holds: the
+    server records task runs from their events, in batches, up to a second later."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            )
+            if until(runs) or time.monotonic() > deadline:
+                return runs
+            time.sleep(0.2)
+
+
 def run_sweep(csv: Path, sink: MailSink, ledger_url: str, now: datetime = NOW, **kw) -> dict:
     return dunning_sweep(
         source=CsvInvoiceSource(path=str(csv)),
@@ -137,13 +153,9 @@ def test_run_shows_task_per_action_and_summary_artifact(prefect_api, sink, tmp_p
         return_state=True,
     )
     run_id = state.state_details.flow_run_id
+    runs = task_runs_of(run_id, until=lambda runs: any(t.name == "F-1-overdue_7" for t in runs))
+    names = {t.name for t in runs}
     with get_client(sync_client=True) as client:
-        names = {
-            t.name
-            for t in client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
-            )
-        }
         artifacts = client.read_artifacts()
     assert "F-1-overdue_7" in names
     assert not any(n.startswith("F-2-") for n in names)
@@ -166,12 +178,10 @@ def test_temporary_smtp_failure_is_retried_and_sends_once(prefect_api, tmp_path)
         )
         assert state.result()["sent"] == 1
         assert len(sink.messages()) == 1
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(
-                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
-            )
-        )
+    runs = task_runs_of(
+        state.state_details.flow_run_id,
+        until=lambda runs: any(t.name == "R-1-overdue_7" and t.run_count == 2 for t in runs),
+    )
     send = next(t for t in runs if t.name == "R-1-overdue_7")
     assert send.run_count == 2  # the retry is visible in the UI
     action = Ledger(f"sqlite:///{tmp_path}/l.db").frame(Action).iloc[0]
