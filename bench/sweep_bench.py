@@ -484,6 +484,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ledger", choices=["sqlite", "postgres"], default="sqlite")
     p.add_argument("--server-db", choices=["sqlite", "postgres"], default="sqlite")
     p.add_argument(
+        "--server-settings",
+        choices=["dunning", "prefect"],
+        default="dunning",
+        help="the Prefect server's settings: ours (deployments/server.py) or Prefect's defaults",
+    )
+    p.add_argument(
         "--scenarios", nargs="+", choices=["sweep", "direct", "naive"], default=["sweep", "naive"]
     )
     p.add_argument("--workers", type=int, default=8, help="SEND_WORKERS (threads sending)")
@@ -557,6 +563,10 @@ def run_all(args: argparse.Namespace) -> int:
 
             api_port = _free_port()
             server_env = dict(os.environ)
+            if args.server_settings == "dunning":
+                from deployments.server import server_env as with_dunning_settings
+
+                server_env = with_dunning_settings(server_env)
             server_env.update(
                 PREFECT_HOME=str(Path(tmp) / "server_home"),
                 PREFECT_SERVER_ANALYTICS_ENABLED="false",
@@ -583,7 +593,8 @@ def run_all(args: argparse.Namespace) -> int:
             api = f"http://127.0.0.1:{api_port}/api"
             _wait_http(f"{api}/health", 180, server)
             print(
-                f"prefect server ({args.server_db}) ready in {time.perf_counter() - t:.1f} s",
+                f"prefect server ({args.server_db}, {args.server_settings} settings) ready in "
+                f"{time.perf_counter() - t:.1f} s",
                 flush=True,
             )
 
@@ -681,7 +692,8 @@ def table(results: list[dict], raw: dict, args: argparse.Namespace) -> str:
     for r in results:
         vs_naive = f"{r['rate'] / naive['rate']:.2f}x" if naive else "-"
         lines.append(
-            f"| {r['scenario']} | {args.ledger} | {args.server_db} | {r['sent']:,} "
+            f"| {r['scenario']} | {args.ledger} | {args.server_db} ({args.server_settings}) "
+            f"| {r['sent']:,} "
             f"| {r['seconds']:.1f} | {r['rate']:.1f} | {r['rate'] / raw['rate']:.1%} "
             f"| {vs_naive} | {r['task_runs']:,} (+{r['recorded_after_s']:.0f} s) "
             f"| {r['peak_mb']:.0f} |"
