@@ -275,6 +275,10 @@ def deliver_pending(ledger: Ledger, sink: CrmSink, *, limit: int = 200) -> Deliv
     with the reason (`requeue_failed` retries it) and the batch goes on.
     """
     report = DeliveryReport(crm=sink.crm_name)
+    if isinstance(sink, LedgerSink):
+        report.delivered = _done_in_ledger(ledger, limit)
+        report.pending = count_by_state(ledger).get("pending", 0)
+        return report
     for entry in pending_entries(ledger, limit):
         if not claim_entry(ledger, entry):
             continue
@@ -297,6 +301,28 @@ def deliver_pending(ledger: Ledger, sink: CrmSink, *, limit: int = 200) -> Deliv
         report.delivered += 1
     report.pending = count_by_state(ledger).get("pending", 0)
     return report
+
+
+def _done_in_ledger(ledger: Ledger, limit: int) -> int:
+    """What `LedgerSink` delivery amounts to, for a whole batch in one statement: the
+    oldest `limit` takeable entries marked done, each with its `ledger:kind:id` id."""
+    table = CrmEntry.__table__
+    batch = sa.select(table.c.id).where(_takeable()).order_by(table.c.id).limit(limit)
+    external_id = sa.literal("ledger:") + table.c.kind + ":" + sa.cast(table.c.id, sa.String)
+    with ledger.engine.begin() as conn:
+        done = conn.execute(
+            sa.update(table)
+            .where(table.c.id.in_(batch.scalar_subquery()), _takeable())
+            .values(
+                state="done",
+                crm=LedgerSink.crm_name,
+                external_id=external_id,
+                error="",
+                attempts=table.c.attempts + 1,
+                updated_at=utcnow(),
+            )
+        )
+    return done.rowcount
 
 
 def entry_text(entry: CrmEntry) -> str:

@@ -101,11 +101,17 @@ def test_concurrent_deliveries_deliver_each_entry_once(ledger):
     assert count_by_state(ledger) == {"done": 60}
 
 
-def test_the_ledger_crm_marks_entries_done(ledger):
-    queue_note(ledger, key="n", text="x")
-    report = deliver_pending(ledger, LedgerSink())
-    assert report.delivered == 1 and report.crm == "ledger"
-    assert ledger.frame(CrmEntry).iloc[0].external_id.startswith("ledger:note:")
+def test_the_ledger_crm_marks_entries_done_a_batch_at_a_time(ledger):
+    for n in range(3):
+        queue_note(ledger, key=f"n{n}", text="x")
+    report = deliver_pending(ledger, LedgerSink(), limit=2)
+    assert (report.delivered, report.pending, report.crm) == (2, 1, "ledger")
+    entries = ledger.frame(CrmEntry).sort_values("id")
+    assert list(entries.state) == ["done", "done", "pending"]  # oldest first
+    first = entries.iloc[0]
+    assert first.external_id == f"ledger:note:{first.id}" and first.attempts == 1
+    assert deliver_pending(ledger, LedgerSink()).delivered == 1
+    assert count_by_state(ledger) == {"done": 3}
 
 
 def test_an_unexpected_crm_answer_fails_that_entry_not_the_queue(ledger):
