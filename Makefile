@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PREFECT_HOME ?= $(CURDIR)/var/prefect
 
-.PHONY: install demo server serve test lint bench bench-replies bench-reports bench-risk bench-desk bench-sweep postgres dovecot chromium clean
+.PHONY: install demo server serve test lint bench bench-replies bench-reports bench-risk bench-desk bench-sweep bench-prefect-server postgres dovecot chromium clean
 
 install: $(VENV)/.installed ## virtualenv with the pinned dependencies and the project
 
@@ -50,6 +50,9 @@ bench-desk: install ## collections desk pages at 100k invoices / 1M events
 
 bench-sweep: install postgres ## end to end: 10k reminders of 100k invoices, real Prefect + SMTP
 	$(BIN)/python -m bench.sweep_bench
+
+bench-prefect-server: install ## CPU per task run of the Prefect server: its defaults vs ours
+	$(BIN)/python -m bench.prefect_server_bench
 
 postgres: ## start the machine's PostgreSQL if it is down (tests create their own databases)
 	@pg_isready -q -h 127.0.0.1 -p 5432 || { \

@@ -2,7 +2,8 @@
 
     .venv/bin/python -m bench.sweep_bench [--invoices 100000 --due 10000]
         [--ledger sqlite|postgres] [--server-db sqlite|postgres]
-        [--scenarios sweep direct naive] [--workers 8] [--pool-size 4]
+        [--server-settings dunning|prefect]
+        [--scenarios sweep sweep-2shards direct naive] [--workers 8] [--pool-size 4]
 
 Set-up, all real and on this machine:
 
@@ -11,7 +12,8 @@ Set-up, all real and on this machine:
   today): the other invoices inside the ladder's reach get a due date 30 days ahead, so the
   portfolio keeps its size and shape but only `--due` actions are planned;
 * a `prefect server start` subprocess on a free port with its own PREFECT_HOME in a temp
-  dir, on SQLite or on a fresh PostgreSQL database (`--server-db`);
+  dir, on SQLite or on a fresh PostgreSQL database (`--server-db`), with our server
+  settings (`deployments/server.py`) or Prefect's defaults (`--server-settings prefect`);
 * an SMTP server on loopback (`bench.smtp_counter`, aiosmtpd that accepts and counts) in
   its own process; the raw ceiling is measured against that same server: one connection,
   one representative reminder-sized message after the other, as fast as it takes them;
@@ -23,6 +25,9 @@ Scenarios, each in its own Python process (peak RSS = `ru_maxrss` of that proces
   per action. Seconds = from calling the flow until it returns; then the ledger must hold
   every action as `sent`, and the Prefect API is polled until it has recorded every
   `send-reminder` task run as Completed (`recorded_after`).
+* `sweep-2shards`: the same sweep as two processes at once, shard 0 and shard 1 of 2 (what
+  two workers running `dunning-sweep-sharded` do), on the same ledger; seconds of the
+  slower one.
 * `direct`: the same flow's fetch/sync/plan tasks, then the same `send_reminder` function
   (`.fn`: ledger claim, render, pooled SMTP, ledger records, CRM note) in a plain thread
   pool inside the flow, no task run per action: the cost of the per-action task runs is the
@@ -517,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
         "--scenarios",
         nargs="+",
         choices=["sweep", "sweep-2shards", "direct", "naive"],
-        default=["sweep", "naive"],
+        default=["sweep", "sweep-2shards", "direct", "naive"],
     )
     p.add_argument("--shards", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--shard", type=int, default=0, help=argparse.SUPPRESS)
