@@ -1,12 +1,11 @@
 """The Prefect server settings dunning runs with, and `make server` to start one.
 
 Prefect's task-run recorder writes each task-run event in its own transaction by default
-(`batch_size` 1). A sweep sends one task run per reminder, three events each, so at tens
-of reminders a second the server spends ~75 ms of CPU per task run and falls minutes
-behind; its in-memory event queue then overflows and the UI under-counts task runs.
-Batching the recorder's writes cut the server's CPU per task run about 4x on this
-machine (BENCHMARKS.md, "Prefect server settings"), and the UI shows a task run at most a
-second after it happened.
+(`batch_size` 1). A sweep runs one task run per reminder, three events each, so at tens
+of reminders a second the server spent ~60 ms of CPU per task run on our 2-core machine
+and fell a minute behind (on PostgreSQL its in-memory event queue overflowed and the UI
+under-counted task runs). Batching the recorder's writes cut that to ~15 ms
+(BENCHMARKS.md, "Prefect server settings"); the UI shows a task run within about a second.
 
 Run `make server` (or `python -m deployments.server`), or set these variables wherever
 you start `prefect server start`.
