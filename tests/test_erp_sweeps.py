@@ -7,10 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect_email import EmailServerCredentials
 
 from blocks import (
-    EmailChannel,
     HubSpotCrm,
     LedgerDatabase,
     OdooCrm,
@@ -24,7 +22,7 @@ from flows.sweep import dunning_sweep
 from tests.connectors.fake_hubspot import FakeHubSpot
 from tests.connectors.fake_odoo import FakeOdoo
 from tests.connectors.fake_stripe import FakeStripe, unix
-from tests.test_flows import task_runs_of
+from tests.test_flows import channel_for, task_runs_of
 
 NOW = datetime.fromisoformat("2026-12-09T10:00:00+01:00")  # Wednesday, after the 8th (holiday)
 D = datetime.fromisoformat
@@ -34,17 +32,6 @@ D = datetime.fromisoformat
 def sink(tmp_path):
     with MailSink(tmp_path / "outbox", port=0) as s:
         yield s
-
-
-def channel_for(sink: MailSink) -> EmailChannel:
-    return EmailChannel(
-        credentials=EmailServerCredentials(
-            smtp_server=sink.host, smtp_port=sink.port, smtp_type="INSECURE"
-        ),
-        from_address="cobros@acme.example",
-        from_name="Acme S.L.",
-        reply_to="maria@acme.example",
-    )
 
 
 def body(message) -> str:

@@ -274,8 +274,9 @@ def test_dunning_invoice_runs_one_invoice(prefect_api, sink, tmp_path):
     assert [m["X-Dunning-Key"] for m in sink.messages()] == ["A-2:overdue_7:email"]
 
 
-def _concurrent_sweeps(prefect_api: str, csv: Path, sink: MailSink, ledger_url: str) -> None:
-    cmd = [
+def sweep_cmd(csv: Path, sink: MailSink, ledger_url: str, *extra: str) -> list[str]:
+    """`dunning sweep` of `csv` into `sink` at NOW, as a subprocess command line."""
+    return [
         sys.executable,
         "-m",
         "dunning.cli",
@@ -292,7 +293,12 @@ def _concurrent_sweeps(prefect_api: str, csv: Path, sink: MailSink, ledger_url: 
         str(sink.port),
         "--from",
         "cobros@acme.example",
+        *extra,
     ]
+
+
+def _concurrent_sweeps(prefect_api: str, csv: Path, sink: MailSink, ledger_url: str) -> None:
+    cmd = sweep_cmd(csv, sink, ledger_url)
     env = os.environ | {"PREFECT_API_URL": prefect_api}
     procs = [
         subprocess.Popen(

@@ -15,16 +15,16 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from prefect.schedules import Cron
-from prefect_email import EmailServerCredentials
 from sqlmodel import Session
 
-from blocks import CsvInvoiceSource, EmailChannel, LedgerDatabase
+from blocks import CsvInvoiceSource, LedgerDatabase
 from dunning.importers import read_invoice_file
 from dunning.ledger import Ledger
 from dunning.ledger.models import Action, Promise
 from dunning.mailsink import MailSink
 from flows.portfolio import portfolio_report
 from tests.invoices import write_invoices
+from tests.test_flows import channel_for
 
 AS_OF = date(2026, 6, 30)
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -80,17 +80,6 @@ def portfolio(tmp_path: Path) -> tuple[Path, str]:
         )  # fmt: skip
         session.commit()
     return csv, url
-
-
-def channel_for(sink: MailSink) -> EmailChannel:
-    return EmailChannel(
-        credentials=EmailServerCredentials(
-            smtp_server=sink.host, smtp_port=sink.port, smtp_type="INSECURE"
-        ),
-        from_address="cobros@acme.example",
-        from_name="Acme S.L.",
-        reply_to="maria@acme.example",
-    )
 
 
 def test_weekly_report_publishes_artifacts_and_emails_management(

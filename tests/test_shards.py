@@ -18,7 +18,7 @@ from dunning.shards import in_shard, shard_of
 from tests.connectors.fake_rest import FakeRest
 from tests.connectors.fakeapi import Request, Response
 from tests.invoices import write_invoices
-from tests.test_flows import NOW, ROOT
+from tests.test_flows import NOW, ROOT, sweep_cmd
 
 PORTFOLIO = pd.DataFrame(
     {
@@ -53,28 +53,6 @@ def test_shard_of_is_the_same_in_another_process():
     assert json.loads(other.stdout) == [int(v) for v in shard_of(frame, 7)]
 
 
-def _sweep_cmd(csv, sink: MailSink, ledger_url: str, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "dunning.cli",
-        "sweep",
-        "--invoices",
-        str(csv),
-        "--ledger",
-        ledger_url,
-        "--now",
-        NOW.isoformat(),
-        "--smtp-host",
-        sink.host,
-        "--smtp-port",
-        str(sink.port),
-        "--from",
-        "cobros@acme.example",
-        *extra,
-    ]
-
-
 @pytest.mark.postgres
 def test_two_shard_workers_send_what_one_worker_sends_each_once(prefect_api, tmp_path, pg_url):
     rows = [
@@ -91,7 +69,7 @@ def test_two_shard_workers_send_what_one_worker_sends_each_once(prefect_api, tmp
 
     with MailSink(tmp_path / "one", port=0) as sink:
         single = subprocess.run(
-            _sweep_cmd(csv, sink, f"sqlite:///{tmp_path}/one.db"),
+            sweep_cmd(csv, sink, f"sqlite:///{tmp_path}/one.db"),
             env=env,
             cwd=ROOT,
             capture_output=True,
@@ -104,7 +82,7 @@ def test_two_shard_workers_send_what_one_worker_sends_each_once(prefect_api, tmp
     with MailSink(tmp_path / "two", port=0) as sink:
         procs = [
             subprocess.Popen(
-                _sweep_cmd(csv, sink, pg_url, "--shards", "2", "--shard", str(k)),
+                sweep_cmd(csv, sink, pg_url, "--shards", "2", "--shard", str(k)),
                 env=env,
                 cwd=ROOT,
                 stdout=subprocess.PIPE,
