@@ -28,6 +28,7 @@ serve: install ## serve the deployments against a running Prefect server
 
 test: install postgres dovecot chromium ## the whole suite: real SMTP, IMAP, PostgreSQL, Prefect server
 	mkdir -p $(PREFECT_HOME)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 lint: install

@@ -8,7 +8,7 @@ database) with bulk inserts: synthetic invoices (`bench.synth`: ~25 invoices per
 Zipf-skewed so the largest customer holds ~1 % of them), one to three sent actions per
 invoice already due, `--events` events spread over the invoices (so the largest customer has
 thousands), 20 % as many human tasks (a quarter open), replies, promises and pauses. Then
-it starts the desk's app (which adds its indexes, `dunning.desk.indexes`), logs in as a
+it starts the desk's app (which adds its indexes, `apps.desk.indexes`), logs in as a
 manager and a collector, and times each page `--repeat` times in-process (Starlette's test
 client: routing, session, queries, template rendering; no network).
 
@@ -279,8 +279,8 @@ def time_pages(url: str, facts: dict, repeat: int) -> list[dict]:
     """Median, p95 and max of each page (ms), through the app in-process."""
     from starlette.testclient import TestClient
 
-    from dunning.desk.app import DeskConfig, create_app
-    from dunning.desk.auth import add_user
+    from apps.desk.app import DeskConfig, create_app
+    from apps.desk.auth import add_user
     from dunning.ledger import Ledger
 
     ledger = Ledger(url)

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.smtp_counter --port 2525
 
-aiosmtpd like `dunning.mailsink`, but the handler keeps no file: writing an .eml per message
+aiosmtpd like `apps.mailsink`, but the handler keeps no file: writing an .eml per message
 would make the server, not the client, the bottleneck of a throughput benchmark. It runs in
 its own process so that the sender's GIL is not shared with it. On SIGTERM it prints one
 JSON line with the messages and bytes it accepted and its peak RSS.

@@ -124,7 +124,7 @@ def start_mail_sink(started: list[subprocess.Popen]) -> None:
             [
                 sys.executable,
                 "-m",
-                "dunning.mailsink",
+                "apps.mailsink",
                 "--dir",
                 str(VAR / "outbox"),
                 "--host",
@@ -193,7 +193,7 @@ def start_webhook_receiver(started: list[subprocess.Popen]) -> None:
     """The receiver turning Stripe/ERP/WhatsApp webhooks into ledger rows and Prefect events."""
     if _listening(WEBHOOK_PORT):
         sys.exit(f"port {WEBHOOK_PORT} is taken; free it or set DEMO_WEBHOOK_PORT")
-    args = [sys.executable, "-m", "dunning.cli", "webhooks", "serve", "--host", HOST]
+    args = [sys.executable, "-m", "apps.cli", "webhooks", "serve", "--host", HOST]
     args += ["--port", str(WEBHOOK_PORT), "--ledger", f"sqlite:///{VAR / 'ledger.db'}"]
     started.append(_start(args, "webhooks.log", **DEMO_WEBHOOK_SECRETS))
     _wait_listening(WEBHOOK_PORT, started[-1], "the webhook receiver", "webhooks.log")
@@ -205,7 +205,7 @@ def start_desk(started: list[subprocess.Popen]) -> None:
     if _listening(DESK_PORT):
         sys.exit(f"port {DESK_PORT} is taken; free it or set DEMO_DESK_PORT")
     ledger = f"sqlite:///{VAR / 'ledger.db'}"
-    cli = [sys.executable, "-m", "dunning.cli", "desk"]
+    cli = [sys.executable, "-m", "apps.cli", "desk"]
     subprocess.run(
         [*cli, "adduser", DEMO_DESK_USER[0], "--role", "manager", "--ledger", ledger],
         input=DEMO_DESK_USER[1] + "\n",
@@ -250,7 +250,7 @@ def main() -> int:
         start_prefect_server(started)
         start_mail_sink(started)
         now = demo_now()
-        from dunning.sample import write_demo_files
+        from apps.sample import write_demo_files
 
         csv = write_demo_files(IBM_CSV, VAR / "demo", now.date())
         _say(f"sample portfolio: {csv} (demo day {now.date()})")

@@ -126,7 +126,7 @@ def execute_action(
 
     fresh = lookup(invoice)
     # A payment webhook may have closed the invoice before the source shows it.
-    from dunning.webhooks.effects import closed_in_ledger
+    from dunning.inbound.effects import closed_in_ledger
 
     if fresh is not None and (closed := closed_in_ledger(ledger, invoice)):
         fresh = fresh.model_copy(update={"status": closed})

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dunning.mailsink import free_port
+from apps.mailsink import free_port
 
 CONFIG = """\
 base_dir = {root}/run

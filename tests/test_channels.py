@@ -306,9 +306,9 @@ def cloud_api():
 def test_sweep_sends_whatsapp_email_and_the_131026_fallback_once(prefect_api, cloud_api, tmp_path):
     from prefect_email import EmailServerCredentials
 
+    from apps.mailsink import MailSink
     from blocks import CsvInvoiceSource, EmailChannel, LedgerDatabase, WhatsAppCloudChannel
     from dunning.ledger import Action, HumanTask, Ledger
-    from dunning.mailsink import MailSink
     from dunning.render import format_day, format_money, locale_for
     from flows.sweep import dunning_sweep
 
@@ -428,10 +428,10 @@ def test_plan_command_shows_the_channel_and_why_it_fell_back(tmp_path):
 
 
 def test_promise_broken_email_names_the_promised_date(tmp_path):
+    from apps.mailsink import MailSink
     from dunning.act import EmailIdentity, execute_action
     from dunning.importers import to_invoice
     from dunning.ledger import Ledger
-    from dunning.mailsink import MailSink
     from dunning.smtp import SmtpPool, SmtpSettings
 
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
@@ -465,10 +465,10 @@ def test_promise_broken_email_names_the_promised_date(tmp_path):
 
 
 def test_an_invoice_the_ledger_knows_is_paid_gets_no_reminder(tmp_path):
+    from apps.mailsink import MailSink
     from dunning.act import EmailIdentity, execute_action
     from dunning.importers import to_invoice
     from dunning.ledger import Ledger
-    from dunning.mailsink import MailSink
     from dunning.smtp import SmtpPool, SmtpSettings
 
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")

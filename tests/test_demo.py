@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from dunning.mailsink import free_port
+from apps.mailsink import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from prefect.client.orchestration import get_client
 
+from apps.mailsink import MailSink
 from blocks import (
     HubSpotCrm,
     LedgerDatabase,
@@ -17,7 +18,6 @@ from blocks import (
 )
 from dunning.crm import count_by_state
 from dunning.ledger import InvoiceRecord, Ledger
-from dunning.mailsink import MailSink
 from flows.sweep import dunning_sweep
 from tests.connectors.fake_hubspot import FakeHubSpot
 from tests.connectors.fake_odoo import FakeOdoo

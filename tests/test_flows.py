@@ -18,10 +18,10 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect_email import EmailServerCredentials
 
+from apps.mailsink import MailSink
 from blocks import CsvInvoiceSource, EmailChannel, LedgerDatabase
 from dunning.ledger import Action, HumanTask, Ledger
 from dunning.mail import message_id
-from dunning.mailsink import MailSink
 from flows.sweep import dunning_invoice, dunning_sweep
 from tests.invoices import write_invoices
 
@@ -279,7 +279,7 @@ def sweep_cmd(csv: Path, sink: MailSink, ledger_url: str, *extra: str) -> list[s
     return [
         sys.executable,
         "-m",
-        "dunning.cli",
+        "apps.cli",
         "sweep",
         "--invoices",
         str(csv),
@@ -353,7 +353,7 @@ def test_crash_after_smtp_accepted_is_reported_and_never_resent(prefect_api, sin
     assert counts["sent"] == 0 and counts["skipped"] == {"in_doubt": 1}
     assert len(sink.messages()) == 1
     report = subprocess.run(
-        [sys.executable, "-m", "dunning.cli", "ledger", "in-doubt", "--ledger", url],
+        [sys.executable, "-m", "apps.cli", "ledger", "in-doubt", "--ledger", url],
         cwd=ROOT,
         capture_output=True,
         text=True,

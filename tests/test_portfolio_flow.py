@@ -17,11 +17,11 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 from prefect.schedules import Cron
 from sqlmodel import Session
 
+from apps.mailsink import MailSink
 from blocks import CsvInvoiceSource, LedgerDatabase
 from dunning.importers import read_invoice_file
 from dunning.ledger import Ledger
 from dunning.ledger.models import Action, Promise
-from dunning.mailsink import MailSink
 from flows.portfolio import portfolio_report
 from tests.invoices import write_invoices
 from tests.test_flows import channel_for

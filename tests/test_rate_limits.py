@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from prefect.client.orchestration import get_client
 
+from apps.mailsink import MailSink
 from blocks import CsvInvoiceSource, LedgerDatabase
-from dunning.mailsink import MailSink
 from flows.sweep import dunning_sweep
 from tests.invoices import write_invoices
 from tests.test_flows import NOW, channel_for

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from apps.mailsink import MailSink
 from dunning.act import EmailIdentity
 from dunning.importers import read_invoice_file
 from dunning.ledger import Action, CrmEntry, HumanTask, InboundMessage, Ledger, Pause, Promise
 from dunning.mail import message_id
-from dunning.mailsink import MailSink
 from dunning.policy import BankDetails, default_policy
 from dunning.replies.act import handle_reply
 from dunning.replies.imap import is_auto_reply

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from imap_tools import MailBoxUnencrypted
 
+from apps.mailsink import MailSink
 from blocks import CsvInvoiceSource, DunningPolicy, LedgerDatabase
 from blocks.mailbox import ImapMailbox
 from dunning.ledger import HumanTask, InboundMessage, Ledger, Pause, Promise
-from dunning.mailsink import MailSink
 from dunning.policy import default_policy
 from flows.replies import process_replies
 from flows.sweep import dunning_sweep

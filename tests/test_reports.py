@@ -16,7 +16,7 @@ import pytest
 from sqlmodel import Session
 from typer.testing import CliRunner
 
-from dunning.cli import app
+from apps.cli import app
 from dunning.ledger import Ledger
 from dunning.ledger.models import Action, HumanTask, InboundMessage, Pause, Promise
 from dunning.reports import (

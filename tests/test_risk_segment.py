@@ -74,7 +74,7 @@ def test_dunning_plan_scores_with_the_policys_model_and_shows_score_and_segment(
     import yaml
     from typer.testing import CliRunner
 
-    from dunning.cli import app
+    from apps.cli import app
     from tests.invoices import write_invoices
 
     url = f"sqlite:///{tmp_path / 'ledger.db'}"

@@ -13,7 +13,7 @@ import threading
 import pandas as pd
 import pytest
 
-from dunning.mailsink import MailSink
+from apps.mailsink import MailSink
 from dunning.shards import in_shard, shard_of
 from tests.connectors.fake_rest import FakeRest
 from tests.connectors.fakeapi import Request, Response

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from apps.mailsink import MailSink, free_port
 from dunning.mail import Envelope, build_email
-from dunning.mailsink import MailSink, free_port
 from dunning.render import message_context, render_email
 from dunning.smtp import NotSent, SmtpPool, SmtpSettings, connect
 

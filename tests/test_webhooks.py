@@ -18,10 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from apps.mailsink import MailSink, free_port
+from dunning.inbound.effects import closed_in_ledger, is_closed_in_ledger
+from dunning.inbound.verify import hmac_hex, stripe_header
 from dunning.ledger import Action, Event, InboundMessage, InvoiceRecord, Ledger, WebhookEvent
-from dunning.mailsink import MailSink, free_port
-from dunning.webhooks.effects import closed_in_ledger, is_closed_in_ledger
-from dunning.webhooks.verify import hmac_hex, stripe_header
 from dunning.whatsapp.send import update_action
 from tests.invoices import write_invoices
 
@@ -44,7 +44,7 @@ class Receiver:
         self.log = log
         env = os.environ | SECRETS | {"PYTHONPATH": str(ROOT)}
         args = [
-            sys.executable, "-c", "from dunning.cli import main; main()",
+            sys.executable, "-c", "from apps.cli import main; main()",
             "webhooks", "serve", "--port", str(self.port), "--ledger", ledger_url,
             "--prefect-api-url", prefect_api_url, "--emit-retry-seconds", "1",
         ]  # fmt: skip

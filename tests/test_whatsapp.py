@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from apps.mailsink import MailSink
 from dunning.act import EmailIdentity, execute_action
 from dunning.ledger import Action, Event, HumanTask, InboundMessage, Ledger, Pause
-from dunning.mailsink import MailSink
 from dunning.policy import default_policy
 from dunning.schema import Invoice
 from dunning.smtp import SmtpPool, SmtpSettings

@@ -20,11 +20,11 @@ import pytest
 import uvicorn
 from prefect_email import EmailServerCredentials
 
+from apps.desk.app import DeskConfig, create_app
+from apps.desk.auth import add_user
+from apps.mailsink import MailSink
 from blocks import CsvInvoiceSource, EmailChannel, LedgerDatabase
-from dunning.desk.app import DeskConfig, create_app
-from dunning.desk.auth import add_user
 from dunning.ledger import Ledger
-from dunning.mailsink import MailSink
 from flows.sweep import dunning_sweep
 from tests.invoices import write_invoices
 

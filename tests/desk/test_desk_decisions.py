@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from dunning.desk import decisions, queries
-from dunning.desk.auth import User, add_user, authenticate
+from apps.desk import decisions, queries
+from apps.desk.auth import User, add_user, authenticate
 from dunning.ledger import Ledger
 from dunning.ledger.models import CrmEntry, DeskUser, Event, HumanTask, Pause
 
@@ -155,7 +155,7 @@ def test_resuming_an_invoice_ends_a_dispute_but_never_an_opt_out(ledger):
 
 def test_adduser_reads_the_password_from_stdin_and_stores_only_a_hash(tmp_path):
     url = f"sqlite:///{tmp_path}/ledger.db"
-    cmd = [sys.executable, "-m", "dunning.cli", "desk", "adduser", "Maria@Acme.example",
+    cmd = [sys.executable, "-m", "apps.cli", "desk", "adduser", "Maria@Acme.example",
            "--role", "manager", "--ledger", url]  # fmt: skip
     done = subprocess.run(cmd, input="s3cret-pass\n", capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
@@ -200,7 +200,7 @@ def test_desk_serve_command_answers_and_guards_pages(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"sqlite:///{tmp_path}/ledger.db"
-    cmd = [sys.executable, "-m", "dunning.cli", "desk", "serve", "--port", str(port),
+    cmd = [sys.executable, "-m", "apps.cli", "desk", "serve", "--port", str(port),
            "--ledger", url, "--log-level", "warning"]  # fmt: skip
     server = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

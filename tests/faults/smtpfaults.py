@@ -1,6 +1,6 @@
 """A real SMTP server (aiosmtpd on loopback) that fails on purpose.
 
-`FaultSink` keeps every accepted message as `.eml` (like `dunning.mailsink`, whose handler it
+`FaultSink` keeps every accepted message as `.eml` (like `apps.mailsink`, whose handler it
 extends) and can:
 - refuse recipients with a 4xx or 5xx reply at RCPT (`refuse(address, "550 5.1.1 ...")`);
 - go down mid-run and come back on the same port: `outage(after=50, seconds=3)` stops the
@@ -24,7 +24,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPProtocol
 from aiosmtpd.smtp import Envelope
 
-from dunning.mailsink import OutboxHandler, free_port
+from apps.mailsink import OutboxHandler, free_port
 
 
 class FaultHandler(OutboxHandler):

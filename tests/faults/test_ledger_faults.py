@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from apps.mailsink import free_port
 from blocks import CsvInvoiceSource, LedgerDatabase
 from dunning.ledger import Action, Ledger
-from dunning.mailsink import free_port
 from flows.sweep import dunning_sweep
 from tests.faults.smtpfaults import FaultSink, duplicates
 from tests.invoices import write_invoices

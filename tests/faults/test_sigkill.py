@@ -101,7 +101,7 @@ def test_killed_twenty_times_then_each_due_reminder_once_or_reported(
     actions = ledger.frame(Action).set_index("key")
     copies = fault_sink.by_message_id()
     report = subprocess.run(
-        [sys.executable, "-m", "dunning.cli", "ledger", "in-doubt", "--ledger", url],
+        [sys.executable, "-m", "apps.cli", "ledger", "in-doubt", "--ledger", url],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -15,7 +15,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dunning import cli_desk, cli_replies, cli_report, cli_risk, cli_webhooks
+from apps.cli import desk as cli_desk
+from apps.cli import replies as cli_replies
+from apps.cli import report as cli_report
+from apps.cli import risk as cli_risk
+from apps.cli import webhooks as cli_webhooks
 from dunning.importers import SourceError, describe_quarantine, read_invoice_file
 from dunning.policy import load_policy
 

@@ -1,6 +1,6 @@
 """The desk's ASGI app: sessions, the login gate, templates, routes.
 
-    >>> from dunning.desk.app import DeskConfig, create_app
+    >>> from apps.desk.app import DeskConfig, create_app
     >>> app = create_app(DeskConfig(ledger_url="sqlite:///var/ledger.db"))
     >>> # uvicorn.run(app, host="127.0.0.1", port=8788)
 
@@ -24,9 +24,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from dunning.desk import views
-from dunning.desk.auth import active_user
-from dunning.desk.indexes import ensure_desk_indexes
+from apps.desk import views
+from apps.desk.auth import active_user
+from apps.desk.indexes import ensure_desk_indexes
 from dunning.ledger import Ledger
 
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates" / "desk"

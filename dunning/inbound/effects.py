@@ -5,7 +5,7 @@
 2. `apply_event`: its effect on the ledger: a WhatsApp message goes to the inbox (state
    `new`, for the replies flow), a status onto the action that sent the message, a paid or
    cancelled invoice is closed at once (`close_invoice`);
-3. the receiver then emits it as a Prefect event (`dunning.webhooks.emit`) and marks it.
+3. the receiver then emits it as a Prefect event (`apps.webhooks.emit`) and marks it.
 
 `closed_in_ledger` is what the act step asks just before sending: an invoice a webhook
 reported paid gets no reminder, even before the source itself shows the payment.
@@ -19,9 +19,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from dunning.inbound.providers import Incoming
 from dunning.ledger import Event, InboundMessage, InvoiceRecord, Ledger, WebhookEvent
 from dunning.ledger.models import utcnow
-from dunning.webhooks.providers import Incoming
 from dunning.whatsapp.phones import from_wa_id
 from dunning.whatsapp.status import StatusUpdate, apply_status
 

@@ -20,9 +20,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
-from dunning.desk import csrf, decisions, queries
-from dunning.desk.auth import authenticate
-from dunning.desk.i18n import LANGS, LOCALES, pick_language, translator
+from apps.desk import csrf, decisions, queries
+from apps.desk.auth import authenticate
+from apps.desk.i18n import LANGS, LOCALES, pick_language, translator
 
 PORTFOLIO_TTL = 300.0
 LANG_COOKIE = "desk_lang"

@@ -33,10 +33,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from dunning.ledger import Ledger, WebhookEvent
-from dunning.webhooks.effects import apply_event, store_event
-from dunning.webhooks.emit import PrefectEmitter
-from dunning.webhooks.providers import (
+from apps.webhooks.emit import PrefectEmitter
+from dunning.inbound.effects import apply_event, store_event
+from dunning.inbound.providers import (
     Incoming,
     PayloadError,
     erp_events,
@@ -44,14 +43,15 @@ from dunning.webhooks.providers import (
     stripe_events,
     whatsapp_events,
 )
-from dunning.webhooks.verify import (
+from dunning.inbound.verify import (
     SignatureError,
     StaleSignature,
     verify_sha256_header,
     verify_stripe,
 )
+from dunning.ledger import Ledger, WebhookEvent
 
-log = logging.getLogger("dunning.webhooks")
+log = logging.getLogger("dunning.inbound")
 MAX_BODY = 1024 * 1024
 ERP_SIGNATURE_HEADER = "X-Dunning-Signature"
 

@@ -19,9 +19,9 @@ from datetime import date, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from apps.desk.auth import User
+from apps.desk.queries import can_close_task
 from dunning.crm import queue_note
-from dunning.desk.auth import User
-from dunning.desk.queries import can_close_task
 from dunning.ledger import Ledger
 from dunning.ledger.models import HumanTask, Pause, utcnow
 

@@ -53,7 +53,7 @@ def serve(
     """
     import uvicorn
 
-    from dunning.desk.app import DeskConfig, create_app
+    from apps.desk.app import DeskConfig, create_app
 
     config = DeskConfig(ledger_url=_ledger_url(ledger, ledger_block), secure_cookies=secure_cookies)
     if prefect_ui_url:
@@ -75,7 +75,7 @@ def adduser(
     """
     import sys
 
-    from dunning.desk.auth import add_user
+    from apps.desk.auth import add_user
     from dunning.ledger import Ledger
 
     if sys.stdin.isatty():

@@ -2,5 +2,5 @@
 automation escalates (tasks, customers, portfolio), reading and writing the ledger.
 
 Start it with `dunning desk serve`; build the ASGI app yourself with
-`dunning.desk.app.create_app(DeskConfig(ledger_url=...))`.
+`apps.desk.app.create_app(DeskConfig(ledger_url=...))`.
 """

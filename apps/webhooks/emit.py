@@ -30,11 +30,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from dunning.inbound.effects import CLOSED
 from dunning.ledger import Ledger, WebhookEvent
 from dunning.ledger.models import utcnow
-from dunning.webhooks.effects import CLOSED
 
-log = logging.getLogger("dunning.webhooks")
+log = logging.getLogger("dunning.inbound")
 _NAMESPACE = uuid.UUID("5c0e6a0e-4d7b-4f4e-9a59-2f6c1f0d7a11")
 
 

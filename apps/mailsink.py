@@ -3,7 +3,7 @@
 The demo's outbox, and the real SMTP server of the tests (aiosmtpd on loopback). It can be
 told to answer the first messages with a temporary error, to exercise retries.
 
-Run it: `python -m dunning.mailsink --dir var/outbox --port 1025`.
+Run it: `python -m apps.mailsink --dir var/outbox --port 1025`.
 """
 
 from __future__ import annotations

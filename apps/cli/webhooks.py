@@ -53,7 +53,7 @@ def serve(
 
     import uvicorn
 
-    from dunning.webhooks.app import ReceiverConfig, create_app
+    from apps.webhooks.app import ReceiverConfig, create_app
 
     defaults: dict = {}
     if whatsapp_block:

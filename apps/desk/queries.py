@@ -1,6 +1,6 @@
 """What the desk's pages read from the ledger: a page of tasks, one customer, a search.
 
-Every query is bounded (LIMIT) and served by an index (`dunning.desk.indexes`), so a page
+Every query is bounded (LIMIT) and served by an index (`apps.desk.indexes`), so a page
 answers fast on a ledger of 100k invoices and a million events.
 
 Who sees what: managers see every task and customer. A collector sees the open tasks
@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dunning.desk.auth import User
+from apps.desk.auth import User
 from dunning.ledger.models import (
     Action,
     CustomerStatus,

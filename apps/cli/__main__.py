@@ -1,0 +1,3 @@
+from apps.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The webhook receiver (Starlette under uvicorn) and its Prefect event emitter."""
