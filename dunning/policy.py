@@ -8,7 +8,7 @@ channel, a template and a tone, and may escalate to a person. The same schema is
 from __future__ import annotations
 
 import zoneinfo
-from datetime import time
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Literal
 
@@ -246,3 +246,23 @@ def load_policy(path: str | Path | None = None) -> Policy:
 
 def default_policy() -> Policy:
     return load_policy(None)
+
+
+def today(policy: Policy | None = None, now: datetime | None = None) -> date:
+    """The date it is in the policy's timezone: the one "today" of sweeps, reports and replies.
+
+    Args:
+        policy: whose `timezone` decides the day; without one, the default policy's
+            (Europe/Madrid), so a command without a policy agrees with the default sweep.
+        now: the moment (timezone-aware); the current time if empty. A naive `now` is
+            taken as UTC, the way the ledger stores times.
+
+    Example:
+        >>> today(load_policy("policy.yaml"))
+        >>> today(now=datetime(2026, 12, 31, 23, 30, tzinfo=UTC))  # 2027-01-01 in Madrid
+    """
+    zone = policy.timezone if policy is not None else Policy.model_fields["timezone"].default
+    moment = now or datetime.now(UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(zoneinfo.ZoneInfo(zone)).date()

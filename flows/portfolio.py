@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
-from datetime import date, datetime
+from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
 from prefect import flow, get_run_logger
 
-from blocks import EmailChannel, InvoiceSource, LedgerDatabase, resolve
+from blocks import DunningPolicy, EmailChannel, InvoiceSource, LedgerDatabase, resolve
 from blocks.erp import resolve_source
 from dunning.mail import split_addresses
+from dunning.policy import today
 from dunning.reports import report_numbers
 from tasks.portfolio import (
     compute_report,
@@ -34,6 +33,7 @@ def portfolio_report(
     period_days: int = 30,
     rates: dict[str, float] | None = None,
     base_currency: str = "",
+    policy: str | DunningPolicy | None = None,
 ) -> dict[str, Any]:
     """Show management how the portfolio is doing: aging, DSO, CEI, reminders, promises.
 
@@ -49,12 +49,14 @@ def portfolio_report(
             empty: artifacts only.
         source: the invoice-source block or its name, for real issue dates (the ledger
             keeps none and uses the day it first saw each invoice); empty: ledger only.
-        as_of: the report's day; today in `DUNNING_TIMEZONE` (Europe/Madrid) if empty.
+        as_of: the report's day; if empty, today in the policy's timezone.
         locale: Babel locale of the email's numbers, dates and language (es_ES, en_US, ...).
         period_days: days of activity reported (CEI, reminders, conversions, promises).
         rates: exchange rates to `base_currency` (`{"USD": 0.92}`) to report one total;
             empty: one section per currency (amounts are never mixed).
         base_currency: the currency the rates convert to.
+        policy: the dunning-policy block or its name, for its timezone (which day "today"
+            is); the built-in default policy (Europe/Madrid) if empty.
 
     Returns:
         The headline numbers per currency, the artifact keys and the email sent (if any).
@@ -77,9 +79,7 @@ def portfolio_report(
             f"recipients {bad} are not email addresses; give the management list as "
             "comma-separated addresses, e.g. 'ceo@acme.es, cfo@acme.es'"
         )
-    day = (
-        as_of or datetime.now(ZoneInfo(os.environ.get("DUNNING_TIMEZONE", "Europe/Madrid"))).date()
-    )
+    day = as_of or today(DunningPolicy.resolve(policy))
     ledger_block = resolve(LedgerDatabase, ledger)
     source_block = resolve_source(source) if source else None
     data = load_portfolio(ledger_block, source_block, rates, base_currency)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zoneinfo
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -11,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from blocks.ledger import LedgerDatabase
 from dunning.ledger import SyncReport
-from dunning.policy import Policy, default_policy
+from dunning.policy import Policy, default_policy, today
 
 
 @task(name="sync-ledger", cache_policy=NO_CACHE)
@@ -36,9 +35,8 @@ def sync_ledger(
     now = now or datetime.now(UTC)
     store = ledger.get_ledger()
     report = store.sync_invoices(invoices, now=now)
-    today = now.astimezone(zoneinfo.ZoneInfo(policy.timezone)).date()
     report.promises_kept, report.promises_broken = store.resolve_promises(
-        today, policy.promise_grace_days
+        today(policy, now), policy.promise_grace_days
     )
     get_run_logger().info("ledger sync: %s", vars(report))
     return report

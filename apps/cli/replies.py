@@ -12,6 +12,8 @@ from typing import Annotated, Any, TextIO
 
 import typer
 
+from dunning.policy import today as policy_today
+
 app = typer.Typer(help="Customer replies: classify, match and act.", no_args_is_help=True)
 
 _LANGS = ("es", "en", "pt")
@@ -19,7 +21,7 @@ _LANGS = ("es", "en", "pt")
 
 def _parse_day(value: str | None) -> date:
     if not value:
-        return date.today()
+        return policy_today()
     try:
         return date.fromisoformat(value)
     except ValueError:

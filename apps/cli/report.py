@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from dunning.policy import today
+
 if TYPE_CHECKING:
     from dunning.reports import PortfolioReport
 
@@ -67,7 +69,8 @@ def report(
         ),
     ] = None,
     as_of: Annotated[
-        str | None, typer.Option("--as-of", help="Report day, YYYY-MM-DD (default: today).")
+        str | None,
+        typer.Option("--as-of", help="Report day, YYYY-MM-DD (default: today in Europe/Madrid)."),
     ] = None,
     locale: Annotated[str, typer.Option("--locale", help="Babel locale of report.html.")] = "es_ES",
     period_days: Annotated[int, typer.Option("--period-days", help="Days of activity.")] = 30,
@@ -97,7 +100,7 @@ def report(
     if not (ledger or invoices):
         _fail("give --ledger URL, --invoices FILE, or both")
     try:
-        day = date.fromisoformat(as_of) if as_of else date.today()
+        day = date.fromisoformat(as_of) if as_of else today()
     except ValueError:
         raise typer.BadParameter(f"--as-of {as_of!r} is not a date; use YYYY-MM-DD") from None
     problems: list[str] = []

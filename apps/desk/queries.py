@@ -12,7 +12,7 @@ for the role `manager` stay with managers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -370,8 +370,3 @@ def _customers_where(
         stmt = stmt.where(T_INV.c.customer_id.in_(owned))
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(stmt)]
-
-
-def today() -> date:
-    """Today's date (UTC), the day tasks are compared against."""
-    return datetime.now().date()

@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from apps.desk import csrf, decisions, queries
 from apps.desk.auth import authenticate
 from apps.desk.i18n import LANGS, LOCALES, pick_language, translator
+from dunning.policy import today
 
 PORTFOLIO_TTL = 300.0
 LANG_COOKIE = "desk_lang"
@@ -122,10 +123,6 @@ def _ledger(request: Request):  # noqa: ANN202
     return request.app.state.ledger
 
 
-def _today() -> date:
-    return datetime.now(UTC).date()
-
-
 def _parse_day(value: str | None) -> date | None:
     if not value:
         return None
@@ -204,7 +201,7 @@ async def tasks_page(request: Request) -> Response:
         "tasks.html",
         result=result,
         assignee=assignee,
-        today=_today(),
+        today=today(),
         flash=request.query_params.get("done", ""),
     )
 
@@ -216,7 +213,7 @@ async def task_page(request: Request) -> Response:
         return _error(request, 404, "not_found")
     if not queries.can_close_task(request.state.user, row["assignee"]):
         return _error(request, 403, "forbidden")
-    return _render(request, "task.html", task=row, outcomes=decisions.OUTCOMES, today=_today())
+    return _render(request, "task.html", task=row, outcomes=decisions.OUTCOMES, today=today())
 
 
 async def task_close(request: Request) -> Response:
@@ -236,7 +233,7 @@ async def task_close(request: Request) -> Response:
             request.state.user,
             task_id,
             closing,
-            _today(),
+            today(),
         )
     except decisions.NotAllowed:
         return _error(request, 403, "forbidden")
@@ -250,7 +247,7 @@ async def task_close(request: Request) -> Response:
             status_code=400,
             task=row,
             outcomes=decisions.OUTCOMES,
-            today=_today(),
+            today=today(),
             problem=str(exc),
         )
     return RedirectResponse(f"/tasks?done={quote(summary)}", status_code=303)
@@ -364,7 +361,7 @@ def _build_portfolio(ledger_url: str, as_of: date, locale: str) -> dict[str, Any
 
 async def _portfolio(request: Request) -> dict[str, Any]:
     lang = pick_language(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
-    as_of = _parse_day(request.query_params.get("as_of")) or _today()
+    as_of = _parse_day(request.query_params.get("as_of")) or today()
     cache: dict[tuple[str, date], dict[str, Any]] = request.app.state.portfolio_cache
     hit = cache.get((lang, as_of))
     if hit is None or time.monotonic() - hit["built"] > PORTFOLIO_TTL:

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from dunning.policy import today
 from dunning.replies import dates, rules
 from dunning.replies.language import LANGS, detect_language
 from dunning.replies.model import IntentModel, default_model
@@ -242,7 +243,8 @@ def classify(
 ) -> Classification:
     """Classify one reply (see the module docstring); `lang` ('es', 'en', 'pt') if known.
 
-    `received_on` (default: today) anchors relative dates ("mañana", "next Friday").
+    `received_on` (default: `dunning.policy.today()`) anchors relative dates ("mañana",
+    "next Friday").
     `model`: True uses the text model trained on the repository's replies (if present),
     False or None the rules alone, or pass a trained `IntentModel`.
     """
@@ -260,9 +262,10 @@ def classify_many(
     text model scores all the messages in one pass.
     """
     prepared = []
+    day = today()  # for messages that say nothing of when they arrived
     for text, received_on, lang in items:
         own = strip_quoted(text or "")
-        prepared.append((own, normalize(own), received_on or date.today(), lang, text or ""))
+        prepared.append((own, normalize(own), received_on or day, lang, text or ""))
     intent_model = default_model() if model is True else model or None
     if intent_model is not None and prepared:
         probabilities = intent_model.probabilities_many([p[1] for p in prepared])
