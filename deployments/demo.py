@@ -2,9 +2,9 @@
 
 Starts (or reuses) a Prefect server with its UI on 127.0.0.1:4200 and a local SMTP mail sink
 that keeps every message under `var/outbox/`, registers the blocks and saves demo ones,
-writes a sample portfolio derived from the IBM accounts-receivable data, serves the
-deployments, runs one sweep and prints where to look. With `DEMO_ONESHOT=1` it stops
-everything it started after that sweep and exits 0 if the sweep completed.
+writes a sample portfolio it generates (`apps.sample`; no data outside the repository),
+serves the deployments, runs one sweep and prints where to look. With `DEMO_ONESHOT=1` it
+stops everything it started after that sweep and exits 0 if the sweep completed.
 """
 
 from __future__ import annotations
@@ -40,9 +40,6 @@ DEMO_WEBHOOK_SECRETS = {
     "DUNNING_WHATSAPP_APP_SECRET": "demo-app-secret",
 }
 API_URL = f"http://{HOST}:{PREFECT_PORT}/api"
-IBM_CSV = Path(
-    os.environ.get("DUNNING_SAMPLE_CSV", ROOT.parent / "shared/data/ibm_accounts_receivable.csv")
-)
 TIMEZONE = "Europe/Madrid"
 
 os.environ["PREFECT_API_URL"] = API_URL
@@ -239,8 +236,6 @@ def wait_for_deployment(name: str, server: subprocess.Popen) -> None:
 def main() -> int:
     oneshot = os.environ.get("DEMO_ONESHOT") == "1"
     VAR.mkdir(exist_ok=True)
-    if not IBM_CSV.is_file():
-        sys.exit(f"sample data {IBM_CSV} not found; set DUNNING_SAMPLE_CSV")
     # A demo starts from a clean slate: fresh ledger and outbox.
     shutil.rmtree(VAR / "outbox", ignore_errors=True)
     for f in VAR.glob("ledger.db*"):
@@ -252,7 +247,7 @@ def main() -> int:
         now = demo_now()
         from apps.sample import write_demo_files
 
-        csv = write_demo_files(IBM_CSV, VAR / "demo", now.date())
+        csv = write_demo_files(VAR / "demo", now.date())
         _say(f"sample portfolio: {csv} (demo day {now.date()})")
         save_blocks(csv)
         _say("blocks registered and saved as 'default'")
