@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from blocks.crm import CrmBlock
 from blocks.ledger import LedgerDatabase
 from dunning.crm import CrmUnavailable, deliver_pending
+from tasks._logging import task_logger
 from tasks.erp import ensure_rate_limit, rate_limited
 
 
@@ -35,7 +36,7 @@ def deliver_crm_entries(crm: CrmBlock, ledger: LedgerDatabase, limit: int = 200)
     ensure_rate_limit(crm)
     with rate_limited(crm):
         report = deliver_pending(ledger.get_ledger(), crm.sink(), limit=limit)
-    logger = get_run_logger()
+    logger = task_logger()
     logger.info(
         "%s: %d delivered, %d failed, %d pending",
         crm.label,

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import (
@@ -32,6 +32,7 @@ from blocks.sources import InvoiceSource
 from dunning.connectors.http import ConnectorError, throttled
 from dunning.importers import ImportResult, describe_quarantine
 from dunning.source_marks import with_changes
+from tasks._logging import task_logger
 
 #: Limits this process has already made sure of: (API URL, name, rate).
 _ensured: set[tuple[str, str, float]] = set()
@@ -111,7 +112,7 @@ def fetch_open_invoices(source: InvoiceSource, since: datetime | None = None) ->
             return result.invoices.query("status == 'open'")
         ```
     """
-    logger = get_run_logger()
+    logger = task_logger()
     ensure_rate_limit(source)
     with rate_limited(source):
         result = source.read()
@@ -142,7 +143,7 @@ def fetch_one_invoice(source: InvoiceSource, invoice_number: str) -> ImportResul
 
 
 def _log_quarantine(result: ImportResult) -> None:
-    logger = get_run_logger()
+    logger = task_logger()
     for line in describe_quarantine(result.quarantine)[:100]:
         logger.warning(line)
     if result.quarantined_rows > 100:

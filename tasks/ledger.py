@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pandas as pd
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from blocks.ledger import LedgerDatabase
 from dunning.ledger import SyncReport
 from dunning.policy import Policy, default_policy, today
+from tasks._logging import task_logger
 
 
 @task(name="sync-ledger", cache_policy=NO_CACHE)
@@ -38,5 +39,5 @@ def sync_ledger(
     report.promises_kept, report.promises_broken = store.resolve_promises(
         today(policy, now), policy.promise_grace_days
     )
-    get_run_logger().info("ledger sync: %s", vars(report))
+    task_logger().info("ledger sync: %s", vars(report))
     return report

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 
 import pandas as pd
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from blocks.ledger import LedgerDatabase
 from dunning.channels import WhatsAppFacts
 from dunning.plan import plan
 from dunning.policy import Policy, Window
+from tasks._logging import task_logger
 
 
 @task(name="plan-actions", cache_policy=NO_CACHE)
@@ -43,7 +44,7 @@ def plan_actions(
 
         p_late = score_for_planning(invoices, policy.risk_model, led.url)
         invoices = invoices.assign(p_late=p_late)
-        get_run_logger().info("risk: %d invoices scored", int(p_late.notna().sum()))
+        task_logger().info("risk: %d invoices scored", int(p_late.notna().sum()))
     planned = plan(
         invoices,
         policy,
@@ -54,7 +55,7 @@ def plan_actions(
         whatsapp=WhatsAppFacts.from_ledger(led) if "whatsapp" in channels else None,
     )
     acting = planned["skip_reason"].isna()
-    get_run_logger().info(
+    task_logger().info(
         "planned %d actions for %d invoices; by channel: %s; fell back: %d; skipped: %s",
         int(acting.sum()),
         len(planned),

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.artifacts import (
     create_image_artifact,
     create_markdown_artifact,
@@ -29,6 +29,7 @@ from dunning.reports import (
     report_markdown,
     report_tables,
 )
+from tasks._logging import task_logger
 from tasks.retry import retry_if_temporary
 
 #: Tables published as artifacts: report table name -> description.
@@ -75,7 +76,7 @@ def load_portfolio(
         rates=rates,
         base_currency=base_currency,
     )
-    get_run_logger().info(
+    task_logger().info(
         "portfolio: %d invoices, %d actions, %d inbound messages, %d promises",
         len(data.invoices),
         len(frames.actions),
@@ -99,7 +100,7 @@ def compute_report(data: PortfolioInput, as_of: date, period_days: int = 30) -> 
         problems=data.problems,
         notes=data.notes,
     )
-    get_run_logger().info(
+    task_logger().info(
         "report at %s: %s",
         as_of,
         {
@@ -193,5 +194,5 @@ def email_report(
     )
     to = split_addresses(recipients)
     reply = channel.pool().send(message, Envelope(identity.from_address, to))
-    get_run_logger().info("report emailed to %s: %s", ", ".join(to), reply)
+    task_logger().info("report emailed to %s: %s", ", ".join(to), reply)
     return {"recipients": to, "message_id": message["Message-ID"], "reply": reply}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from blocks.email import EmailChannel
@@ -15,6 +15,7 @@ from blocks.mailbox import ImapMailbox
 from blocks.sources import InvoiceSource
 from dunning.policy import Policy
 from dunning.replies.act import handle_reply
+from tasks._logging import task_logger
 from tasks.retry import retry_if_temporary
 
 
@@ -29,7 +30,7 @@ def fetch_replies(mailbox: ImapMailbox, ledger: LedgerDatabase) -> list[int]:
         ```
     """
     new_ids = mailbox.fetch_into(ledger.get_ledger())
-    get_run_logger().info("%d new message(s) in %s", len(new_ids), mailbox.folder)
+    task_logger().info("%d new message(s) in %s", len(new_ids), mailbox.folder)
     return new_ids
 
 
@@ -67,7 +68,7 @@ def handle_reply_task(
         attachments_root=getattr(source, "attachments_root", None),
         classify=_classifier(llm),
     )
-    get_run_logger().info(
+    task_logger().info(
         "reply %s from %s: %s (%.2f) -> %s",
         message_id,
         message.sender,
