@@ -167,7 +167,7 @@ class Policy(BaseModel):
           - {name: overdue_7, offset_days: 7, tone: firm}
     """
 
-    name: str = "default"
+    name: str = Field("default", description="The policy's name, shown in reports.")
     stages: list[Stage] = Field(description="Ladder stages; sorted by offset when evaluated.")
     business_day_offsets: bool = Field(
         False, description="Count stage offsets in business days instead of calendar days."
@@ -175,13 +175,17 @@ class Policy(BaseModel):
     roll_to_business_day: bool = Field(
         True, description="A stage falling on a weekend or holiday moves to the next business day."
     )
-    window: Window = Field(default_factory=Window)
+    window: Window = Field(
+        default_factory=Window, description="Local hours messages may be sent in (09:00-18:00)."
+    )
     timezone: str = Field(
         "Europe/Madrid", description="Customer timezone when the source has none."
     )
     country: str = Field("ES", description="Customer country when the source has none (holidays).")
     language: str = Field("es", description="Message language when the source has none.")
-    segments: list[Segment] = Field(default_factory=list)
+    segments: list[Segment] = Field(
+        default_factory=list, description="Customers that get their own ladder."
+    )
     channel_order: list[Literal["email", "whatsapp"]] = Field(
         default_factory=lambda: ["email"],
         min_length=1,
@@ -191,7 +195,9 @@ class Policy(BaseModel):
     promise_grace_days: int = Field(
         2, ge=0, description="Days after a promised date before chasing."
     )
-    replies: Replies = Field(default_factory=Replies)
+    replies: Replies = Field(
+        default_factory=Replies, description="How customers' replies are acted on."
+    )
     risk_model: str | None = Field(
         None,
         description="Model file from `dunning risk train --format ledger`: each invoice gets "
