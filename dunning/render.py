@@ -1,8 +1,10 @@
 """Render reminder messages from Jinja2 templates, formatted for the customer's locale.
 
-Templates live in `templates/email/<lang>/<template>.subject.txt`, `.txt` and `.html`. They
-run in a sandboxed environment (a template edited by a user cannot reach Python internals)
-with autoescaping on for HTML, because customer names come from outside. Amounts and dates
+Templates live in `templates/email/<lang>/<template>.subject.txt`, `.txt` and `.html`; the
+bodies extend the one layout `templates/email/_layout.{html,txt}`, whose words come from
+`templates/email/<lang>/strings.yaml`. The `templates` folder is installed as a package, and
+this module is the one place that finds it (`templates_dir`) and the one factory of Jinja
+environments (`template_environment`) for email, report and desk templates. Amounts and dates
 are formatted with Babel for the customer's locale (`1.234,56 €` for es_ES, `$1,234.56` for
 en_US) before they reach the template.
 """
@@ -13,23 +15,96 @@ import os
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import yaml
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 from babel.numbers import format_currency
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
+from jinja2 import (
+    BaseLoader,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    Undefined,
+    select_autoescape,
+)
 from jinja2.sandbox import SandboxedEnvironment
 
 from dunning.schema import Invoice
 
-#: The repository's templates folder; `DUNNING_TEMPLATES` points elsewhere.
-DEFAULT_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+#: The installed package that holds the templates (the repository's top-level `templates/`).
+TEMPLATES_PACKAGE = "templates"
 
 
 def templates_dir() -> Path:
-    return Path(os.environ.get("DUNNING_TEMPLATES", DEFAULT_TEMPLATES))
+    """The templates folder: `DUNNING_TEMPLATES` if set, else the installed `templates` package.
+
+    Found through importlib.resources, so a wheel install (`pip install .`) renders what the
+    source tree renders.
+    """
+    override = os.environ.get("DUNNING_TEMPLATES")
+    return Path(override) if override else _packaged_templates()
+
+
+@lru_cache(maxsize=1)
+def _packaged_templates() -> Path:
+    root = Path(str(files(TEMPLATES_PACKAGE)))
+    if not (root / "email" / "_layout.html").is_file():
+        # `templates` is a generic name: say so if another one shadows ours.
+        raise RuntimeError(
+            f"the {TEMPLATES_PACKAGE!r} package at {root} is not prefect-dunning's (it has no "
+            "email/_layout.html): a folder or distribution of that name shadows it; set "
+            "DUNNING_TEMPLATES to prefect-dunning's templates folder"
+        )
+    return root
+
+
+def template_environment(root: str | Path, *, strict: bool = True) -> SandboxedEnvironment:
+    """A new Jinja environment over the templates under `root`: how every template is run.
+
+    Sandboxed, because users edit the templates and a template must not reach Python
+    internals; HTML autoescaped, because customer names and replies come from outside.
+    `strict` (StrictUndefined) makes a typo fail loudly rather than render as a blank; the
+    desk's pages, which test optional values with `if`, turn it off.
+    """
+    return SandboxedEnvironment(
+        loader=FileSystemLoader(str(root)),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined if strict else Undefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+@lru_cache(maxsize=8)
+def shared_environment(root: str) -> SandboxedEnvironment:
+    """The strict environment over `root`, built once per folder (email and report messages)."""
+    return template_environment(root)
+
+
+def layout_words(env: SandboxedEnvironment, name: str) -> dict[str, str]:
+    """A layout's words in one language, from the YAML file `name` under the templates root.
+
+    Read through the environment's loader (so from wherever its templates come) on every call,
+    so an edited file shows at once like an edited template; parsed once per content.
+    Raises `TemplateNotFound` when the language has no such file.
+    """
+    loader: BaseLoader | None = env.loader
+    if loader is None:
+        raise TemplateNotFound(name)
+    source, _, _ = loader.get_source(env, name)
+    return _parse_words(source, name)
+
+
+@lru_cache(maxsize=64)
+def _parse_words(source: str, name: str) -> dict[str, str]:
+    words = yaml.safe_load(source) or {}
+    if not isinstance(words, dict) or not all(isinstance(v, str) for v in words.values()):
+        raise ValueError(f"{name}: expected a mapping of names to strings")
+    return words
 
 
 @dataclass(frozen=True)
@@ -38,18 +113,6 @@ class RenderedMessage:
     text: str
     html: str
     language: str
-
-
-@lru_cache(maxsize=8)
-def _environment(root: str) -> SandboxedEnvironment:
-    return SandboxedEnvironment(
-        loader=FileSystemLoader(root),
-        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
-        undefined=StrictUndefined,  # a typo in a template fails loudly, not as a blank
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=False,
-    )
 
 
 def locale_for(language: str, country: str) -> Locale:
@@ -156,11 +219,12 @@ def render_email(
         >>> ctx = message_context(customer_name="Acme", invoice_number="F-1", ...)
         >>> render_email("overdue_7", "es", ctx).subject
     """
-    env = _environment(str(root or templates_dir()))
+    env = shared_environment(str(root or templates_dir()))
     for lang in dict.fromkeys((language, fallback_language, "en")):
         try:
+            layout = {"lang": lang, "words": layout_words(env, f"email/{lang}/strings.yaml")}
             parts = [
-                env.get_template(f"email/{lang}/{template}.{ext}").render(context).strip()
+                env.get_template(f"email/{lang}/{template}.{ext}").render(context | layout).strip()
                 for ext in ("subject.txt", "txt", "html")
             ]
         except TemplateNotFound:

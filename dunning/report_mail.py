@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +26,10 @@ import pandas as pd
 from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal, format_percent
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import TemplateNotFound
 
 from dunning.mail import domain_of, split_addresses
-from dunning.render import RenderedMessage, templates_dir
+from dunning.render import RenderedMessage, shared_environment, templates_dir
 from dunning.reports import CONVERSION_DAYS, PortfolioReport
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -92,19 +90,6 @@ _ITEM_COLUMNS = [
     "bucket",
     "status",
 ]
-
-
-@lru_cache(maxsize=4)
-def _environment(root: str) -> SandboxedEnvironment:
-    # Sandboxed: a template edited by a user cannot reach Python internals; autoescaped HTML
-    # because customer names come from outside.
-    return SandboxedEnvironment(
-        loader=FileSystemLoader(root),
-        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
 
 
 def report_language(locale: str) -> str:
@@ -250,7 +235,7 @@ def render_report(
 
     Falls back to English when the language has no templates.
     """
-    env = _environment(str(root or templates_dir()))
+    env = shared_environment(str(root or templates_dir()))
     for lang in dict.fromkeys((language, "en")):
         try:
             parts = [

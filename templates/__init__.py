@@ -1,0 +1,12 @@
+"""prefect-dunning's message templates, installed as package data.
+
+Nothing to import here: `dunning.render.templates_dir()` finds this folder through
+importlib.resources, so a wheel install renders exactly what the source tree renders.
+
+- `email/_layout.html`, `email/_layout.txt`: the one shell of every email; the words of each
+  language in `email/<lang>/strings.yaml`; each message's own text in
+  `email/<lang>/<template>.{subject.txt,txt,html}`.
+- `report/`: the portfolio report email, the same way.
+- `whatsapp/<stage>.yaml`: which approved WhatsApp template each stage uses.
+- `desk/`: the collections desk's pages.
+"""
