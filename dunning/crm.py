@@ -26,19 +26,47 @@ is taken again after `CLAIM_LEASE`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date
 from typing import Any, Protocol, runtime_checkable
-
-import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 
 from dunning.connectors.http import AuthError, ConnectorError, Unavailable
 from dunning.ledger import Ledger
+from dunning.ledger.crm_outbox import (
+    CLAIM_LEASE,
+    KINDS,
+    claim_entry,
+    count_by_state,
+    mark_batch_done,
+    mark_delivered,
+    mark_failed,
+    pending_entries,
+    queue_entry,
+    requeue_failed,
+    task_payload,
+)
 from dunning.ledger.models import CrmEntry, utcnow
 
-KINDS = ("note", "task", "status")
-#: A `delivering` claim older than this was left by a worker that died: it is taken again.
-CLAIM_LEASE = timedelta(minutes=10)
+__all__ = [
+    "CLAIM_LEASE",
+    "KINDS",
+    "CrmRejected",
+    "CrmSink",
+    "CrmUnavailable",
+    "DeliveryReport",
+    "LedgerSink",
+    "claim_entry",
+    "count_by_state",
+    "deliver_pending",
+    "entry_text",
+    "mark_delivered",
+    "mark_failed",
+    "pending_entries",
+    "queue_entry",
+    "queue_note",
+    "queue_status",
+    "queue_task",
+    "requeue_failed",
+]
 
 
 class CrmUnavailable(Exception):
@@ -92,47 +120,7 @@ class DeliveryReport:
         )
 
 
-# -- queueing --------------------------------------------------------------------------------
-def queue_entry(
-    ledger: Ledger,
-    *,
-    key: str,
-    kind: str,
-    payload: dict[str, Any],
-    invoice_number: str = "",
-    customer_id: str = "",
-) -> bool:
-    """Queue an entry once per key; False if one with this key was already queued.
-
-    Example:
-        >>> queue_entry(ledger, key="F-1:overdue_7:email:note", kind="note",
-        ...             invoice_number="F-1", customer_id="C1",
-        ...             payload={"text": "Reminder overdue_7 sent to ap@c1.example"})
-    """
-    if kind not in KINDS:
-        raise ValueError(f"unknown CRM entry kind {kind!r}; use one of {', '.join(KINDS)}")
-    row = {
-        "key": key,
-        "kind": kind,
-        "invoice_number": invoice_number,
-        "customer_id": customer_id,
-        "payload": _jsonable(payload),
-        "state": "pending",
-        "crm": "",
-        "external_id": "",
-        "attempts": 0,
-        "error": "",
-        "created_at": utcnow(),
-        "updated_at": utcnow(),
-    }
-    try:
-        with ledger.engine.begin() as conn:
-            conn.execute(sa.insert(CrmEntry), row)
-    except IntegrityError:
-        return False
-    return True
-
-
+# -- queueing (the rows are `dunning.ledger.crm_outbox`'s) ---------------------------------------
 def queue_note(
     ledger: Ledger,
     *,
@@ -167,15 +155,19 @@ def queue_task(
     task_type: str = "TODO",
     **details: Any,
 ) -> bool:
-    """Queue a human task for the CRM; False if already queued."""
-    payload = {
-        "title": title,
-        "assignee": assignee,
-        "due_on": due_on.isoformat() if due_on else None,
-        "priority": priority,
-        "task_type": task_type,
+    """Queue a human task for the CRM; False if already queued.
+
+    A task opened in the ledger is queued by `Ledger.open_task` itself; this is for a task
+    that exists only in the CRM.
+    """
+    payload = task_payload(
+        title=title,
+        assignee=assignee,
+        due_on=due_on,
+        priority=priority,
+        task_type=task_type,
         **details,
-    }
+    )
     return queue_entry(
         ledger,
         key=key,
@@ -208,64 +200,6 @@ def queue_status(
 
 
 # -- delivering ------------------------------------------------------------------------------
-def pending_entries(ledger: Ledger, limit: int | None = None) -> list[CrmEntry]:
-    """Entries waiting for the CRM (and claims abandoned by a dead worker), oldest first."""
-    stmt = sa.select(CrmEntry).where(_takeable()).order_by(CrmEntry.id)
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    with ledger.engine.connect() as conn:
-        rows = conn.execute(stmt).mappings().all()
-    return [CrmEntry.model_validate(dict(r)) for r in rows]
-
-
-def count_by_state(ledger: Ledger) -> dict[str, int]:
-    """How many entries are pending, delivering, done and failed."""
-    with ledger.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(CrmEntry.state, sa.func.count()).group_by(CrmEntry.state)
-        ).all()
-    return {state: int(n) for state, n in rows}
-
-
-def claim_entry(ledger: Ledger, entry: CrmEntry) -> bool:
-    """Take a pending entry for delivery; False if another delivery took it first."""
-    table = CrmEntry.__table__
-    with ledger.engine.begin() as conn:
-        taken = conn.execute(
-            sa.update(table)
-            .where(table.c.id == entry.id, table.c.attempts == entry.attempts, _takeable())
-            .values(state="delivering", attempts=entry.attempts + 1, updated_at=utcnow())
-        )
-    return taken.rowcount == 1
-
-
-def _takeable() -> sa.ColumnElement[bool]:
-    table = CrmEntry.__table__
-    return (table.c.state == "pending") | (
-        (table.c.state == "delivering") & (table.c.updated_at < utcnow() - CLAIM_LEASE)
-    )
-
-
-def mark_delivered(ledger: Ledger, key: str, *, crm: str, external_id: str) -> None:
-    """The CRM took the entry and gave it this id."""
-    _update(ledger, key, state="done", crm=crm, external_id=str(external_id)[:200], error="")
-
-
-def mark_failed(ledger: Ledger, key: str, error: str, *, crm: str, permanent: bool) -> None:
-    """Record why delivery failed; a permanent failure stops retries (`failed`)."""
-    _update(ledger, key, state="failed" if permanent else "pending", crm=crm, error=error[:1000])
-
-
-def requeue_failed(ledger: Ledger, crm: str | None = None) -> int:
-    """Put failed entries back in the queue (after fixing what the CRM complained about)."""
-    table = CrmEntry.__table__
-    stmt = sa.update(table).where(table.c.state == "failed")
-    if crm:
-        stmt = stmt.where(table.c.crm == crm)
-    with ledger.engine.begin() as conn:
-        return conn.execute(stmt.values(state="pending", updated_at=utcnow())).rowcount
-
-
 def deliver_pending(ledger: Ledger, sink: CrmSink, *, limit: int = 200) -> DeliveryReport:
     """Deliver up to `limit` pending entries to `sink`, oldest first.
 
@@ -276,7 +210,8 @@ def deliver_pending(ledger: Ledger, sink: CrmSink, *, limit: int = 200) -> Deliv
     """
     report = DeliveryReport(crm=sink.crm_name)
     if isinstance(sink, LedgerSink):
-        report.delivered = _done_in_ledger(ledger, limit)
+        # The ledger already holds what the entries say: the whole batch is done at once.
+        report.delivered = mark_batch_done(ledger, limit, crm=sink.crm_name)
         report.pending = count_by_state(ledger).get("pending", 0)
         return report
     for entry in pending_entries(ledger, limit):
@@ -303,28 +238,6 @@ def deliver_pending(ledger: Ledger, sink: CrmSink, *, limit: int = 200) -> Deliv
     return report
 
 
-def _done_in_ledger(ledger: Ledger, limit: int) -> int:
-    """What `LedgerSink` delivery amounts to, for a whole batch in one statement: the
-    oldest `limit` takeable entries marked done, each with its `ledger:kind:id` id."""
-    table = CrmEntry.__table__
-    batch = sa.select(table.c.id).where(_takeable()).order_by(table.c.id).limit(limit)
-    external_id = sa.literal("ledger:") + table.c.kind + ":" + sa.cast(table.c.id, sa.String)
-    with ledger.engine.begin() as conn:
-        done = conn.execute(
-            sa.update(table)
-            .where(table.c.id.in_(batch.scalar_subquery()), _takeable())
-            .values(
-                state="done",
-                crm=LedgerSink.crm_name,
-                external_id=external_id,
-                error="",
-                attempts=table.c.attempts + 1,
-                updated_at=utcnow(),
-            )
-        )
-    return done.rowcount
-
-
 def entry_text(entry: CrmEntry) -> str:
     """One human-readable paragraph for the entry, for CRMs that take free text."""
     p = entry.payload or {}
@@ -339,15 +252,3 @@ def entry_text(entry: CrmEntry) -> str:
         return "\n".join(line for line in lines if line)
     reason = f" ({p['reason']})" if p.get("reason") else ""
     return f"Customer collection status set to {p.get('status')}{reason}."
-
-
-def _update(ledger: Ledger, key: str, **values: Any) -> None:
-    table = CrmEntry.__table__
-    with ledger.engine.begin() as conn:
-        conn.execute(
-            sa.update(table).where(table.c.key == key).values(updated_at=utcnow(), **values)
-        )
-
-
-def _jsonable(payload: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, date | datetime) else v for k, v in payload.items()}

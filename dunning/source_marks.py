@@ -6,13 +6,13 @@ the rest of the durable state and needs no table of its own.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
-import sqlalchemy as sa
 
 from dunning.importers import ImportResult
-from dunning.ledger import Event, Ledger
+from dunning.ledger import Ledger
+from dunning.ledger.events import last_event_at, record_event_at
 
 KIND = "source_read"
 #: Changes are asked for from a little before the last read: the source's clock and ours
@@ -22,15 +22,7 @@ OVERLAP = timedelta(minutes=10)
 
 def last_read(ledger: Ledger, source_key: str) -> datetime | None:
     """When the source was last read in full (UTC), or None if never."""
-    with ledger.engine.connect() as conn:
-        at = conn.execute(
-            sa.select(sa.func.max(Event.at)).where(
-                Event.kind == KIND, Event.actor == f"source:{source_key}"
-            )
-        ).scalar()
-    if at is None:
-        return None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+    return last_event_at(ledger, KIND, actor=f"source:{source_key}")
 
 
 def changes_since(ledger: Ledger, source_key: str) -> datetime | None:
@@ -41,19 +33,7 @@ def changes_since(ledger: Ledger, source_key: str) -> datetime | None:
 
 def record_read(ledger: Ledger, source_key: str, at: datetime, invoices: int) -> None:
     """Note that the source was read in full starting at `at`."""
-    with ledger.engine.begin() as conn:
-        conn.execute(
-            sa.insert(Event),
-            {
-                "at": at.astimezone(UTC),
-                "kind": KIND,
-                "invoice_number": "",
-                "customer_id": "",
-                "action_key": "",
-                "actor": f"source:{source_key}",
-                "detail": {"invoices": invoices},
-            },
-        )
+    record_event_at(ledger, KIND, at, actor=f"source:{source_key}", invoices=invoices)
 
 
 def with_changes(current: ImportResult, changed: ImportResult) -> ImportResult:

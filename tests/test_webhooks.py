@@ -19,14 +19,14 @@ import httpx
 import pytest
 
 from apps.mailsink import MailSink, free_port
-from dunning.inbound.effects import closed_in_ledger, is_closed_in_ledger
 from dunning.inbound.verify import hmac_hex, stripe_header
 from dunning.ledger import Action, Event, InboundMessage, InvoiceRecord, Ledger, WebhookEvent
-from dunning.whatsapp.send import update_action
+from dunning.ledger.delivery import update_action
+from dunning.ledger.inbound import closed_in_ledger, is_closed_in_ledger
 from tests.invoices import write_invoices
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = Path("/work/shared/contracts/samples")
+SAMPLES = ROOT / "tests" / "data" / "whatsapp"
 SECRETS = {
     "DUNNING_WHATSAPP_VERIFY_TOKEN": "verify-me-please",
     "DUNNING_WHATSAPP_APP_SECRET": "meta-app-secret",
@@ -112,7 +112,7 @@ def meta_headers(body: bytes, secret: str = SECRETS["DUNNING_WHATSAPP_APP_SECRET
 
 
 def sample(name: str, wamid: str) -> bytes:
-    doc = json.loads((SAMPLES / f"whatsapp_webhook_{name}.pywa.json").read_text())
+    doc = json.loads((SAMPLES / f"whatsapp_webhook_{name}.json").read_text())
     value = doc["entry"][0]["changes"][0]["value"]
     for item in value.get("messages", []) + value.get("statuses", []):
         item["id"] = wamid

@@ -26,8 +26,8 @@ from starlette.routing import Route
 
 from apps.desk import views
 from apps.desk.auth import active_user
-from apps.desk.indexes import ensure_desk_indexes
 from dunning.ledger import Ledger
+from dunning.ledger.desk import ensure_desk_indexes
 
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates" / "desk"
 PUBLIC_PATHS = frozenset({"/login", "/lang", "/healthz"})
@@ -61,7 +61,7 @@ class DeskConfig:
 def create_app(config: DeskConfig) -> Starlette:
     """The desk as an ASGI app over the ledger at `config.ledger_url`."""
     ledger = Ledger(config.ledger_url)
-    ensure_desk_indexes(ledger.engine)
+    ensure_desk_indexes(ledger)
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=select_autoescape(["html"], default=True),

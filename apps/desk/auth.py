@@ -11,10 +11,9 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlmodel import Session
 
 from dunning.ledger import Ledger
-from dunning.ledger.models import DeskUser, utcnow
+from dunning.ledger.desk import desk_user, record_login, save_desk_user
 
 ROLES = ("collector", "manager")
 MIN_PASSWORD = 8
@@ -53,16 +52,7 @@ def add_user(ledger: Ledger, email: str, password: str, role: str) -> bool:
         raise ValueError(f"role {role!r}: use one of {', '.join(ROLES)}")
     if len(password) < MIN_PASSWORD:
         raise ValueError(f"password: use at least {MIN_PASSWORD} characters")
-    digest = _hasher.hash(password)
-    with Session(ledger.engine) as session:
-        row = session.get(DeskUser, email)
-        created = row is None
-        if row is None:
-            row = DeskUser(email=email, role=role, password_hash=digest)
-        else:
-            row.role, row.password_hash, row.active = role, digest, True
-        session.add(row)
-        session.commit()
+    created = save_desk_user(ledger, email, role=role, password_hash=_hasher.hash(password))
     ledger.record_event(
         "desk_user_added" if created else "desk_user_updated", actor="cli", email=email, role=role
     )
@@ -72,28 +62,23 @@ def add_user(ledger: Ledger, email: str, password: str, role: str) -> bool:
 def authenticate(ledger: Ledger, email: str, password: str) -> User | None:
     """The user if the email and password match an active desk user, else None."""
     email = normalize_email(email)
-    with Session(ledger.engine) as session:
-        row = session.get(DeskUser, email)
-        if row is None or not row.active:
-            _verify(_DUMMY_HASH, password)
-            return None
-        if not _verify(row.password_hash, password):
-            return None
-        if _hasher.check_needs_rehash(row.password_hash):
-            row.password_hash = _hasher.hash(password)
-        row.last_login = utcnow()
-        session.add(row)
-        session.commit()
-        return User(email=row.email, role=row.role)
+    row = desk_user(ledger, email)
+    if row is None or not row.active:
+        _verify(_DUMMY_HASH, password)
+        return None
+    if not _verify(row.password_hash, password):
+        return None
+    rehashed = _hasher.hash(password) if _hasher.check_needs_rehash(row.password_hash) else None
+    record_login(ledger, email, password_hash=rehashed)
+    return User(email=row.email, role=row.role)
 
 
 def active_user(ledger: Ledger, email: str) -> User | None:
     """The user behind a session, if still active (a deactivated user is logged out)."""
-    with Session(ledger.engine) as session:
-        row = session.get(DeskUser, email)
-        if row is None or not row.active:
-            return None
-        return User(email=row.email, role=row.role)
+    row = desk_user(ledger, email)
+    if row is None or not row.active:
+        return None
+    return User(email=row.email, role=row.role)
 
 
 def _verify(digest: str, password: str) -> bool:

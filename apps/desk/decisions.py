@@ -16,14 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-import sqlalchemy as sa
-from sqlmodel import Session
-
 from apps.desk.auth import User
 from apps.desk.queries import can_close_task
 from dunning.crm import queue_note
 from dunning.ledger import Ledger
-from dunning.ledger.models import HumanTask, Pause, utcnow
+from dunning.ledger.desk import close_open_task, end_customer_pauses, human_task
+from dunning.ledger.models import utcnow
 
 OUTCOMES = ("promise", "dispute", "paid", "no_answer")
 #: Days reminders wait after a customer says they paid, for the payment to show up.
@@ -67,27 +65,16 @@ def close_task(ledger: Ledger, user: User, task_id: int, closing: Closing, today
             raise DecisionError(f"date: {closing.on.isoformat()} is in the past")
     if closing.outcome == "dispute" and not closing.reason.strip():
         raise DecisionError("reason: say what the customer disputes")
-    with Session(ledger.engine) as session:
-        row = session.get(HumanTask, task_id)
-        if row is None:
-            raise DecisionError(f"task {task_id} does not exist")
-        if not can_close_task(user, row.assignee):
-            raise NotAllowed(f"task {task_id} is assigned to {row.assignee}")
-        task = row.model_copy()
+    task = human_task(ledger, task_id)
+    if task is None:
+        raise DecisionError(f"task {task_id} does not exist")
+    if not can_close_task(user, task.assignee):
+        raise NotAllowed(f"task {task_id} is assigned to {task.assignee}")
     summary = _summary(closing)
-    # One conditional UPDATE: two people closing the same task at once close it once.
-    with Session(ledger.engine) as session:
-        closed = session.execute(
-            sa.update(HumanTask)
-            .where(HumanTask.id == task_id, HumanTask.status == "open")
-            .values(
-                status="closed",
-                outcome=summary,
-                closed_at=utcnow(),
-                note=_joined(task.note, closing.note, user.email),
-            )
-        ).rowcount
-        session.commit()
+    # Two people closing the same task at once close it once.
+    closed = close_open_task(
+        ledger, task_id, outcome=summary, note=_joined(task.note, closing.note, user.email)
+    )
     if not closed:
         raise DecisionError(f"task {task_id} is already closed")
     invoice, customer = task.invoice_number, task.customer_id
@@ -200,7 +187,8 @@ def resume(
             for kind in RESUMABLE
         )
     else:
-        ended = _end_customer_holds(ledger, customer_id)
+        # "Resume the customer" ends only the customer-wide pauses, not the invoices' own.
+        ended = end_customer_pauses(ledger, customer_id, RESUMABLE)
         if ended:
             ledger.record_event(
                 "pause_hold_ended", customer_id=customer_id, actor=actor, reason=reason
@@ -214,25 +202,6 @@ def resume(
         customer_id=customer_id,
         direction="desk",
     )
-    return ended
-
-
-def _end_customer_holds(ledger: Ledger, customer_id: str) -> int:
-    # Ledger.end_pauses would also match invoice-level holds that carry the customer id;
-    # "resume the customer" ends only the customer-wide ones.
-
-    with Session(ledger.engine) as session:
-        ended = session.execute(
-            sa.update(Pause)
-            .where(
-                Pause.active,
-                Pause.kind.in_(RESUMABLE),
-                Pause.customer_id == customer_id,
-                Pause.invoice_number.is_(None),
-            )
-            .values(active=False, ended_at=utcnow())
-        ).rowcount
-        session.commit()
     return ended
 
 

@@ -193,9 +193,7 @@ async def tasks_page(request: Request) -> Response:
     except ValueError:
         page = 1
     assignee = request.query_params.get("assignee", "")
-    result = queries.open_tasks(
-        _ledger(request).engine, request.state.user, assignee=assignee, page=page
-    )
+    result = queries.open_tasks(_ledger(request), request.state.user, assignee=assignee, page=page)
     return _render(
         request,
         "tasks.html",
@@ -208,7 +206,7 @@ async def tasks_page(request: Request) -> Response:
 
 async def task_page(request: Request) -> Response:
     """One task and the form to close it with an outcome."""
-    row = queries.task(_ledger(request).engine, request.path_params["task_id"])
+    row = queries.task(_ledger(request), request.path_params["task_id"])
     if row is None:
         return _error(request, 404, "not_found")
     if not queries.can_close_task(request.state.user, row["assignee"]):
@@ -238,7 +236,7 @@ async def task_close(request: Request) -> Response:
     except decisions.NotAllowed:
         return _error(request, 403, "forbidden")
     except decisions.DecisionError as exc:
-        row = queries.task(_ledger(request).engine, task_id)
+        row = queries.task(_ledger(request), task_id)
         if row is None:
             return _error(request, 404, "not_found")
         return _render(
@@ -259,10 +257,10 @@ async def task_close(request: Request) -> Response:
 async def customer_view(request: Request) -> Response:
     """A customer's invoices, pauses, promises, tasks and timeline."""
     customer_id = request.query_params.get("id", "")
-    engine = _ledger(request).engine
-    if not queries.can_see_customer(engine, request.state.user, customer_id):
+    ledger = _ledger(request)
+    if not queries.can_see_customer(ledger, request.state.user, customer_id):
         return _error(request, 403, "forbidden")
-    data = queries.customer_page(engine, customer_id)
+    data = queries.customer_page(ledger, customer_id)
     if data is None:
         return _error(request, 404, "not_found")
     risk = next((e["detail"]["p_late"] for e in data["timeline"] if "p_late" in e["detail"]), None)
@@ -279,10 +277,10 @@ async def _customer_decision(request: Request, action: str) -> Response:
     form = await _checked_form(request)
     customer_id = str(form.get("customer_id", ""))
     invoice = str(form.get("invoice_number", ""))
-    engine = _ledger(request).engine
-    if not queries.can_see_customer(engine, request.state.user, customer_id):
+    ledger = _ledger(request)
+    if not queries.can_see_customer(ledger, request.state.user, customer_id):
         return _error(request, 403, "forbidden")
-    data = queries.customer_page(engine, customer_id)
+    data = queries.customer_page(ledger, customer_id)
     if data is None:
         return _error(request, 404, "not_found")
     if invoice and invoice not in {i["invoice_number"] for i in data["invoices"]}:
@@ -328,7 +326,7 @@ async def customer_resume(request: Request) -> Response:
 async def search_page(request: Request) -> Response:
     """Customers by name, invoice number, email or phone."""
     q = request.query_params.get("q", "")
-    rows = queries.search(_ledger(request).engine, request.state.user, q) if q.strip() else []
+    rows = queries.search(_ledger(request), request.state.user, q) if q.strip() else []
     return _render(request, "search.html", q=q, rows=rows)
 
 

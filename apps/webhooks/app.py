@@ -25,7 +25,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
 from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -49,7 +48,8 @@ from dunning.inbound.verify import (
     verify_sha256_header,
     verify_stripe,
 )
-from dunning.ledger import Ledger, WebhookEvent
+from dunning.ledger import Ledger
+from dunning.ledger.inbound import count_pending_webhook_events
 
 log = logging.getLogger("dunning.inbound")
 MAX_BODY = 1024 * 1024
@@ -176,7 +176,7 @@ def create_app(config: ReceiverConfig, emitter: PrefectEmitter | None = None) ->
 
     async def healthz(request: Request) -> Response:
         try:
-            pending = await run_in_threadpool(_count_pending, rt.ledger)
+            pending = await run_in_threadpool(count_pending_webhook_events, rt.ledger)
         except Exception as exc:
             return JSONResponse({"status": "error", "ledger": type(exc).__name__}, 503)
         return JSONResponse(
@@ -258,12 +258,6 @@ def _store_and_apply(ledger: Ledger, events: list[Incoming]) -> tuple[int, int]:
             f", invoice {incoming.invoice_number}" if incoming.invoice_number else "",
         )
     return stored, duplicates
-
-
-def _count_pending(ledger: Ledger) -> int:
-    with ledger.engine.connect() as conn:
-        query = sa.select(sa.func.count()).where(WebhookEvent.state == "stored")
-        return int(conn.execute(query).scalar() or 0)
 
 
 async def _emit_loop(rt: _Runtime) -> None:

@@ -28,10 +28,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
-
-from dunning.inbound.effects import CLOSED
-from dunning.ledger import Ledger, WebhookEvent
+from dunning.ledger import Ledger
+from dunning.ledger.inbound import (
+    CLOSED,
+    mark_emitted,
+    note_emit_error,
+    pending_webhook_events,
+)
 from dunning.ledger.models import utcnow
 
 log = logging.getLogger("dunning.inbound")
@@ -103,41 +106,7 @@ def _name_and_resource(
     return f"dunning.invoice.{action}", resource
 
 
-# -- the emission outbox ----------------------------------------------------------------------
-
-
-def pending_events(ledger: Ledger, limit: int = 200) -> list[dict[str, Any]]:
-    """Stored events not yet emitted, oldest first."""
-    with ledger.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(WebhookEvent.__table__)
-            .where(WebhookEvent.state == "stored")
-            .order_by(WebhookEvent.id)
-            .limit(limit)
-        ).mappings()
-        return [dict(r) for r in rows]
-
-
-def mark_emitted(ledger: Ledger, row_id: int) -> None:
-    """The Prefect server took the event."""
-    with ledger.engine.begin() as conn:
-        conn.execute(
-            sa.update(WebhookEvent)
-            .where(WebhookEvent.id == row_id, WebhookEvent.state == "stored")
-            .values(state="emitted", emitted_at=utcnow(), error="")
-        )
-
-
-def note_emit_error(ledger: Ledger, row_ids: list[int], error: str) -> None:
-    """Keep the events `stored` (to be sent again) and say why they were not."""
-    if not row_ids:
-        return
-    with ledger.engine.begin() as conn:
-        conn.execute(
-            sa.update(WebhookEvent)
-            .where(WebhookEvent.id.in_(row_ids), WebhookEvent.state == "stored")
-            .values(error=error[:1000])
-        )
+# -- the emission outbox: stored events (`dunning.ledger.inbound`) not yet emitted ------------
 
 
 class PrefectEmitter:
@@ -154,7 +123,7 @@ class PrefectEmitter:
         """
         from starlette.concurrency import run_in_threadpool
 
-        rows = await run_in_threadpool(pending_events, ledger)
+        rows = await run_in_threadpool(pending_webhook_events, ledger)
         if not rows or not self.api_url:
             return 0
         from prefect.events.clients import PrefectEventsClient

@@ -7,28 +7,28 @@
    cancelled invoice is closed at once (`close_invoice`);
 3. the receiver then emits it as a Prefect event (`apps.webhooks.emit`) and marks it.
 
-`closed_in_ledger` is what the act step asks just before sending: an invoice a webhook
-reported paid gets no reminder, even before the source itself shows the payment.
+The SQL behind each step is `dunning.ledger.inbound`'s (so is `closed_in_ledger`, what the
+act step asks just before sending: an invoice a webhook reported paid gets no reminder, even
+before the source itself shows the payment).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
-
 from dunning.inbound.providers import Incoming
-from dunning.ledger import Event, InboundMessage, InvoiceRecord, Ledger, WebhookEvent
+from dunning.ledger import InboundMessage, Ledger
+from dunning.ledger.inbound import (
+    CLOSED,
+    close_invoice,
+    mark_webhook_failed,
+    store_webhook_event,
+)
 from dunning.ledger.models import utcnow
 from dunning.whatsapp.phones import from_wa_id
 from dunning.whatsapp.status import StatusUpdate, apply_status
 
-CLOSED = ("paid", "cancelled")
-#: How long a webhook's "paid" outweighs a source that still shows the invoice open (the
-#: source may lag; after this the source is believed again, e.g. a reversed payment).
-TRUST_WEBHOOK_CLOSE = timedelta(days=7)
 _CLOSING = {
     ("stripe", "invoice.paid"): "paid",
     ("stripe", "invoice.voided"): "cancelled",
@@ -43,35 +43,14 @@ def store_event(ledger: Ledger, incoming: Incoming) -> tuple[int, bool]:
     An event seen before whose effect failed (`failed`) counts as new again, so a
     provider's retry gets it applied.
     """
-    row = {
-        "provider": incoming.provider,
-        "event_id": incoming.event_id,
-        "kind": incoming.kind,
-        "invoice_number": incoming.invoice_number,
-        "payload": incoming.payload,
-        "received_at": utcnow(),
-        "state": "stored",
-        "error": "",
-    }
-    try:
-        with ledger.engine.begin() as conn:
-            new_id = conn.execute(sa.insert(WebhookEvent).returning(WebhookEvent.id), row).scalar()
-        return int(new_id), True
-    except IntegrityError:
-        pass
-    table = WebhookEvent.__table__
-    with ledger.engine.begin() as conn:
-        existing = conn.execute(
-            sa.select(table.c.id, table.c.state).where(
-                table.c.provider == incoming.provider, table.c.event_id == incoming.event_id
-            )
-        ).one()
-        if existing.state != "failed":
-            return int(existing.id), False
-        conn.execute(
-            sa.update(table).where(table.c.id == existing.id).values(state="stored", error="")
-        )
-    return int(existing.id), True
+    return store_webhook_event(
+        ledger,
+        provider=incoming.provider,
+        event_id=incoming.event_id,
+        kind=incoming.kind,
+        invoice_number=incoming.invoice_number,
+        payload=incoming.payload,
+    )
 
 
 def apply_event(ledger: Ledger, row_id: int, incoming: Incoming) -> dict[str, Any]:
@@ -83,12 +62,7 @@ def apply_event(ledger: Ledger, row_id: int, incoming: Incoming) -> dict[str, An
     try:
         return _apply(ledger, incoming)
     except Exception as exc:
-        with ledger.engine.begin() as conn:
-            conn.execute(
-                sa.update(WebhookEvent)
-                .where(WebhookEvent.id == row_id)
-                .values(state="failed", error=f"{type(exc).__name__}: {exc}"[:1000])
-            )
+        mark_webhook_failed(ledger, row_id, f"{type(exc).__name__}: {exc}")
         raise
 
 
@@ -116,92 +90,6 @@ def _apply(ledger: Ledger, incoming: Incoming) -> dict[str, Any]:
     if incoming.provider == "whatsapp" and incoming.kind.startswith("status."):
         return apply_whatsapp_status(ledger, incoming.payload)
     return {}
-
-
-def close_invoice(
-    ledger: Ledger,
-    invoice_number: str,
-    status: str,
-    *,
-    provider: str,
-    event_id: str = "",
-    at: datetime | None = None,
-) -> bool:
-    """Close an invoice's case now because a webhook said it is paid or cancelled.
-
-    Marks the ledger's invoice row (status, `closed_at`; a paid invoice owes 0) and records
-    an `invoice_paid`/`invoice_cancelled` event by `webhook:<provider>` (also when the ledger
-    has not seen the invoice yet). Returns True if the row was open until now.
-    """
-    if status not in CLOSED:
-        raise ValueError(f"status must be one of {CLOSED}, not {status!r}")
-    at = at or utcnow()
-    values: dict[str, Any] = {"status": status, "closed_at": at, "last_seen": at}
-    if status == "paid":
-        values["amount_due"] = 0.0
-    table = InvoiceRecord.__table__
-    with ledger.engine.begin() as conn:
-        customer = conn.execute(
-            sa.select(table.c.customer_id).where(table.c.invoice_number == invoice_number)
-        ).scalar()
-        changed = conn.execute(
-            sa.update(table)
-            .where(table.c.invoice_number == invoice_number, table.c.status.not_in(CLOSED))
-            .values(**values)
-        ).rowcount
-    ledger.record_event(
-        f"invoice_{status}",
-        invoice_number=invoice_number,
-        customer_id=customer or "",
-        actor=f"webhook:{provider}",
-        event_id=event_id,
-        known=customer is not None,
-    )
-    return bool(changed)
-
-
-def closed_in_ledger(
-    ledger: Ledger, invoice_number: str, *, now: datetime | None = None
-) -> str | None:
-    """ "paid" or "cancelled" if the ledger knows the invoice is closed, else None.
-
-    Closed means: the ledger's row says so, or a webhook closed it within the last
-    `TRUST_WEBHOOK_CLOSE` and no webhook reopened it since (a sweep whose source lags
-    behind the payment does not bring the reminders back).
-
-    Example (the act step, just after re-reading the invoice at the source):
-        >>> fresh = lookup(invoice)
-        >>> if fresh is not None and (closed := closed_in_ledger(ledger, invoice)):
-        ...     fresh = fresh.model_copy(update={"status": closed})
-    """
-    now = now or datetime.now(UTC)
-    with ledger.engine.connect() as conn:
-        status = conn.execute(
-            sa.select(InvoiceRecord.status).where(InvoiceRecord.invoice_number == invoice_number)
-        ).scalar()
-        if status in CLOSED:
-            return status
-        latest = conn.execute(
-            sa.select(Event.kind, Event.at)
-            .where(
-                Event.invoice_number == invoice_number,
-                Event.actor.like("webhook:%"),
-                Event.kind.in_(["invoice_paid", "invoice_cancelled", "invoice_reopened"]),
-            )
-            .order_by(Event.at.desc(), Event.id.desc())
-            .limit(1)
-        ).first()
-    if latest is None or latest.kind == "invoice_reopened":
-        return None
-    at = latest.at if latest.at.tzinfo else latest.at.replace(tzinfo=UTC)
-    if now - at > TRUST_WEBHOOK_CLOSE:
-        return None
-    return latest.kind.removeprefix("invoice_")
-
-
-def is_closed_in_ledger(ledger: Ledger, invoice_number: str) -> bool:
-    """True if the invoice is paid or cancelled as far as the ledger knows (see above)."""
-    return closed_in_ledger(ledger, invoice_number) is not None
 
 
 def store_whatsapp_message(ledger: Ledger, message: dict[str, Any]) -> dict[str, Any]:

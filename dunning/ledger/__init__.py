@@ -1,5 +1,12 @@
-"""The ledger: durable record of invoices, outbox actions, events, tasks and pauses."""
+"""The ledger: durable record of invoices, outbox actions, events, tasks and pauses.
 
+The only door to the ledger's database: every query and statement lives in this package
+(`Ledger` in `store`, and small modules by subject: `crm_outbox`, `inbound`, `desk`,
+`consent`, `contacts`, `delivery`, `events`, `reader`). Other code calls these and imports
+the typed rows from `models`; it runs no SQL of its own (`tests/test_layers.py` checks).
+"""
+
+from dunning.ledger.inbound import closed_in_ledger, is_closed_in_ledger
 from dunning.ledger.models import (
     Action,
     ActionState,
@@ -35,4 +42,6 @@ __all__ = [
     "PromiseState",
     "SyncReport",
     "WebhookEvent",
+    "closed_in_ledger",
+    "is_closed_in_ledger",
 ]

@@ -20,10 +20,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, select
 
+from dunning.ledger.crm_outbox import entry_row, task_payload
 from dunning.ledger.models import (
     PAUSE_REASONS,
     Action,
     ActionState,
+    CrmEntry,
     CustomerStatus,
     Event,
     HumanTask,
@@ -411,8 +413,33 @@ class Ledger:
         assignee: str = "",
         due_on: date | None = None,
         note: str = "",
+        crm_key: str = "",
+        crm: dict[str, Any] | None = None,
     ) -> bool:
-        """Open a human task once per key; returns False if it already existed."""
+        """Open a human task once per key and queue it for the CRM, in one transaction;
+        returns False if the task already existed (then nothing is written).
+
+        This is the only way a task is opened, whoever opens it (sweep, replies, desk,
+        WhatsApp), so every task reaches the CRM. The CRM entry (`kind` task, key `crm_key`,
+        default `key`) carries the title, assignee, due date and note; `crm` adds to or
+        overrides its payload (`priority`, `task_type`, `email`, `customer_name`, ...).
+
+        Example:
+            >>> ledger.open_task(key="F-1:final:email:escalation", title="Call Ebro",
+            ...                  invoice_number="F-1", customer_id="C1", assignee="manager",
+            ...                  crm={"priority": "HIGH", "task_type": "CALL"})
+        """
+        details = {"note": note} if note else {}
+        payload = task_payload(
+            title=title, assignee=assignee, due_on=due_on, **{**details, **(crm or {})}
+        )
+        entry = entry_row(
+            key=crm_key or key,
+            kind="task",
+            payload=payload,
+            invoice_number=invoice_number,
+            customer_id=customer_id,
+        )
         try:
             with Session(self.engine) as session:
                 session.add(
@@ -426,17 +453,26 @@ class Ledger:
                         note=note,
                     )
                 )
+                session.flush()  # the task's unique key first: a second opener stops here
+                # An entry queued under this key by an older version stays as it is.
+                session.execute(
+                    _dialect_insert(self.engine, CrmEntry).on_conflict_do_nothing(
+                        index_elements=["key"]
+                    ),
+                    entry,
+                )
+                session.add(
+                    Event(
+                        kind="task_opened",
+                        invoice_number=invoice_number,
+                        customer_id=customer_id,
+                        action_key=key,
+                        detail={"title": title, "assignee": assignee},
+                    )
+                )
                 session.commit()
         except IntegrityError:
             return False
-        self.record_event(
-            "task_opened",
-            invoice_number=invoice_number,
-            customer_id=customer_id,
-            action_key=key,
-            title=title,
-            assignee=assignee,
-        )
         return True
 
     def set_customer_status(self, customer_id: str, status: str, reason: str = "") -> None:

@@ -18,10 +18,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-import pandas as pd
-import sqlalchemy as sa
-
-from dunning.ledger import Action, InboundMessage, InvoiceRecord, Ledger
+from dunning.ledger import InboundMessage, Ledger
+from dunning.ledger.contacts import (
+    action_by_message_ids,
+    contacts_with_email,
+    contacts_with_phone,
+    customer_emails,
+    invoice_customers,
+)
 
 _MESSAGE_IDS = re.compile(r"<[^<>\s]+>")
 # Invoice-number-like tokens: letters, digits and separators, with at least one digit.
@@ -53,85 +57,67 @@ FREE_MAIL = frozenset(
 
 def match_message(message: InboundMessage, ledger: Ledger) -> Match:
     """Find the invoice(s) and customer a message is about (see module docstring)."""
-    with ledger.engine.connect() as conn:
-        by_sender = _by_sender(message, conn)
-        match = (
-            _by_message_id(message, conn)
-            or _by_invoice_number(message, conn, by_sender)
-            or by_sender
-            or Match("none")
-        )
-        if match.found:
-            match.trusted = by_sender is not None and by_sender.customer_id == match.customer_id
-            match.trusted = match.trusted or _same_company(message.sender, match, conn)
-        return match
+    by_sender = _by_sender(message, ledger)
+    match = (
+        _by_message_id(message, ledger)
+        or _by_invoice_number(message, ledger, by_sender)
+        or by_sender
+        or Match("none")
+    )
+    if match.found:
+        match.trusted = by_sender is not None and by_sender.customer_id == match.customer_id
+        match.trusted = match.trusted or _same_company(message.sender, match, ledger)
+    return match
 
 
-def _by_message_id(message: InboundMessage, conn: sa.Connection) -> Match | None:
+def _by_message_id(message: InboundMessage, ledger: Ledger) -> Match | None:
     ids = _MESSAGE_IDS.findall(f"{message.in_reply_to} {message.references}")
     if message.channel != "email" and message.in_reply_to:
         ids.append(message.in_reply_to.strip())  # WhatsApp quotes the bare wamid
     if not ids:
         return None
-    row = conn.execute(
-        sa.select(Action.key, Action.invoice_number, Action.customer_id)
-        .where(Action.message_id.in_(ids))
-        .order_by(Action.id.desc())
-        .limit(1)
-    ).first()
+    row = action_by_message_ids(ledger, ids)
     if row is None:
         return None
     return Match("message_id", row.customer_id, [row.invoice_number], row.key)
 
 
 def _by_invoice_number(
-    message: InboundMessage, conn: sa.Connection, by_sender: Match | None
+    message: InboundMessage, ledger: Ledger, by_sender: Match | None
 ) -> Match | None:
     tokens = {t.strip("./-") for t in _TOKENS.findall(f"{message.subject}\n{message.text}")}
     tokens = {t for t in tokens if len(t) >= 3}
     if not tokens:
         return None
-    rows = conn.execute(
-        sa.select(InvoiceRecord.invoice_number, InvoiceRecord.customer_id).where(
-            InvoiceRecord.invoice_number.in_(sorted(tokens))
-        )
-    ).all()
+    known = invoice_customers(ledger, sorted(tokens))  # invoice number -> customer id
     # A bare number ("1500", "2026") is as likely an amount or a year as an invoice: it only
     # counts when it is an invoice of the sender's own customer.
     sender_customer = by_sender.customer_id if by_sender else None
-    rows = [r for r in rows if not r.invoice_number.isdigit() or r.customer_id == sender_customer]
-    if not rows:
+    known = {n: c for n, c in known.items() if not n.isdigit() or c == sender_customer}
+    if not known:
         return None
     # Several customers' invoices in one message: trust the sender's own, if it is one.
-    customers = {r.customer_id for r in rows}
+    customers = set(known.values())
     if len(customers) > 1:
         if sender_customer in customers:
             customers = {sender_customer}
         else:
             return None
     customer = customers.pop()
-    numbers = sorted(r.invoice_number for r in rows if r.customer_id == customer)
+    numbers = sorted(n for n, c in known.items() if c == customer)
     return Match("invoice_number", customer, numbers)
 
 
-def _by_sender(message: InboundMessage, conn: sa.Connection) -> Match | None:
+def _by_sender(message: InboundMessage, ledger: Ledger) -> Match | None:
     sender = (message.sender or "").strip().lower()
     if not sender:
         return None
-    columns = (
-        InvoiceRecord.invoice_number,
-        InvoiceRecord.customer_id,
-        InvoiceRecord.email,
-        InvoiceRecord.phone,
-        InvoiceRecord.status,
-    )
     if "@" in sender:
-        query = sa.select(*columns).where(sa.func.lower(InvoiceRecord.email).contains(sender))
-        contacts = pd.read_sql(query, conn)
+        contacts = contacts_with_email(ledger, sender)
         emails = contacts["email"].fillna("").str.lower().str.replace(";", ",").str.split(",")
         hit = emails.apply(lambda addrs: sender in [a.strip() for a in addrs]).astype(bool)
     else:
-        contacts = pd.read_sql(sa.select(*columns).where(InvoiceRecord.phone != ""), conn)
+        contacts = contacts_with_phone(ledger)
         digits = re.sub(r"\D", "", sender)
         phones = contacts["phone"].fillna("").str.replace(r"\D", "", regex=True)
         # Numbers are stored as the source wrote them: compare the national significant part.
@@ -144,17 +130,14 @@ def _by_sender(message: InboundMessage, conn: sa.Connection) -> Match | None:
     return Match("sender", customers[0], sorted(open_["invoice_number"]))
 
 
-def _same_company(sender: str, match: Match, conn: sa.Connection) -> bool:
+def _same_company(sender: str, match: Match, ledger: Ledger) -> bool:
     """The sender writes from the same (non-free-mail) domain as one of the customer's
     contacts: a colleague, not a stranger."""
     domain = sender.rsplit("@", 1)[-1].lower() if "@" in sender else ""
     if not domain or domain in FREE_MAIL:
         return False
-    emails = conn.execute(
-        sa.select(InvoiceRecord.email).where(InvoiceRecord.customer_id == match.customer_id)
-    ).scalars()
     return any(
         a.strip().lower().endswith("@" + domain)
-        for value in emails
-        for a in (value or "").replace(";", ",").split(",")
+        for value in customer_emails(ledger, match.customer_id)
+        for a in value.replace(";", ",").split(",")
     )

@@ -11,11 +11,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-import sqlalchemy as sa
-
-from dunning.ledger import Event, InboundMessage, Ledger, Pause
+from dunning.ledger import Ledger
+from dunning.ledger.consent import has_opt_out
+from dunning.ledger.consent import last_inbound_at as _last_inbound_at
+from dunning.ledger.events import customers_with_event, event_details, has_event
 from dunning.whatsapp.phones import InvalidPhone, to_e164
 
 CHANNEL = "whatsapp"
@@ -49,27 +50,12 @@ def record_opt_in(
 
 def opted_in(ledger: Ledger, customer_id: str) -> bool:
     """True if the ledger holds an opt-in of this customer."""
-    with ledger.engine.connect() as conn:
-        row = conn.execute(
-            sa.select(Event.id)
-            .where(Event.kind == OPT_IN_EVENT, Event.customer_id == customer_id)
-            .limit(1)
-        ).first()
-    return row is not None
+    return has_event(ledger, OPT_IN_EVENT, customer_id=customer_id)
 
 
 def opted_out(ledger: Ledger, customer_id: str, invoice_number: str = "") -> bool:
     """True while an opt-out covers WhatsApp for this customer (or this invoice)."""
-    who = Pause.customer_id == customer_id
-    if invoice_number:
-        who = sa.or_(who, Pause.invoice_number == invoice_number)
-    with ledger.engine.connect() as conn:
-        row = conn.execute(
-            sa.select(Pause.id)
-            .where(Pause.active, Pause.kind == "opt_out", Pause.channel.in_(["", CHANNEL]), who)
-            .limit(1)
-        ).first()
-    return row is not None
+    return has_opt_out(ledger, CHANNEL, customer_id, invoice_number)
 
 
 def mark_contact_invalid(
@@ -102,13 +88,8 @@ def mark_contact_invalid(
 
 def contact_marked_invalid(ledger: Ledger, customer_id: str, phone: str) -> bool:
     """True if `phone` was marked as not reachable on WhatsApp for this customer."""
-    with ledger.engine.connect() as conn:
-        details = conn.execute(
-            sa.select(Event.detail).where(
-                Event.kind == CONTACT_INVALID_EVENT, Event.customer_id == customer_id
-            )
-        ).scalars()
-        return any((d or {}).get("phone") == phone for d in details)
+    details = event_details(ledger, CONTACT_INVALID_EVENT, customer_id=customer_id)
+    return any(detail.get("phone") == phone for _, detail in details)
 
 
 def readiness(
@@ -145,15 +126,7 @@ def readiness(
 
 def last_inbound_at(ledger: Ledger, phone: str) -> datetime | None:
     """When the customer with this E.164 number last wrote to us on WhatsApp (UTC)."""
-    with ledger.engine.connect() as conn:
-        at = conn.execute(
-            sa.select(sa.func.max(InboundMessage.received_at)).where(
-                InboundMessage.channel == CHANNEL, InboundMessage.sender == phone
-            )
-        ).scalar()
-    if at is None:
-        return None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+    return _last_inbound_at(ledger, CHANNEL, phone)
 
 
 def in_service_window(ledger: Ledger, phone: str, now: datetime) -> bool:
@@ -164,17 +137,10 @@ def in_service_window(ledger: Ledger, phone: str, now: datetime) -> bool:
 
 def opted_in_customers(ledger: Ledger) -> set[str]:
     """Every customer with an opt-in recorded in the ledger (for planning a whole frame)."""
-    with ledger.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(Event.customer_id).where(Event.kind == OPT_IN_EVENT).distinct()
-        ).scalars()
-        return set(rows)
+    return customers_with_event(ledger, OPT_IN_EVENT)
 
 
 def invalid_contacts(ledger: Ledger) -> set[tuple[str, str]]:
     """Every (customer id, E.164 number) marked as not reachable on WhatsApp."""
-    with ledger.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(Event.customer_id, Event.detail).where(Event.kind == CONTACT_INVALID_EVENT)
-        ).all()
-    return {(r.customer_id, (r.detail or {}).get("phone", "")) for r in rows}
+    details = event_details(ledger, CONTACT_INVALID_EVENT)
+    return {(customer, detail.get("phone", "")) for customer, detail in details}

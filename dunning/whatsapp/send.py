@@ -22,9 +22,8 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
 
-import sqlalchemy as sa
-
-from dunning.ledger import Action, Ledger
+from dunning.ledger import Ledger
+from dunning.ledger.delivery import update_action
 from dunning.render import invoice_context
 from dunning.schema import Invoice
 from dunning.whatsapp.client import (
@@ -256,14 +255,6 @@ def deliver_whatsapp(
         **event,
     )
     return WhatsAppResult("sent", recipient=to, message_id=sent.message_id, text=sent_text)
-
-
-def update_action(ledger: Ledger, key: str, **values: Any) -> None:
-    """Set columns of one outbox row (the recipient, the provider's message id)."""
-    with ledger.engine.begin() as conn:
-        conn.execute(
-            sa.update(Action.__table__).where(Action.__table__.c.key == key).values(**values)
-        )
 
 
 _REASONS: dict[type, str] = {

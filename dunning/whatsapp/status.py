@@ -11,13 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
-import sqlalchemy as sa
 
-from dunning.ledger import Action, Ledger
+from dunning.ledger import Ledger
+from dunning.ledger.delivery import record_delivery_status
 from dunning.whatsapp.client import INVALID_RECIPIENT_CODES, MARKETING_OPT_OUT_CODES
 from dunning.whatsapp.consent import CHANNEL, mark_contact_invalid
-
-_RANK = {"": 0, "sent": 1, "delivered": 2, "read": 3}
 
 
 @dataclass(frozen=True)
@@ -38,31 +36,11 @@ def apply_status(ledger: Ledger, update: StatusUpdate) -> str | None:
     `None` when no action has that message id (a message not sent by us). A failure with
     131026 marks the contact; 131050 records a WhatsApp opt-out.
     """
-    table = Action.__table__
-    with ledger.engine.begin() as conn:
-        row = conn.execute(
-            sa.select(
-                table.c.key,
-                table.c.invoice_number,
-                table.c.customer_id,
-                table.c.recipient,
-                table.c.delivery_status,
-                table.c.delivered_at,
-            ).where(table.c.message_id == update.message_id)
-        ).first()
-        if row is None:
-            return None
-        values: dict = {}
-        if update.status == "failed":
-            values = {"delivery_status": "failed", "error": update.error[:1000]}
-        elif _RANK.get(update.status, 0) > _RANK.get(row.delivery_status or "", 0):
-            values = {"delivery_status": update.status}
-        if update.status in ("delivered", "read") and row.delivered_at is None:
-            values["delivered_at"] = update.at  # a read message was delivered, reported or not
-        if update.status == "read":
-            values["read_at"] = update.at
-        if values:
-            conn.execute(sa.update(table).where(table.c.key == row.key).values(**values))
+    row = record_delivery_status(
+        ledger, update.message_id, update.status, update.at, error=update.error
+    )
+    if row is None:
+        return None
     ledger.record_event(
         f"whatsapp_{update.status}",
         invoice_number=row.invoice_number,

@@ -84,7 +84,7 @@ def test_no_answer_opens_a_retry_task_and_paid_waits_for_the_payment(ledger):
     decisions.close_task(
         ledger, COLLECTOR, tid, decisions.Closing("no_answer", on=date(2026, 12, 11)), TODAY
     )
-    page = queries.open_tasks(ledger.engine, COLLECTOR)
+    page = queries.open_tasks(ledger, COLLECTOR)
     assert [(r["invoice_number"], r["due_on"]) for r in page.rows] == [("F-1", date(2026, 12, 11))]
     assert _pauses(ledger).empty  # reminders go on
     retry = page.rows[0]["id"]
@@ -115,19 +115,19 @@ def test_bad_closings_say_which_field(ledger):
 
 
 def test_collectors_see_their_tasks_and_customers_managers_everything(ledger):
-    mine = queries.open_tasks(ledger.engine, COLLECTOR)
-    every = queries.open_tasks(ledger.engine, MANAGER)
+    mine = queries.open_tasks(ledger, COLLECTOR)
+    every = queries.open_tasks(ledger, MANAGER)
     assert [r["invoice_number"] for r in mine.rows] == ["F-1"]
     # Same due day: the larger amount at stake first.
     assert [r["invoice_number"] for r in every.rows] == ["F-2", "F-1"]
-    assert queries.can_see_customer(ledger.engine, COLLECTOR, "C1")
-    assert not queries.can_see_customer(ledger.engine, COLLECTOR, "C2")
-    assert [r["customer_id"] for r in queries.search(ledger.engine, COLLECTOR, "F-")] == ["C1"]
-    assert {r["customer_id"] for r in queries.search(ledger.engine, MANAGER, "beta")} == {"C2"}
-    assert [r["customer_id"] for r in queries.search(ledger.engine, MANAGER, "a@ebro")] == ["C1"]
+    assert queries.can_see_customer(ledger, COLLECTOR, "C1")
+    assert not queries.can_see_customer(ledger, COLLECTOR, "C2")
+    assert [r["customer_id"] for r in queries.search(ledger, COLLECTOR, "F-")] == ["C1"]
+    assert {r["customer_id"] for r in queries.search(ledger, MANAGER, "beta")} == {"C2"}
+    assert [r["customer_id"] for r in queries.search(ledger, MANAGER, "a@ebro")] == ["C1"]
     for phone in ("+34600111222", "34 600 111 222"):
-        assert [r["customer_id"] for r in queries.search(ledger.engine, MANAGER, phone)] == ["C1"]
-    assert queries.search(ledger.engine, MANAGER, "zzz") == []
+        assert [r["customer_id"] for r in queries.search(ledger, MANAGER, phone)] == ["C1"]
+    assert queries.search(ledger, MANAGER, "zzz") == []
 
 
 def test_pause_and_resume_one_invoice_or_the_customer(ledger):
@@ -184,15 +184,15 @@ def test_task_list_pages_and_filters(ledger):
             assignee="account_owner",
             due_on=date(2026, 12, 20),
         )
-    first = queries.open_tasks(ledger.engine, MANAGER, per_page=50)
-    third = queries.open_tasks(ledger.engine, MANAGER, page=3, per_page=50)
+    first = queries.open_tasks(ledger, MANAGER, per_page=50)
+    third = queries.open_tasks(ledger, MANAGER, page=3, per_page=50)
     assert len(first.rows) == 50 and first.has_next
     assert len(third.rows) == 22 and not third.has_next  # 120 + the two of the fixture
     assert first.assignees == ["account_owner", "manager"]
-    only = queries.open_tasks(ledger.engine, MANAGER, assignee="manager")
+    only = queries.open_tasks(ledger, MANAGER, assignee="manager")
     assert [r["invoice_number"] for r in only.rows] == ["F-2"]
     # A collector asking for the manager's tasks still gets only their own.
-    assert queries.open_tasks(ledger.engine, COLLECTOR, assignee="manager").rows == []
+    assert queries.open_tasks(ledger, COLLECTOR, assignee="manager").rows == []
 
 
 def test_desk_serve_command_answers_and_guards_pages(tmp_path):
@@ -240,6 +240,6 @@ def test_search_never_adds_amounts_across_currencies(ledger):
             }
         )
     )
-    rows = {r["customer_id"]: r for r in queries.search(ledger.engine, MANAGER, "x@m.example")}
+    rows = {r["customer_id"]: r for r in queries.search(ledger, MANAGER, "x@m.example")}
     assert rows["MIX"]["currencies"] == 2
     assert (rows["ONE"]["currencies"], rows["ONE"]["currency"]) == (1, "EUR")

@@ -1,0 +1,77 @@
+"""Who is who in the ledger: the lookups that tie a customer's message to our records (the
+action a reply answers, invoices by number, the customers behind an address or a phone)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple
+
+import pandas as pd
+import sqlalchemy as sa
+
+from dunning.ledger.models import Action, InvoiceRecord
+
+if TYPE_CHECKING:
+    from dunning.ledger.store import Ledger
+
+_CONTACT_COLUMNS = (
+    InvoiceRecord.invoice_number,
+    InvoiceRecord.customer_id,
+    InvoiceRecord.email,
+    InvoiceRecord.phone,
+    InvoiceRecord.status,
+)
+
+
+class SentAction(NamedTuple):
+    """The outbox row a message id belongs to."""
+
+    key: str
+    invoice_number: str
+    customer_id: str
+
+
+def action_by_message_ids(ledger: Ledger, message_ids: list[str]) -> SentAction | None:
+    """The latest action that sent one of these provider message ids (Message-ID, wamid)."""
+    with ledger.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(Action.key, Action.invoice_number, Action.customer_id)
+            .where(Action.message_id.in_(message_ids))
+            .order_by(Action.id.desc())
+            .limit(1)
+        ).first()
+    return SentAction(*row) if row is not None else None
+
+
+def invoice_customers(ledger: Ledger, numbers: list[str]) -> dict[str, str]:
+    """Invoice number -> customer id, for those of `numbers` the ledger knows."""
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(InvoiceRecord.invoice_number, InvoiceRecord.customer_id).where(
+                InvoiceRecord.invoice_number.in_(sorted(numbers))
+            )
+        ).all()
+    return {r.invoice_number: r.customer_id for r in rows}
+
+
+def contacts_with_email(ledger: Ledger, text: str) -> pd.DataFrame:
+    """Invoices whose email field contains `text` (lower-cased): invoice_number,
+    customer_id, email, phone, status. The field may hold several addresses."""
+    query = sa.select(*_CONTACT_COLUMNS).where(sa.func.lower(InvoiceRecord.email).contains(text))
+    with ledger.engine.connect() as conn:
+        return pd.read_sql(query, conn)
+
+
+def contacts_with_phone(ledger: Ledger) -> pd.DataFrame:
+    """Invoices with a phone number (as the source wrote it), same columns as above."""
+    query = sa.select(*_CONTACT_COLUMNS).where(InvoiceRecord.phone != "")
+    with ledger.engine.connect() as conn:
+        return pd.read_sql(query, conn)
+
+
+def customer_emails(ledger: Ledger, customer_id: str) -> list[str]:
+    """The email fields of the customer's invoices (each may hold several addresses)."""
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(InvoiceRecord.email).where(InvoiceRecord.customer_id == customer_id)
+        ).scalars()
+        return [value or "" for value in rows]

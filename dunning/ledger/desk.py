@@ -1,0 +1,470 @@
+"""The collections desk's reads and writes: pages of tasks, a customer's page, search,
+closing a task, ending a customer's holds, desk users; and the indexes they need.
+
+Who may see what is the desk's rule (`apps.desk.queries`): these functions take the list of
+assignees whose tasks the user sees (None: all). Every query is bounded (LIMIT) and served
+by an index (`DESK_INDEXES`), so a page answers fast on a ledger of 100k invoices and a
+million events. The indexes live here rather than in the models so the flows' schema stays
+as it is; each is `CREATE INDEX IF NOT EXISTS` (SQLite and PostgreSQL both support it),
+created when the desk starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from dunning.ledger.models import (
+    Action,
+    CustomerStatus,
+    DeskUser,
+    Event,
+    HumanTask,
+    InboundMessage,
+    InvoiceRecord,
+    Pause,
+    Promise,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from dunning.ledger.store import Ledger
+
+T_TASK = HumanTask.__table__
+T_INV = InvoiceRecord.__table__
+T_EVENT = Event.__table__
+T_ACTION = Action.__table__
+T_INBOUND = InboundMessage.__table__
+T_PAUSE = Pause.__table__
+T_PROMISE = Promise.__table__
+T_STATUS = CustomerStatus.__table__
+
+TIMELINE_LIMIT = 200
+
+
+def customer_has_task_for(ledger: Ledger, customer_id: str, assignees: list[str]) -> bool:
+    """True if the customer has a task (open or closed) assigned to one of `assignees`."""
+    stmt = (
+        sa.select(T_TASK.c.id)
+        .where(T_TASK.c.customer_id == customer_id, T_TASK.c.assignee.in_(assignees))
+        .limit(1)
+    )
+    with ledger.engine.connect() as conn:
+        return conn.execute(stmt).first() is not None
+
+
+@dataclass
+class TaskPage:
+    """One page of open tasks (`has_next`: another page follows)."""
+
+    rows: list[dict[str, Any]]
+    page: int
+    has_next: bool
+    assignees: list[str] = field(default_factory=list)
+
+
+def open_tasks(
+    ledger: Ledger,
+    allowed: list[str] | None,
+    *,
+    assignee: str = "",
+    page: int = 1,
+    per_page: int = 50,
+) -> TaskPage:
+    """Open tasks assigned to one of `allowed` (None: to anyone), soonest due first, then
+    the largest amount at stake.
+
+    `assignee` narrows the list to one assignee. Pages start at 1; the page size is
+    `per_page`. The page's `assignees` are those with open tasks (or `allowed`, if given).
+    """
+    page = max(page, 1)
+    stmt = (
+        sa.select(
+            T_TASK.c.id,
+            T_TASK.c.title,
+            T_TASK.c.assignee,
+            T_TASK.c.due_on,
+            T_TASK.c.note,
+            T_TASK.c.invoice_number,
+            T_TASK.c.customer_id,
+            T_TASK.c.created_at,
+            T_INV.c.customer_name,
+            T_INV.c.amount_due,
+            T_INV.c.currency,
+            T_INV.c.due_date.label("invoice_due"),
+        )
+        .select_from(T_TASK.outerjoin(T_INV, T_INV.c.invoice_number == T_TASK.c.invoice_number))
+        .where(T_TASK.c.status == "open")
+        .order_by(
+            T_TASK.c.due_on.is_(None),
+            T_TASK.c.due_on,
+            sa.func.coalesce(T_INV.c.amount_due, 0).desc(),
+            T_TASK.c.id,
+        )
+        .limit(per_page + 1)
+        .offset((page - 1) * per_page)
+    )
+    if allowed is not None:
+        stmt = stmt.where(T_TASK.c.assignee.in_(allowed))
+    if assignee:
+        stmt = stmt.where(T_TASK.c.assignee == assignee)
+    with ledger.engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(stmt)]
+        if allowed is None:
+            names = sa.select(T_TASK.c.assignee).where(T_TASK.c.status == "open").distinct()
+            assignees = sorted(str(a) for (a,) in conn.execute(names) if a)
+        else:
+            assignees = allowed
+    return TaskPage(
+        rows=rows[:per_page], page=page, has_next=len(rows) > per_page, assignees=assignees
+    )
+
+
+def task(ledger: Ledger, task_id: int) -> dict[str, Any] | None:
+    """One task by id, with its invoice's customer and amount; None if there is none."""
+    stmt = (
+        sa.select(T_TASK, T_INV.c.customer_name, T_INV.c.amount_due, T_INV.c.currency)
+        .select_from(T_TASK.outerjoin(T_INV, T_INV.c.invoice_number == T_TASK.c.invoice_number))
+        .where(T_TASK.c.id == task_id)
+    )
+    with ledger.engine.connect() as conn:
+        row = conn.execute(stmt).first()
+    return dict(row._mapping) if row else None
+
+
+def customer_page(ledger: Ledger, customer_id: str) -> dict[str, Any] | None:
+    """Everything the customer page shows; None for a customer the ledger does not know.
+
+    Keys: `customer_id`, `name`, `email`, `phone`, `status` (row or None), `invoices`,
+    `pauses` (active), `promises`, `tasks`, `timeline` (newest first, at most 200 entries),
+    `stages` (invoice number -> the latest stage sent).
+    """
+    with ledger.engine.connect() as conn:
+        invoices = [
+            dict(r._mapping)
+            for r in conn.execute(
+                sa.select(T_INV)
+                .where(T_INV.c.customer_id == customer_id)
+                .order_by((T_INV.c.status == "open").desc(), T_INV.c.due_date.desc())
+                .limit(200)
+            )
+        ]
+        if not invoices:
+            return None
+        numbers = [i["invoice_number"] for i in invoices]
+        status = conn.execute(
+            sa.select(T_STATUS).where(T_STATUS.c.customer_id == customer_id)
+        ).first()
+        pauses = [
+            dict(r._mapping)
+            for r in conn.execute(
+                sa.select(T_PAUSE)
+                .where(
+                    T_PAUSE.c.active,
+                    sa.or_(
+                        T_PAUSE.c.customer_id == customer_id, T_PAUSE.c.invoice_number.in_(numbers)
+                    ),
+                )
+                .order_by(T_PAUSE.c.created_at.desc())
+            )
+        ]
+        promises = [
+            dict(r._mapping)
+            for r in conn.execute(
+                sa.select(T_PROMISE)
+                .where(T_PROMISE.c.customer_id == customer_id)
+                .order_by(T_PROMISE.c.made_at.desc())
+                .limit(20)
+            )
+        ]
+        tasks = [
+            dict(r._mapping)
+            for r in conn.execute(
+                sa.select(T_TASK)
+                .where(T_TASK.c.customer_id == customer_id)
+                .order_by((T_TASK.c.status == "open").desc(), T_TASK.c.created_at.desc())
+                .limit(50)
+            )
+        ]
+        timeline = _timeline(conn, customer_id, numbers)
+        stages: dict[str, str] = {}
+        for r in conn.execute(
+            sa.select(T_ACTION.c.invoice_number, T_ACTION.c.stage)
+            .where(T_ACTION.c.customer_id == customer_id, T_ACTION.c.state == "sent")
+            .order_by(T_ACTION.c.sent_at)
+        ):
+            stages[r.invoice_number] = r.stage  # the latest sent stage wins
+    first = invoices[0]
+    return {
+        "customer_id": customer_id,
+        "name": first["customer_name"] or customer_id,
+        "email": first["email"],
+        "phone": first["phone"],
+        "status": dict(status._mapping) if status else None,
+        "invoices": invoices,
+        "pauses": pauses,
+        "promises": promises,
+        "tasks": tasks,
+        "timeline": timeline,
+        "stages": stages,
+    }
+
+
+def _timeline(conn: sa.Connection, customer_id: str, numbers: list[str]) -> list[dict[str, Any]]:
+    """The customer's events and replies, newest first; sends carry their delivery status."""
+    by_customer = (
+        sa.select(T_EVENT)
+        .where(T_EVENT.c.customer_id == customer_id)
+        .order_by(T_EVENT.c.at.desc())
+        .limit(TIMELINE_LIMIT)
+    )
+    # Some events name only the invoice (an invoice-level pause): take those as well.
+    by_invoice = (
+        sa.select(T_EVENT)
+        .where(T_EVENT.c.customer_id == "", T_EVENT.c.invoice_number.in_(numbers))
+        .order_by(T_EVENT.c.at.desc())
+        .limit(TIMELINE_LIMIT)
+    )
+    events = [dict(r._mapping) for r in conn.execute(by_customer)]
+    events += [dict(r._mapping) for r in conn.execute(by_invoice)]
+    keys = {e["action_key"] for e in events if e["kind"] == "sent" and e["action_key"]}
+    delivery: dict[str, dict[str, Any]] = {}
+    if keys:
+        for r in conn.execute(
+            sa.select(
+                T_ACTION.c.key,
+                T_ACTION.c.state,
+                T_ACTION.c.delivery_status,
+                T_ACTION.c.delivered_at,
+                T_ACTION.c.read_at,
+            ).where(T_ACTION.c.key.in_(sorted(keys)))
+        ):
+            delivery[r.key] = dict(r._mapping)
+    entries: list[dict[str, Any]] = []
+    for e in events:
+        detail = e["detail"] or {}
+        entries.append(
+            {
+                "at": e["at"],
+                "kind": e["kind"],
+                "invoice_number": e["invoice_number"],
+                "actor": e["actor"],
+                "detail": detail if isinstance(detail, dict) else {"detail": detail},
+                "delivery": delivery.get(e["action_key"]),
+            }
+        )
+    replies = conn.execute(
+        sa.select(T_INBOUND)
+        .where(T_INBOUND.c.customer_id == customer_id)
+        .order_by(T_INBOUND.c.received_at.desc())
+        .limit(50)
+    )
+    for r in replies:
+        m = r._mapping
+        entries.append(
+            {
+                "at": m["received_at"],
+                "kind": "reply",
+                "invoice_number": ", ".join(m["invoice_numbers"] or []),
+                "actor": m["sender"],
+                "detail": {
+                    "channel": m["channel"],
+                    "subject": m["subject"],
+                    "text": m["text"],
+                    "intent": m["intent"],
+                    "confidence": m["confidence"],
+                    "promise_date": m["promise_date"],
+                    "state": m["state"],
+                    "outcome": m["outcome"],
+                },
+                "delivery": None,
+            }
+        )
+    entries.sort(key=lambda x: _sortable(x["at"]), reverse=True)
+    return entries[:TIMELINE_LIMIT]
+
+
+def _sortable(value: datetime | None) -> datetime:
+    if value is None:
+        return datetime.min
+    return value.replace(tzinfo=None) if value.tzinfo else value
+
+
+def search(
+    ledger: Ledger, allowed: list[str] | None, query: str, limit: int = 50
+) -> list[dict[str, Any]]:
+    """Customers matching a name, invoice number, email or phone (one row per customer),
+    among those with a task assigned to one of `allowed` (None: every customer).
+
+    Invoice numbers and emails match exactly or by prefix, phones by their digits (all
+    indexed lookups); names match anywhere in the name, case-insensitively, which reads the
+    whole invoice table, so it runs only when the indexed lookups found nothing.
+    """
+    q = query.strip()
+    if not q:
+        return []
+    # Prefix as a range: served by the primary key and the email index on every database.
+    by_key = [
+        sa.and_(T_INV.c.invoice_number >= q, T_INV.c.invoice_number < q + "\uffff"),
+        sa.and_(T_INV.c.email >= q.lower(), T_INV.c.email < q.lower() + "\uffff"),
+    ]
+    digits = "".join(ch for ch in q if ch.isdigit())
+    if len(digits) >= 6 and len(digits) >= len(q.replace(" ", "")) - 1:
+        plus = "+" + digits
+        by_key.append(sa.and_(T_INV.c.phone >= plus, T_INV.c.phone < plus + "\uffff"))
+        by_key.append(sa.and_(T_INV.c.phone >= digits, T_INV.c.phone < digits + "\uffff"))
+    rows = _customers_where(ledger, allowed, sa.or_(*by_key), limit)
+    if rows or "@" in q:
+        return rows
+    like = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    # Two steps: the matching customers from the (name, customer) index alone, a narrow scan,
+    # then their figures through the customer index.
+    names = (
+        sa.select(T_INV.c.customer_id)
+        .where(T_INV.c.customer_name.ilike(f"%{like}%", escape="\\"))
+        # GROUP BY the index's columns (not DISTINCT): the scan stays on the covering index.
+        .group_by(T_INV.c.customer_name, T_INV.c.customer_id)
+        .limit(limit * 4)
+    )
+    with ledger.engine.connect() as conn:
+        ids = [r[0] for r in conn.execute(names)]
+    if not ids:
+        return []
+    return _customers_where(ledger, allowed, T_INV.c.customer_id.in_(ids), limit)
+
+
+def _customers_where(
+    ledger: Ledger, allowed: list[str] | None, condition: sa.ColumnElement[bool], limit: int
+) -> list[dict[str, Any]]:
+    stmt = (
+        sa.select(
+            T_INV.c.customer_id,
+            sa.func.max(T_INV.c.customer_name).label("customer_name"),
+            sa.func.max(T_INV.c.email).label("email"),
+            sa.func.max(T_INV.c.phone).label("phone"),
+            sa.func.count().label("invoices"),
+            sa.func.sum(sa.case((T_INV.c.status == "open", T_INV.c.amount_due), else_=0)).label(
+                "open_due"
+            ),
+            # Amounts are only added within one currency: the page shows the sum only then.
+            sa.func.count(sa.distinct(sa.case((T_INV.c.status == "open", T_INV.c.currency)))).label(
+                "currencies"
+            ),
+            sa.func.max(sa.case((T_INV.c.status == "open", T_INV.c.currency))).label("currency"),
+        )
+        .where(condition)
+        .group_by(T_INV.c.customer_id)
+        .order_by(sa.func.max(T_INV.c.customer_name))
+        .limit(limit)
+    )
+    if allowed is not None:
+        owned = sa.select(T_TASK.c.customer_id).where(T_TASK.c.assignee.in_(allowed))
+        stmt = stmt.where(T_INV.c.customer_id.in_(owned))
+    with ledger.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+#: name -> (table, columns). Why each exists is in the comment beside it.
+DESK_INDEXES: dict[str, tuple[str, str]] = {
+    # The task list: open tasks by assignee, soonest due first.
+    "ix_desk_tasks_status_assignee_due": ("human_tasks", "status, assignee, due_on"),
+    "ix_desk_tasks_status_due": ("human_tasks", "status, due_on"),
+    # A customer's timeline, newest first (by customer and by invoice).
+    "ix_desk_events_customer_at": ("events", "customer_id, at"),
+    "ix_desk_events_invoice_at": ("events", "invoice_number, at"),
+    # The customer page's latest stage per invoice.
+    "ix_desk_actions_customer_sent": ("actions", "customer_id, sent_at"),
+    # A customer's promises and pauses.
+    "ix_desk_promises_customer": ("promises", "customer_id, made_at"),
+    # Search by email and phone (exact or prefix).
+    "ix_desk_invoices_email": ("invoices", "email"),
+    "ix_desk_invoices_phone": ("invoices", "phone"),
+    # Search by name: a scan of this narrow index instead of the invoice rows.
+    "ix_desk_invoices_name_customer": ("invoices", "customer_name, customer_id"),
+}
+
+
+def ensure_desk_indexes(ledger: Ledger) -> list[str]:
+    """Create the desk's indexes that are missing; returns the names it made sure of."""
+    with ledger.engine.begin() as conn:
+        for name, (table, columns) in DESK_INDEXES.items():
+            conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})"))
+    return list(DESK_INDEXES)
+
+
+# -- decisions -------------------------------------------------------------------------------
+def human_task(ledger: Ledger, task_id: int) -> HumanTask | None:
+    """One human task by id (None if there is none)."""
+    with Session(ledger.engine) as session:
+        row = session.get(HumanTask, task_id)
+        return row.model_copy() if row is not None else None
+
+
+def close_open_task(ledger: Ledger, task_id: int, *, outcome: str, note: str) -> bool:
+    """Close the task if it is still open, with its outcome and note; False if it was not.
+
+    One conditional UPDATE: two people closing the same task at once close it once.
+    """
+    with Session(ledger.engine) as session:
+        closed = session.execute(
+            sa.update(HumanTask)
+            .where(HumanTask.id == task_id, HumanTask.status == "open")
+            .values(status="closed", outcome=outcome, closed_at=utcnow(), note=note)
+        ).rowcount
+        session.commit()
+    return bool(closed)
+
+
+def end_customer_pauses(ledger: Ledger, customer_id: str, kinds: tuple[str, ...]) -> int:
+    """End the customer-wide active pauses of these kinds (not those naming an invoice,
+    which `Ledger.end_pauses` would also match); returns how many ended."""
+    with Session(ledger.engine) as session:
+        ended = session.execute(
+            sa.update(Pause)
+            .where(
+                Pause.active,
+                Pause.kind.in_(kinds),
+                Pause.customer_id == customer_id,
+                Pause.invoice_number.is_(None),
+            )
+            .values(active=False, ended_at=utcnow())
+        ).rowcount
+        session.commit()
+    return ended
+
+
+# -- desk users ------------------------------------------------------------------------------
+def desk_user(ledger: Ledger, email: str) -> DeskUser | None:
+    """The desk user with this (normalized) email, active or not; None if there is none."""
+    with Session(ledger.engine) as session:
+        row = session.get(DeskUser, email)
+        return row.model_copy() if row is not None else None
+
+
+def save_desk_user(ledger: Ledger, email: str, *, role: str, password_hash: str) -> bool:
+    """Create the user, or set an existing one's role and hash and reactivate it; True if
+    created."""
+    with Session(ledger.engine) as session:
+        row = session.get(DeskUser, email)
+        created = row is None
+        if row is None:
+            row = DeskUser(email=email, role=role, password_hash=password_hash)
+        else:
+            row.role, row.password_hash, row.active = role, password_hash, True
+        session.add(row)
+        session.commit()
+    return created
+
+
+def record_login(ledger: Ledger, email: str, *, password_hash: str | None = None) -> None:
+    """Stamp the user's last login (and store a rehashed password, when given)."""
+    values: dict[str, Any] = {"last_login": utcnow()}
+    if password_hash is not None:
+        values["password_hash"] = password_hash
+    with Session(ledger.engine) as session:
+        session.execute(sa.update(DeskUser).where(DeskUser.email == email).values(**values))
+        session.commit()

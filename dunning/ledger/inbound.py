@@ -1,0 +1,209 @@
+"""Webhook events in the ledger (`webhook_events`) and what they close.
+
+- `store_webhook_event` writes a verified event once (unique per provider and event id);
+  `mark_webhook_failed` records an effect that failed, so the provider's retry applies it.
+- `pending_webhook_events`, `mark_emitted`, `note_emit_error`, `count_pending_webhook_events`:
+  the receiver's bookkeeping of which events reached the Prefect server.
+- `close_invoice` closes an invoice a webhook reported paid or cancelled, and
+  `closed_in_ledger` is what the act step asks just before sending.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from dunning.ledger.models import Event, InvoiceRecord, WebhookEvent, utcnow
+
+if TYPE_CHECKING:
+    from dunning.ledger.store import Ledger
+
+CLOSED = ("paid", "cancelled")
+#: How long a webhook's "paid" outweighs a source that still shows the invoice open (the
+#: source may lag; after this the source is believed again, e.g. a reversed payment).
+TRUST_WEBHOOK_CLOSE = timedelta(days=7)
+
+
+def store_webhook_event(
+    ledger: Ledger,
+    *,
+    provider: str,
+    event_id: str,
+    kind: str,
+    invoice_number: str,
+    payload: dict[str, Any],
+) -> tuple[int, bool]:
+    """Write the event once; returns (row id, True if new).
+
+    An event seen before whose effect failed (`failed`) counts as new again, so a
+    provider's retry gets it applied.
+    """
+    row = {
+        "provider": provider,
+        "event_id": event_id,
+        "kind": kind,
+        "invoice_number": invoice_number,
+        "payload": payload,
+        "received_at": utcnow(),
+        "state": "stored",
+        "error": "",
+    }
+    try:
+        with ledger.engine.begin() as conn:
+            new_id = conn.execute(sa.insert(WebhookEvent).returning(WebhookEvent.id), row).scalar()
+        return int(new_id), True
+    except IntegrityError:
+        pass
+    table = WebhookEvent.__table__
+    with ledger.engine.begin() as conn:
+        existing = conn.execute(
+            sa.select(table.c.id, table.c.state).where(
+                table.c.provider == provider, table.c.event_id == event_id
+            )
+        ).one()
+        if existing.state != "failed":
+            return int(existing.id), False
+        conn.execute(
+            sa.update(table).where(table.c.id == existing.id).values(state="stored", error="")
+        )
+    return int(existing.id), True
+
+
+def mark_webhook_failed(ledger: Ledger, row_id: int, error: str) -> None:
+    """The event's effect failed (the provider is answered 500 and retries)."""
+    with ledger.engine.begin() as conn:
+        conn.execute(
+            sa.update(WebhookEvent)
+            .where(WebhookEvent.id == row_id)
+            .values(state="failed", error=error[:1000])
+        )
+
+
+def pending_webhook_events(ledger: Ledger, limit: int = 200) -> list[dict[str, Any]]:
+    """Stored events not yet emitted, oldest first."""
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(WebhookEvent.__table__)
+            .where(WebhookEvent.state == "stored")
+            .order_by(WebhookEvent.id)
+            .limit(limit)
+        ).mappings()
+        return [dict(r) for r in rows]
+
+
+def count_pending_webhook_events(ledger: Ledger) -> int:
+    """How many stored events wait to be emitted."""
+    with ledger.engine.connect() as conn:
+        query = sa.select(sa.func.count()).where(WebhookEvent.state == "stored")
+        return int(conn.execute(query).scalar() or 0)
+
+
+def mark_emitted(ledger: Ledger, row_id: int) -> None:
+    """The Prefect server took the event."""
+    with ledger.engine.begin() as conn:
+        conn.execute(
+            sa.update(WebhookEvent)
+            .where(WebhookEvent.id == row_id, WebhookEvent.state == "stored")
+            .values(state="emitted", emitted_at=utcnow(), error="")
+        )
+
+
+def note_emit_error(ledger: Ledger, row_ids: list[int], error: str) -> None:
+    """Keep the events `stored` (to be sent again) and say why they were not."""
+    if not row_ids:
+        return
+    with ledger.engine.begin() as conn:
+        conn.execute(
+            sa.update(WebhookEvent)
+            .where(WebhookEvent.id.in_(row_ids), WebhookEvent.state == "stored")
+            .values(error=error[:1000])
+        )
+
+
+def close_invoice(
+    ledger: Ledger,
+    invoice_number: str,
+    status: str,
+    *,
+    provider: str,
+    event_id: str = "",
+    at: datetime | None = None,
+) -> bool:
+    """Close an invoice's case now because a webhook said it is paid or cancelled.
+
+    Marks the ledger's invoice row (status, `closed_at`; a paid invoice owes 0) and records
+    an `invoice_paid`/`invoice_cancelled` event by `webhook:<provider>` (also when the ledger
+    has not seen the invoice yet). Returns True if the row was open until now.
+    """
+    if status not in CLOSED:
+        raise ValueError(f"status must be one of {CLOSED}, not {status!r}")
+    at = at or utcnow()
+    values: dict[str, Any] = {"status": status, "closed_at": at, "last_seen": at}
+    if status == "paid":
+        values["amount_due"] = 0.0
+    table = InvoiceRecord.__table__
+    with ledger.engine.begin() as conn:
+        customer = conn.execute(
+            sa.select(table.c.customer_id).where(table.c.invoice_number == invoice_number)
+        ).scalar()
+        changed = conn.execute(
+            sa.update(table)
+            .where(table.c.invoice_number == invoice_number, table.c.status.not_in(CLOSED))
+            .values(**values)
+        ).rowcount
+    ledger.record_event(
+        f"invoice_{status}",
+        invoice_number=invoice_number,
+        customer_id=customer or "",
+        actor=f"webhook:{provider}",
+        event_id=event_id,
+        known=customer is not None,
+    )
+    return bool(changed)
+
+
+def closed_in_ledger(
+    ledger: Ledger, invoice_number: str, *, now: datetime | None = None
+) -> str | None:
+    """ "paid" or "cancelled" if the ledger knows the invoice is closed, else None.
+
+    Closed means: the ledger's row says so, or a webhook closed it within the last
+    `TRUST_WEBHOOK_CLOSE` and no webhook reopened it since (a sweep whose source lags
+    behind the payment does not bring the reminders back).
+
+    Example (the act step, just after re-reading the invoice at the source):
+        >>> fresh = lookup(invoice)
+        >>> if fresh is not None and (closed := closed_in_ledger(ledger, invoice)):
+        ...     fresh = fresh.model_copy(update={"status": closed})
+    """
+    now = now or datetime.now(UTC)
+    with ledger.engine.connect() as conn:
+        status = conn.execute(
+            sa.select(InvoiceRecord.status).where(InvoiceRecord.invoice_number == invoice_number)
+        ).scalar()
+        if status in CLOSED:
+            return status
+        latest = conn.execute(
+            sa.select(Event.kind, Event.at)
+            .where(
+                Event.invoice_number == invoice_number,
+                Event.actor.like("webhook:%"),
+                Event.kind.in_(["invoice_paid", "invoice_cancelled", "invoice_reopened"]),
+            )
+            .order_by(Event.at.desc(), Event.id.desc())
+            .limit(1)
+        ).first()
+    if latest is None or latest.kind == "invoice_reopened":
+        return None
+    at = latest.at if latest.at.tzinfo else latest.at.replace(tzinfo=UTC)
+    if now - at > TRUST_WEBHOOK_CLOSE:
+        return None
+    return latest.kind.removeprefix("invoice_")
+
+
+def is_closed_in_ledger(ledger: Ledger, invoice_number: str) -> bool:
+    """True if the invoice is paid or cancelled as far as the ledger knows (see above)."""
+    return closed_in_ledger(ledger, invoice_number) is not None
