@@ -9,18 +9,23 @@ the file itself (missing, undecodable, a mapped column that is not there) raise
 
 from __future__ import annotations
 
+import numbers
 import re
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from babel import Locale
-from babel.numbers import list_currencies
 
 from dunning.schema import (
     CHANNELS,
+    CLOSED_DATE,
+    CURRENCIES,
+    DEFAULT_CURRENCY,
     INVOICE_COLUMNS,
     OPT_IN_VALUES,
     OPTIONAL_COLUMNS,
@@ -29,16 +34,17 @@ from dunning.schema import (
     STATUS_ALIASES,
     STATUSES,
     Invoice,
+    file_line,
+    row_numbers,
 )
 
 _EMAIL = r"[^@\s,;<>]+@[^@\s,;<>]+\.[A-Za-z]{2,}"
 _EMAIL_LIST = re.compile(rf"^\s*{_EMAIL}(\s*[;,]\s*{_EMAIL})*\s*$")
-_CURRENCIES = frozenset(list_currencies())
 _COUNTRIES = frozenset(k for k in Locale("en").territories if len(k) == 2 and k.isalpha())
 _TIMEZONES = frozenset(zoneinfo.available_timezones())
 
 
-class SourceError(Exception):
+class SourceError(ValueError):
     """The invoice source as a whole cannot be read; the message says what to fix."""
 
 
@@ -153,98 +159,211 @@ def normalize(
 ) -> ImportResult:
     """Map, convert and validate a frame of raw string cells into the invoice schema."""
     frame = _apply_mapping(raw, column_mapping or {}, source)
-    n = len(frame)
+    checked = validate_invoices(
+        frame,
+        date_format=date_format,
+        decimal_separator=decimal_separator,
+        default_currency=DEFAULT_CURRENCY,
+    )
+    return ImportResult(
+        invoices=checked.invoices.drop(columns=CLOSED_DATE), quarantine=checked.quarantine
+    )
+
+
+def require_columns(
+    columns: Iterable[str],
+    required: Iterable[str | tuple[str, ...]],
+    *,
+    source: str = "the source",
+    hint: str = "",
+) -> None:
+    """Raise :class:`SourceError` naming every required column `columns` lacks.
+
+    A tuple in `required` is a choice: one of its columns is enough.
+    """
+    columns = [str(c) for c in columns]
+    present = set(columns)
+    missing = [
+        " or ".join(choice)
+        for choice in ((r,) if isinstance(r, str) else r for r in required)
+        if not present & set(choice)
+    ]
+    if missing:
+        raise SourceError(
+            f"{source} has no column {', '.join(missing)}; it has {columns}. {hint}".strip()
+        )
+
+
+def validate_invoices(
+    frame: pd.DataFrame,
+    *,
+    date_format: str | None = "%Y-%m-%d",
+    decimal_separator: str = ".",
+    default_currency: str | None = DEFAULT_CURRENCY,
+    required_dates: tuple[str, ...] = ("due_date",),
+) -> ImportResult:
+    """Check and convert a frame of invoices in our column names: the one invoice validator.
+
+    The importers (CSV/XLSX and the ERP connectors) and the reports both go through it, so
+    a cell means the same everywhere: one table of status aliases, one list of currencies,
+    one row numbering (`dunning.schema.row_numbers`), one parser per kind of cell.
+
+    Args:
+        frame: one row per invoice; columns named as `dunning.schema.INVOICE_COLUMNS`,
+            `OPTIONAL_COLUMNS` and `CLOSED_DATE` (an absent column is empty). Cells are
+            text (from a file) or typed values (numbers, dates, from a spreadsheet or a
+            database); empty cells, None and NaN are empty.
+        date_format: `strftime` format of date cells given as text; None: ISO 8601.
+        decimal_separator: "." or "," for amounts given as text.
+        default_currency: currency of a row with an empty `currency`; None: an empty
+            currency is a problem (amounts in different currencies are never summed).
+        required_dates: date columns whose empty cell is a problem.
+
+    Returns:
+        The valid rows (column `row` first, then the schema's columns, then the frame's
+        other columns as they were; rows with any problem left out; exact duplicate rows
+        kept once) and one quarantine line per problem (row, line, invoice number, field,
+        value, what to do).
+    """
+    frame = frame.reset_index(drop=True)
+    blank_column = pd.Series("", index=frame.index, dtype=object)
+
+    def cells(name: str) -> pd.Series:
+        return frame[name] if name in frame.columns else blank_column
+
+    def text(name: str) -> pd.Series:
+        return _text(cells(name))
+
     problems: list[pd.DataFrame] = []
 
-    def flag(mask: pd.Series, field_name: str, reason: str | pd.Series) -> None:
+    def flag(mask: pd.Series, field_name: str, reason: str, value: pd.Series) -> None:
         if mask.any():
             problems.append(
                 pd.DataFrame(
                     {
                         "idx": frame.index[mask],
                         "field": field_name,
-                        "value": frame.loc[mask, field_name].astype(str).str.slice(0, 80),
-                        "reason": reason[mask] if isinstance(reason, pd.Series) else reason,
+                        "value": _text(value[mask]).str.slice(0, 80),
+                        "reason": reason,
                     }
                 )
             )
 
     out = pd.DataFrame(index=frame.index)
-    for name in (
+    for name in ("invoice_number", "customer_id", "customer_name", "phone"):
+        out[name] = text(name)
+    for name in ("payment_link", "pdf_path"):
+        out[name] = text(name)
+    flag(
+        out["invoice_number"] == "",
         "invoice_number",
-        "customer_id",
-        "customer_name",
-        "phone",
-        "payment_link",
-        "pdf_path",
-    ):
-        out[name] = frame[name].str.strip()
-    flag(out["invoice_number"] == "", "invoice_number", "missing invoice number")
+        "missing invoice number",
+        out["invoice_number"],
+    )
     for name in ("invoice_number", "customer_id"):
         # Identifiers end up in keys and mail headers, where a line break cannot go.
         flag(
             out[name].str.contains(r"[\x00-\x1f\x7f]", regex=True),
             name,
             "contains a line break or control character; an identifier must be one line",
+            out[name],
         )
     out["customer_id"] = out["customer_id"].mask(out["customer_id"] == "", out["customer_name"])
 
-    out["email"] = frame["email"].str.strip()
+    out["email"] = text("email")
     flag(
         (out["email"] != "") & ~out["email"].str.match(_EMAIL_LIST),
         "email",
         "invalid email address; fix it or leave the cell empty (the customer then gets a "
         "human task instead of an email)",
+        out["email"],
     )
-
-    out["country"] = frame["country"].str.strip().str.upper()
+    out["country"] = text("country").str.upper()
     flag(
         (out["country"] != "") & ~out["country"].isin(_COUNTRIES),
         "country",
         "unknown country; use an ISO 3166 alpha-2 code such as ES, MX, US",
+        out["country"],
     )
-    lang = frame["language"].str.strip().str.replace("_", "-").str.lower()
+    lang = text("language").str.replace("_", "-").str.lower()
     out["language"] = lang.str.split("-").str[0].fillna("")
-    out["timezone"] = frame["timezone"].str.strip()
+    out["timezone"] = text("timezone")
     flag(
         (out["timezone"] != "") & ~out["timezone"].isin(_TIMEZONES),
         "timezone",
         "unknown timezone; use an IANA name such as Europe/Madrid or America/Mexico_City",
+        out["timezone"],
     )
-    out["currency"] = frame["currency"].str.strip().str.upper()
+    currency = text("currency").str.upper()
     flag(
-        (out["currency"] != "") & ~out["currency"].isin(_CURRENCIES),
+        (currency != "") & ~currency.isin(CURRENCIES),
         "currency",
         "unknown currency code; use ISO 4217 such as EUR, USD, MXN",
+        currency,
     )
-    out["currency"] = out["currency"].mask(out["currency"] == "", "EUR")
+    if default_currency:
+        currency = currency.mask(currency == "", default_currency.upper())
+    flag(
+        currency == "",
+        "currency",
+        "missing currency; give an ISO 4217 code such as EUR, USD, MXN",
+        currency,
+    )
+    out["currency"] = currency
 
-    status = frame["status"].str.strip().str.lower()
+    dates = {}
+    for name in ("issue_date", "due_date", CLOSED_DATE):
+        raw_cells = cells(name)
+        parsed = _to_date(raw_cells, date_format)
+        blank = _text(raw_cells) == ""
+        expected = (date_format or "%Y-%m-%d").replace("%Y", "YYYY")
+        expected = expected.replace("%m", "MM").replace("%d", "DD")
+        flag(
+            ~blank & parsed.isna(),
+            name,
+            f"cannot read the date; expected {expected} (set the source's date_format)",
+            raw_cells,
+        )
+        if name in required_dates:
+            flag(blank, name, f"missing {name.replace('_', ' ')}", raw_cells)
+        dates[name] = parsed
+
+    status_text = text("status").str.lower()
+    # An empty status is open, or paid when the source gives the day it was closed.
+    status = status_text.mask(
+        status_text == "", np.where(dates[CLOSED_DATE].notna(), "paid", "open")
+    )
     status = status.map(lambda s: STATUS_ALIASES.get(s, s))
     flag(
         ~status.isin(STATUSES),
         "status",
-        f"unknown status; use one of {', '.join(STATUSES)} (empty means open)",
+        f"unknown status; use one of {', '.join(STATUSES)} (empty means open, or paid when "
+        f"{CLOSED_DATE} is given)",
+        status_text,
     )
     out["status"] = status
 
     for name in ("amount_total", "amount_due"):
-        text = frame[name].str.strip()
-        number = _to_number(text, decimal_separator)
+        raw_cells = cells(name)
+        number = _to_number(raw_cells, decimal_separator)
         flag(
-            (text != "") & number.isna(),
+            (_text(raw_cells) != "") & number.isna(),
             name,
             f"not a number (decimal separator is '{decimal_separator}')",
+            raw_cells,
         )
-        flag(number < 0, name, "negative amount; credit notes are not dunned, remove the row")
+        flag(
+            number < 0,
+            name,
+            "negative amount; credit notes are not dunned, remove the row",
+            raw_cells,
+        )
         out[name] = number
-    both_missing = out["amount_total"].isna() & out["amount_due"].isna()
     flag(
-        both_missing
-        & (frame["amount_total"].str.strip() == "")
-        & (frame["amount_due"].str.strip() == ""),
+        (text("amount_total") == "") & (text("amount_due") == ""),
         "amount_due",
         "missing amount; give amount_due or amount_total",
+        text("amount_due"),
     )
     # An unknown amount due on an open invoice means nothing has been paid yet.
     unknown_due = out["amount_due"].isna()
@@ -252,40 +371,34 @@ def normalize(
         out.loc[unknown_due, "status"].isin(["open", "disputed"]), 0.0
     )
     out["amount_total"] = out["amount_total"].fillna(out["amount_due"])
-
-    for name in ("issue_date", "due_date"):
-        text = frame[name].str.strip()
-        parsed = _to_date(text, date_format)
-        expected = date_format.replace("%Y", "YYYY").replace("%m", "MM").replace("%d", "DD")
-        flag(
-            (text != "") & parsed.isna(),
-            name,
-            f"cannot read the date; expected {expected} (set the source's date_format)",
-        )
+    for name, parsed in dates.items():
         out[name] = parsed
-    flag(frame["due_date"].str.strip() == "", "due_date", "missing due date")
 
-    out["preferred_channel"] = frame["preferred_channel"].str.strip().str.lower()
+    out["preferred_channel"] = text("preferred_channel").str.lower()
     flag(
         (out["preferred_channel"] != "") & ~out["preferred_channel"].isin(CHANNELS),
         "preferred_channel",
         f"unknown channel; use one of {', '.join(CHANNELS)} (empty: the policy's order)",
+        out["preferred_channel"],
     )
-    opt_in = frame["whatsapp_opt_in"].str.strip().str.lower()
+    opt_in = text("whatsapp_opt_in").str.lower()
     out["whatsapp_opt_in"] = opt_in.map(OPT_IN_VALUES).fillna("")
     flag(
         (opt_in != "") & (out["whatsapp_opt_in"] == ""),
         "whatsapp_opt_in",
         "not a yes/no value; write true/false, yes/no, sí/no or 1/0 (empty: unknown)",
+        opt_in,
     )
 
-    out.insert(0, "row", range(1, n + 1))
+    for name in frame.columns:
+        if name not in out.columns:  # not ours: kept as the source gave it
+            out[name] = frame[name]
+    out.insert(0, "row", row_numbers(len(out)))
     out = out.astype({"row": "int64"})
-    problems.extend(_duplicate_problems(out, frame))
+    problems.extend(_duplicate_problems(out))
     quarantine = _quarantine_frame(problems, out)
-    bad_rows = set(quarantine["row"])
-    good = out[~out["row"].isin(bad_rows)]
-    good = good.drop_duplicates(subset=list(INVOICE_COLUMNS))
+    good = out[~out["row"].isin(set(quarantine["row"]))]
+    good = good.drop_duplicates(subset=[c for c in good.columns if c != "row"])
     return ImportResult(invoices=good.reset_index(drop=True), quarantine=quarantine)
 
 
@@ -305,19 +418,37 @@ def _apply_mapping(raw: pd.DataFrame, mapping: Mapping[str, str], source: str) -
             + f"; the file has {list(raw.columns)}"
         )
     columns = {f: mapping.get(f, f) for f in (*INVOICE_COLUMNS, *OPTIONAL_COLUMNS)}
-    absent_required = [f for f in REQUIRED_COLUMNS if columns[f] not in raw.columns]
-    if absent_required:
-        raise SourceError(
-            f"{source} has no column for {absent_required}; the file has {list(raw.columns)}. "
-            "Rename the headers or set the source's column_mapping (field -> column)"
-        )
+    require_columns(
+        raw.columns,
+        [columns[f] for f in REQUIRED_COLUMNS],
+        source=source,
+        hint="Rename the headers or set the source's column_mapping (field -> column)",
+    )
     frame = pd.DataFrame(index=raw.index)
     for f, c in columns.items():
         frame[f] = raw[c].astype(str) if c in raw.columns else ""
     return frame
 
 
-def _to_number(text: pd.Series, decimal_separator: str) -> pd.Series:
+def _text(values: pd.Series) -> pd.Series:
+    """Cells as stripped text; None, NaN and NaT are empty."""
+    if pd.api.types.infer_dtype(values, skipna=False) == "string":
+        return values.str.strip()
+    return values.astype(object).where(values.notna(), "").astype(str).str.strip()
+
+
+def _typed(cells: pd.Series, kinds: tuple[type, ...]) -> pd.Series:
+    """Which cells hold a value of `kinds` (a number, a date) rather than text."""
+    if pd.api.types.infer_dtype(cells, skipna=True) in ("string", "empty"):
+        return pd.Series(False, index=cells.index)
+    return cells.map(lambda v: isinstance(v, kinds) and not isinstance(v, bool))
+
+
+def _to_number(cells: pd.Series, decimal_separator: str) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(cells) and not pd.api.types.is_bool_dtype(cells):
+        return cells.astype("float64")
+    typed = _typed(cells, (numbers.Number,))
+    text = _text(cells).mask(typed, "")
     cleaned = text.str.replace(r"[\s\u00a0'€$£]", "", regex=True)
     thousands = "." if decimal_separator == "," else ","
     # A thousands separator only between groups of three digits (1.234.567,89): a cell in
@@ -328,19 +459,35 @@ def _to_number(text: pd.Series, decimal_separator: str) -> pd.Series:
     if decimal_separator == ",":
         cleaned = cleaned.str.replace(",", ".", regex=False)
     cleaned = cleaned.mask((cleaned == "") | ~wellformed.astype(bool))
-    return pd.to_numeric(cleaned, errors="coerce").astype("float64")
+    number = pd.to_numeric(cleaned, errors="coerce").astype("float64")
+    if typed.any():  # numbers from a spreadsheet or a database
+        number[typed] = pd.to_numeric(cells[typed], errors="coerce").astype("float64")
+    return number
 
 
-def _to_date(text: pd.Series, date_format: str) -> pd.Series:
-    parsed = pd.to_datetime(text.mask(text == ""), format=date_format, errors="coerce")
+def _to_date(cells: pd.Series, date_format: str | None) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(cells):
+        naive = cells.dt.tz_convert(None) if cells.dt.tz is not None else cells
+        return naive.astype("datetime64[ns]").dt.normalize()
+    typed = _typed(cells, (date, np.datetime64))
+    text = _text(cells)
+    parsed = pd.to_datetime(
+        text.mask(typed | (text == "")), format=date_format or "ISO8601", errors="coerce"
+    )
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert(None)
+    parsed = parsed.astype("datetime64[ns]")
     # Spreadsheets hand dates over as timestamps whatever the declared format.
-    looks_iso = parsed.isna() & text.str.match(r"^\d{4}-\d{2}-\d{2} 00:00:00$")
+    looks_iso = parsed.isna() & ~typed & text.str.match(r"^\d{4}-\d{2}-\d{2} 00:00:00$")
     if looks_iso.any():
         parsed[looks_iso] = pd.to_datetime(text[looks_iso].str.slice(0, 10), format="%Y-%m-%d")
-    return parsed.astype("datetime64[ns]").dt.normalize()
+    if typed.any():  # date objects, e.g. from a spreadsheet or a database
+        stamps = [pd.Timestamp(v) for v in cells[typed]]
+        parsed[typed] = [s.tz_convert(None) if s.tzinfo is not None else s for s in stamps]
+    return parsed.dt.normalize()
 
 
-def _duplicate_problems(out: pd.DataFrame, frame: pd.DataFrame) -> list[pd.DataFrame]:
+def _duplicate_problems(out: pd.DataFrame) -> list[pd.DataFrame]:
     numbered = out[out["invoice_number"] != ""]
     dup = numbered["invoice_number"].duplicated(keep=False)
     if not dup.any():
@@ -371,7 +518,7 @@ def _quarantine_frame(problems: list[pd.DataFrame], out: pd.DataFrame) -> pd.Dat
         return pd.DataFrame(columns=list(QUARANTINE_COLUMNS))
     q = pd.concat(problems, ignore_index=True)
     q["row"] = out.loc[q["idx"], "row"].to_numpy()
-    q["line"] = q["row"] + 1  # the header is line 1
+    q["line"] = file_line(q["row"])
     q["invoice_number"] = out.loc[q["idx"], "invoice_number"].to_numpy()
     q = q.sort_values(["row", "field"], kind="stable").reset_index(drop=True)
     return q[list(QUARANTINE_COLUMNS)]

@@ -1,13 +1,17 @@
-"""The normalized invoice schema every invoice source produces.
+"""The normalized invoice schema every invoice source produces, and its vocabulary.
 
 One row per invoice, one column per field below. Sources map their own columns onto these
-names; the planner and the ledger only ever see these.
+names; the planner, the ledger, the reports and the risk model only ever see these. The one
+validator of invoice frames (`dunning.importers.validate_invoices`) applies the rules
+written here: the statuses and their aliases, the currencies, the row numbering.
 """
 
 from __future__ import annotations
 
 from datetime import date
 
+import pandas as pd
+from babel.numbers import list_currencies
 from pydantic import BaseModel, field_validator
 
 #: Columns of the normalized invoice frame, in the order of the default CSV layout.
@@ -52,8 +56,27 @@ STATUS_ALIASES: dict[str, str] = {
     "partial": "open",
     "part_paid": "open",
 }
+#: The day an invoice was paid or cancelled, when the source knows it (the reports use it;
+#: the sweep learns it from the ledger instead). Empty while the invoice is open.
+CLOSED_DATE = "closed_date"
+#: Other names of our columns that sources use: source name -> our name.
+COLUMN_SYNONYMS: dict[str, str] = {"paid_date": CLOSED_DATE}
+#: ISO 4217 currency codes (Babel's list), and the currency of a row that names none.
+CURRENCIES: frozenset[str] = frozenset(list_currencies())
+DEFAULT_CURRENCY = "EUR"
 #: Columns of the quarantine frame: one row per problem found in the source.
 QUARANTINE_COLUMNS: tuple[str, ...] = ("row", "line", "invoice_number", "field", "value", "reason")
+
+
+def row_numbers(positions: int) -> range:
+    """The `row` of each data row of a source: counted from 1, in the source's order."""
+    return range(1, positions + 1)
+
+
+def file_line(row: int | pd.Series) -> int | pd.Series:
+    """The line of a file that holds data row `row` (from `row_numbers`): the header is line
+    1, so the first row is on line 2."""
+    return row + 1
 
 
 class Invoice(BaseModel):

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dunning.schema import QUARANTINE_COLUMNS
+from dunning.importers import require_columns, validate_invoices
+from dunning.schema import CLOSED_DATE, COLUMN_SYNONYMS, QUARANTINE_COLUMNS, file_line
 
 REPORT_COLUMNS: tuple[str, ...] = (
     "invoice_number",
@@ -40,7 +41,6 @@ REPORT_COLUMNS: tuple[str, ...] = (
     "closed_date",
     "status",
 )
-REPORT_STATUSES: tuple[str, ...] = ("open", "paid", "cancelled", "disputed")
 _DATE_COLUMNS = ("issue_date", "due_date", "closed_date")
 
 
@@ -68,6 +68,10 @@ def normalize_invoices(
 ) -> InvoiceFrame:
     """Check and convert a frame of invoices (strings or typed values) for the reports.
 
+    The cells are checked by the one invoice validator, `dunning.importers.validate_invoices`
+    (the same statuses, currencies and row numbers as an invoice source); the reports
+    require more columns and keep the source's other columns.
+
     Args:
         raw: one row per invoice with the columns of `REPORT_COLUMNS`; `paid_date` is read
             as `closed_date`; `amount_due` defaults to `amount_total` for open invoices and
@@ -85,128 +89,49 @@ def normalize_invoices(
         >>> frame.invoices, frame.problems
     """
     frame = raw.rename(columns=lambda c: str(c).strip())
-    if "closed_date" not in frame.columns and "paid_date" in frame.columns:
-        frame = frame.rename(columns={"paid_date": "closed_date"})
-    required = ["invoice_number", "issue_date", "due_date"]
+    synonyms = {k: v for k, v in COLUMN_SYNONYMS.items() if v not in frame.columns}
+    frame = frame.rename(columns=synonyms)
+    required: list[str | tuple[str, ...]] = ["invoice_number", "issue_date", "due_date"]
     if default_currency is None:
         required.append("currency")
-    missing = [c for c in required if c not in frame.columns]
-    if not ({"amount_total", "amount_due"} & set(frame.columns)):
-        missing.append("amount_total or amount_due")
-    if missing:
-        raise ValueError(
-            f"the invoice table has no column {', '.join(missing)}; it has "
-            f"{list(frame.columns)}. Expected columns: {', '.join(REPORT_COLUMNS)}"
-        )
+    require_columns(
+        frame.columns,
+        [*required, ("amount_total", "amount_due")],
+        source="the invoice table",
+        hint=f"Expected columns: {', '.join(REPORT_COLUMNS)}",
+    )
     frame = frame.reset_index(drop=True)
-    problems: list[pd.DataFrame] = []
-
-    def flag(mask: pd.Series, column: str, reason: str, source: pd.Series) -> None:
-        if mask.any():
-            problems.append(
-                pd.DataFrame(
-                    {
-                        "row": frame.index[mask] + 1,
-                        "field": column,
-                        "value": source[mask].astype(str).str.slice(0, 80),
-                        "reason": reason,
-                    }
-                )
-            )
-
-    out = pd.DataFrame(index=frame.index)
-    out["invoice_number"] = _text(frame["invoice_number"])
-    flag(
-        out["invoice_number"] == "",
-        "invoice_number",
-        "missing invoice number",
-        out["invoice_number"],
+    checked = validate_invoices(
+        frame,
+        date_format=date_format,
+        default_currency=default_currency,
+        required_dates=("issue_date", "due_date"),
     )
-    out["customer_id"] = _text(frame.get("customer_id", pd.Series("", index=frame.index)))
-    name = _text(frame.get("customer_name", pd.Series("", index=frame.index)))
-    out["customer_name"] = name.mask(name == "", out["customer_id"])
-    currency = _text(frame.get("currency", pd.Series("", index=frame.index))).str.upper()
-    if default_currency:
-        currency = currency.mask(currency == "", default_currency.upper())
-    flag(
-        ~currency.str.fullmatch(r"[A-Z]{3}"),
-        "currency",
-        "missing or invalid currency; use an ISO 4217 code such as EUR, USD, MXN",
-        currency,
+    out = checked.invoices
+    out["customer_name"] = out["customer_name"].mask(out["customer_name"] == "", out["customer_id"])
+    # A lesser problem: the row is kept, and the problem says how it counts.
+    no_close_day = out["status"].isin(["paid", "cancelled"]) & out[CLOSED_DATE].isna()
+    notes = pd.DataFrame(
+        {
+            "row": out.loc[no_close_day, "row"],
+            "line": file_line(out.loc[no_close_day, "row"]),
+            "invoice_number": out.loc[no_close_day, "invoice_number"],
+            "field": CLOSED_DATE,
+            "value": out.loc[no_close_day, "status"],
+            "reason": "closed without a closing day: counted as closed before the report's "
+            "dates (not in receivables, collections or days late); give closed_date",
+        }
     )
-    out["currency"] = currency
-
-    for column in _DATE_COLUMNS:
-        cells = frame.get(column, pd.Series(pd.NaT, index=frame.index))
-        parsed = _to_day(cells, date_format)
-        blank = _blank(cells)
-        flag(
-            ~blank & parsed.isna(),
-            column,
-            f"cannot read the date; expected {date_format or 'YYYY-MM-DD'}",
-            cells,
-        )
-        if column != "closed_date":
-            flag(blank, column, "missing date", cells)
-        out[column] = parsed
-
-    status_in = frame.get("status", pd.Series("", index=frame.index))
-    status = _text(status_in).str.lower().replace({"canceled": "cancelled", "void": "cancelled"})
-    status = status.mask(status == "", np.where(out["closed_date"].notna(), "paid", "open"))
-    flag(
-        ~status.isin(REPORT_STATUSES),
-        "status",
-        f"unknown status; use one of {', '.join(REPORT_STATUSES)} (empty: open, or paid when "
-        "closed_date is given)",
-        status_in,
+    parts = [p for p in (checked.quarantine, notes) if len(p)]
+    problems = (
+        pd.concat(parts, ignore_index=True)
+        .sort_values(["row", "field"], kind="stable")
+        .reset_index(drop=True)
+        if parts
+        else checked.quarantine
     )
-    out["status"] = status
-
-    amounts = {}
-    for column in ("amount_total", "amount_due"):
-        cells = frame.get(column, pd.Series("", index=frame.index))
-        number = pd.to_numeric(cells.where(~_blank(cells)), errors="coerce").astype("float64")
-        flag(~_blank(cells) & number.isna(), column, "not a number", cells)
-        flag(number < 0, column, "negative amount; credit notes are not invoices", cells)
-        amounts[column] = number
-    closed = out["status"].isin(["paid", "cancelled"])
-    due = amounts["amount_due"].fillna(amounts["amount_total"].where(~closed, 0.0))
-    out["amount_total"] = amounts["amount_total"].fillna(due)
-    out["amount_due"] = due
-    flag(
-        out["amount_total"].isna(),
-        "amount_total",
-        "missing amount; give amount_total or amount_due",
-        out["amount_total"],
-    )
-
-    dup = (out["invoice_number"] != "") & out["invoice_number"].duplicated(keep=False)
-    flag(
-        dup,
-        "invoice_number",
-        "duplicate invoice number; keep one row per invoice",
-        out["invoice_number"],
-    )
-
-    bad_rows = (
-        set(pd.concat(problems)["row"]) if problems else set()
-    )  # every problem so far makes the row's numbers meaningless: left out
-    no_close_day = out["status"].isin(["paid", "cancelled"]) & out["closed_date"].isna()
-    flag(
-        no_close_day,
-        "closed_date",
-        "closed without a closing day: counted as closed before the report's dates (not in "
-        "receivables, collections or days late); give closed_date",
-        out["status"],
-    )
-    for column in frame.columns:
-        if column not in out.columns and column != "paid_date":
-            out[column] = frame[column]
-    keep = ~(out.index + 1).isin(bad_rows)
-    return InvoiceFrame(
-        invoices=out[keep].reset_index(drop=True),
-        problems=_problem_frame(problems, out["invoice_number"]),
-    )
+    extra = [c for c in frame.columns if c not in REPORT_COLUMNS and c != "paid_date"]
+    return InvoiceFrame(invoices=out[[*REPORT_COLUMNS, *extra]], problems=problems)
 
 
 def read_invoice_table(
@@ -344,44 +269,3 @@ def utc_day(values: pd.Series) -> pd.Series:
     """Date-times (naive ones are UTC, as the ledger stores them) as UTC days."""
     stamps = pd.to_datetime(values, utc=True, errors="coerce")
     return stamps.dt.tz_localize(None).dt.normalize().astype("datetime64[ns]")
-
-
-def _text(values: pd.Series) -> pd.Series:
-    return values.astype(object).where(values.notna(), "").astype(str).str.strip()
-
-
-def _blank(values: pd.Series) -> pd.Series:
-    return values.isna() | (values.astype(object).astype(str).str.strip().isin(["", "NaT", "nan"]))
-
-
-def _to_day(values: pd.Series, date_format: str | None) -> pd.Series:
-    cells = values.where(~_blank(values))
-    if pd.api.types.is_datetime64_any_dtype(cells):
-        parsed = cells.dt.tz_convert(None) if cells.dt.tz is not None else cells
-        return parsed.astype("datetime64[ns]").dt.normalize()
-    cells = cells.astype(object)
-    typed = cells.map(lambda v: hasattr(v, "year") or isinstance(v, np.datetime64))
-    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
-    if typed.any():  # date/datetime objects, e.g. from a spreadsheet or the ledger
-        parsed[typed] = [_naive(pd.Timestamp(v)) for v in cells[typed]]
-    text = ~typed & cells.notna()
-    if text.any():
-        parsed[text] = pd.to_datetime(
-            cells[text].astype(str).str.strip(), format=date_format or "ISO8601", errors="coerce"
-        )
-    return parsed.dt.normalize()
-
-
-def _naive(stamp: pd.Timestamp) -> pd.Timestamp:
-    return stamp.tz_convert(None) if stamp.tzinfo is not None else stamp
-
-
-def _problem_frame(problems: list[pd.DataFrame], numbers: pd.Series) -> pd.DataFrame:
-    if not problems:
-        return pd.DataFrame(columns=list(QUARANTINE_COLUMNS))
-    q = pd.concat(problems, ignore_index=True)
-    q["line"] = q["row"] + 1  # the header is line 1
-    q["invoice_number"] = numbers.iloc[q["row"] - 1].to_numpy()
-    return q.sort_values(["row", "field"], kind="stable").reset_index(drop=True)[
-        list(QUARANTINE_COLUMNS)
-    ]
