@@ -8,7 +8,6 @@ import json
 from datetime import UTC, date, datetime
 from email import message_from_bytes
 from email import policy as email_policy
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -39,8 +38,9 @@ from dunning.reports import (
     reminder_conversion,
     top_overdue_customers,
 )
+from tests.realdata import real_data_path
 
-IBM = Path("/work/shared/data/ibm_accounts_receivable.csv")
+IBM = "ibm_accounts_receivable.csv"  # a real data set: see tests/realdata.py
 AS_OF = date(2026, 6, 30)  # a Tuesday
 
 # Hand-computed fixture. Days past due at 2026-06-30 in the comments.
@@ -452,7 +452,7 @@ def test_portfolio_report_with_ledger(ledger_frames, invoices):
 
 
 def ibm_raw() -> pd.DataFrame:
-    raw = pd.read_csv(IBM, dtype={"invoiceNumber": str})
+    raw = pd.read_csv(real_data_path(IBM), dtype={"invoiceNumber": str})
     for column in ("InvoiceDate", "DueDate", "SettledDate"):
         raw[column] = pd.to_datetime(raw[column], format="%m/%d/%Y")
     return raw
@@ -479,7 +479,7 @@ def independent_countback(raw: pd.DataFrame, day: pd.Timestamp, owed: float) -> 
 def test_ibm_sample_dso_and_aging_match_an_independent_computation(day):
     d = pd.Timestamp(day)
     raw = ibm_raw()
-    ibm = load_ibm_sample(IBM).invoices
+    ibm = load_ibm_sample(real_data_path(IBM)).invoices
     assert len(ibm) == len(raw) == 2466
 
     open_then = raw[(raw["InvoiceDate"] <= d) & (raw["SettledDate"] > d)]
@@ -510,7 +510,7 @@ def test_ibm_sample_dso_and_aging_match_an_independent_computation(day):
 
 def test_ibm_sample_days_late_match_the_sample_column():
     raw = ibm_raw()
-    ibm = load_ibm_sample(IBM).invoices
+    ibm = load_ibm_sample(real_data_path(IBM)).invoices
     d = pd.Timestamp("2013-12-31")
     settled = raw[raw["SettledDate"] <= d]
     got = average_days_late(ibm, d.date()).iloc[0]

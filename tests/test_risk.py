@@ -4,7 +4,6 @@ the planner's API, and the model file's guards."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -22,11 +21,11 @@ from dunning.ledger.store import Ledger
 from dunning.risk import RiskModel, RiskModelError, ledger_history, read_sap, sidecar_path
 from dunning.risk.evaluation import time_split_evaluation
 from dunning.risk.features import build_features
+from tests.realdata import real_data_path
 
 DUNNING = str(Path(sys.executable).with_name("dunning"))
-DATA = Path(os.environ.get("DUNNING_DATA_DIR", Path(__file__).parents[2] / "shared" / "data"))
-SAP = DATA / "sap_ar_2017_2018.csv.gz"
-IBM = DATA / "ibm_accounts_receivable.csv"
+#: A few made-up rows in the IBM sample's columns, for tests that only need a file to name.
+SMALL_IBM = Path(__file__).parent / "data" / "ibm_format_small.csv"
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -41,10 +40,18 @@ def printed_scores(stdout: str, label: str) -> tuple[float, float]:
 
 
 @pytest.fixture(scope="module")
-def sap_data():
-    if not SAP.is_file():
-        pytest.fail(f"the SAP sample is not at {SAP}; set DUNNING_DATA_DIR", pytrace=False)
-    return read_sap(SAP)
+def sap_csv() -> Path:
+    return real_data_path("sap_ar_2017_2018.csv.gz")
+
+
+@pytest.fixture(scope="module")
+def ibm_csv() -> Path:
+    return real_data_path("ibm_accounts_receivable.csv")
+
+
+@pytest.fixture(scope="module")
+def sap_data(sap_csv):
+    return read_sap(sap_csv)
 
 
 # -- no leakage from the future ---------------------------------------------------------------
@@ -122,9 +129,11 @@ def test_sap_time_split_meets_the_targets(sap_data) -> None:
 # -- the command line on the real data sets ---------------------------------------------------
 
 
-def test_ibm_train_and_score_round_trip(tmp_path) -> None:
+def test_ibm_train_and_score_round_trip(tmp_path, ibm_csv) -> None:
     model = tmp_path / "ibm.joblib"
-    trained = run("risk", "train", "--history", str(IBM), "--format", "ibm", "--model", str(model))
+    trained = run(
+        "risk", "train", "--history", str(ibm_csv), "--format", "ibm", "--model", str(model)
+    )
     assert trained.returncode == 0, trained.stderr
     auc, brier = printed_scores(trained.stdout, "model (calibrated)")
     base_auc, base_brier = printed_scores(trained.stdout, "baseline: past late share")
@@ -136,12 +145,12 @@ def test_ibm_train_and_score_round_trip(tmp_path) -> None:
 
     out = tmp_path / "ibm-scores.csv"
     scored = run(
-        "risk", "score", "--invoices", str(IBM), "--format", "ibm", "--model", str(model),
+        "risk", "score", "--invoices", str(ibm_csv), "--format", "ibm", "--model", str(model),
         "--out", str(out),
     )  # fmt: skip
     assert scored.returncode == 0, scored.stderr
     scores = pd.read_csv(out, dtype={"invoice_number": str})
-    source = pd.read_csv(IBM, dtype=str)
+    source = pd.read_csv(ibm_csv, dtype=str)
     assert scores["row"].tolist() == list(range(len(source)))
     assert scores["invoice_number"].tolist() == source["invoiceNumber"].tolist()
     assert scores["p_late"].between(0, 1).all()
@@ -149,9 +158,9 @@ def test_ibm_train_and_score_round_trip(tmp_path) -> None:
     assert scores.loc[late, "p_late"].mean() > scores.loc[~late, "p_late"].mean() + 0.2
 
 
-def test_scoring_newer_invoices_alone_with_the_older_file_as_history(tmp_path) -> None:
+def test_scoring_newer_invoices_alone_with_the_older_file_as_history(tmp_path, ibm_csv) -> None:
     """A file of new invoices scores as it would inside the whole history, given --history."""
-    source = pd.read_csv(IBM, dtype=str)
+    source = pd.read_csv(ibm_csv, dtype=str)
     issued = pd.to_datetime(source["InvoiceDate"], format="%m/%d/%Y")
     old, new = tmp_path / "old.csv", tmp_path / "new.csv"
     source[issued < "2013-07-01"].to_csv(old, index=False)
@@ -173,7 +182,7 @@ def test_scoring_newer_invoices_alone_with_the_older_file_as_history(tmp_path) -
         assert proc.returncode == 0, proc.stderr
         return pd.read_csv(out, dtype={"invoice_number": str}).set_index("invoice_number")["p_late"]
 
-    inside_all = scores(IBM)
+    inside_all = scores(ibm_csv)
     alone = scores(new)
     with_history = scores(new, "--history", str(old))
     assert len(with_history) == (issued >= "2013-07-01").sum()
@@ -181,8 +190,8 @@ def test_scoring_newer_invoices_alone_with_the_older_file_as_history(tmp_path) -
     assert (alone != with_history).mean() > 0.5  # without it, customers look new
 
 
-def test_sap_sample_round_trip_rows_match_the_file(tmp_path, sap_data) -> None:
-    raw = pd.read_csv(SAP, dtype=str, keep_default_na=False)
+def test_sap_sample_round_trip_rows_match_the_file(tmp_path, sap_data, sap_csv) -> None:
+    raw = pd.read_csv(sap_csv, dtype=str, keep_default_na=False)
     sample = raw[raw["KUNNR"].astype(int) % 10 == 3].reset_index(drop=True)
     invoice_rows = sample.index[sample["TBSLT_LTEXT"] == "Invoice"]
     bad_due, no_customer, bad_payment = invoice_rows[[5, 50, 500]]
@@ -383,12 +392,12 @@ def test_score_with_a_missing_or_foreign_model_file_says_what_to_do(tmp_path) ->
     junk = tmp_path / "junk.joblib"
     joblib.dump({"hello": 1}, junk)
     proc = run(
-        "risk", "score", "--invoices", str(IBM), "--format", "ibm", "--model", str(junk),
+        "risk", "score", "--invoices", str(SMALL_IBM), "--format", "ibm", "--model", str(junk),
         "--out", str(tmp_path / "x.csv"),
     )  # fmt: skip
     assert proc.returncode == 2 and "not a dunning risk model" in proc.stderr
     proc = run(
-        "risk", "score", "--invoices", str(IBM), "--format", "sap",
+        "risk", "score", "--invoices", str(SMALL_IBM), "--format", "sap",
         "--model", str(tmp_path / "none.joblib"), "--out", str(tmp_path / "x.csv"),
     )  # fmt: skip
     assert proc.returncode == 2 and "dunning risk train" in proc.stderr

@@ -426,10 +426,10 @@ def test_an_email_only_opt_out_still_allows_whatsapp(api, ledger):
 
 
 def sample_statuses() -> dict[str, dict]:
-    root = Path("/work/shared/contracts/samples")
+    root = Path(__file__).parent / "data" / "whatsapp"
     out = {}
     for status in ("sent", "delivered", "read", "failed"):
-        doc = json.loads((root / f"whatsapp_webhook_status_{status}.pywa.json").read_text())
+        doc = json.loads((root / f"whatsapp_webhook_status_{status}.json").read_text())
         out[status] = doc["entry"][0]["changes"][0]["value"]["statuses"][0]
     return out
 
