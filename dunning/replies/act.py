@@ -128,19 +128,15 @@ class _Reply:
         due_on = self.today + timedelta(days=due_days)
         note = note or self.excerpt
         opened = self.ledger.open_task(
-            key=key, title=title, assignee=assignee, due_on=due_on, note=note, **where
-        )
-        # Queued whether or not the task is new: a crash between the two must not lose it
-        # (the outbox ignores a second entry with the same key).
-        crm.queue_task(
-            self.ledger,
             key=key,
             title=title,
             assignee=assignee,
             due_on=due_on,
-            priority="HIGH" if assignee == "manager" else "MEDIUM",
             note=note,
-            email=self.message.sender,
+            crm={
+                "priority": "HIGH" if assignee == "manager" else "MEDIUM",
+                "email": self.message.sender,
+            },
             **where,
         )
         if opened:
