@@ -2,7 +2,8 @@
 
 The invoices are the IBM sample resampled (amounts, terms, days to settle, unchanged
 distributions), spread over 24 months before the report day and over three currencies;
-a quarter of them get a sent reminder in the ledger frames. Run:
+a quarter of them get a sent reminder in the ledger frames. The sample is read from
+`DUNNING_DATA_DIR` (see `bench/realdata.py`). Run:
 `python -m bench.reports_bench [N ...]` (default 10000 100000 1000000).
 """
 
@@ -15,16 +16,16 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from bench.realdata import real_data_path
 from dunning.reports import LedgerFrames, build_portfolio_report, load_ibm_sample
 
-IBM = "/work/shared/data/ibm_accounts_receivable.csv"
 AS_OF = date(2026, 6, 30)
 
 
 def portfolio(n: int, seed: int = 7) -> tuple[pd.DataFrame, LedgerFrames]:
     """`n` invoices shaped like the IBM sample, and a reminder for a quarter of them."""
     rng = np.random.default_rng(seed)
-    ibm = load_ibm_sample(IBM).invoices
+    ibm = load_ibm_sample(real_data_path("ibm_accounts_receivable.csv")).invoices
     pick = ibm.sample(n, replace=True, random_state=seed).reset_index(drop=True)
     day = pd.Timestamp(AS_OF)
     issue = day - pd.to_timedelta(rng.integers(0, 730, n), unit="D")

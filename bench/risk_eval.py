@@ -1,6 +1,9 @@
 """Payment-risk model vs a plain baseline, on a time split of both real data sets.
 
-    .venv/bin/python -m bench.risk_eval [--data-dir ../shared/data] [--controls]
+    .venv/bin/python -m bench.risk_eval [--data-dir DIR] [--controls]
+
+The data sets are read from `--data-dir`, else `DUNNING_DATA_DIR`, else `../shared/data`
+(see `bench/realdata.py` for where to get them).
 
 For each data set: train on invoices issued before the split day, evaluate on those issued
 on or after it (SAP: 2018-07-01 as the issue asks; IBM: the default split of
@@ -27,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.realdata import data_dir, real_data_path
 from dunning.risk import read_source
 from dunning.risk.evaluation import (
     Evaluation,
@@ -35,7 +39,6 @@ from dunning.risk.evaluation import (
     time_split_evaluation,
 )
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SETS = (
     ("SAP line items", "sap", "sap_ar_2017_2018.csv.gz", "2018-07-01"),
     ("IBM sample", "ibm", "ibm_accounts_receivable.csv", None),
@@ -58,7 +61,7 @@ def shuffled_control(frame: pd.DataFrame, split: pd.Timestamp, seed: int = 1) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--data-dir", type=Path, default=Path(os.environ.get("DUNNING_DATA_DIR", DEFAULT_DATA))
+        "--data-dir", type=Path, default=data_dir(), help="where the real data sets are"
     )
     parser.add_argument("--controls", action="store_true", help="add the shuffled-label check")
     parser.add_argument("--rolling", action="store_true", help="add SAP splits on other days")
@@ -67,7 +70,7 @@ def main() -> None:
     results: list[tuple[str, Evaluation, float, float | None]] = []
     for title, fmt, name, split_day in SETS:
         started = time.perf_counter()
-        data = read_source(args.data_dir / name, fmt)
+        data = read_source(real_data_path(name, args.data_dir), fmt)
         read_s = time.perf_counter() - started
         split = pd.Timestamp(split_day) if split_day else default_split(data.frame)
         ev = time_split_evaluation(data.frame, split, categorical=data.categorical)
@@ -103,7 +106,7 @@ def main() -> None:
             f"| {shown} |"
         )
     if args.rolling:
-        sap = read_source(args.data_dir / SETS[0][2], "sap").frame
+        sap = read_source(real_data_path(SETS[0][2], args.data_dir), "sap").frame
         print()
         print("| SAP split | train rows | eval rows | model AUC | model Brier | baseline AUC |")
         print("|---|---|---|---|---|---|")

@@ -6,9 +6,10 @@
 
 Shape (each figure is a target; the generator is deterministic for a given seed):
 
-* amounts: a mixture of the log-normal fits of the real amounts in /work/shared/data
-  (`fit_amounts` recomputes them): SAP invoice rows `VALUE_EUR` (weight 0.8) and the IBM
-  sample `InvoiceAmount` (weight 0.2), scaled by a rough rate to the customer's currency;
+* amounts: a mixture of the log-normal fits of the real amounts in the public data sets
+  (`fit_amounts` recomputes them from `bench/realdata.py`'s location): SAP invoice rows
+  `VALUE_EUR` (weight 0.8) and the IBM sample `InvoiceAmount` (weight 0.2), scaled by a rough
+  rate to the customer's currency;
 * customers: one per ~25 invoices, invoices spread over them with a Zipf-Mandelbrot skew
   (share of rank k ~ 1 / (k + 10)); at 1M invoices the top customer holds ~1 % of them and
   the top tenth ~70 %, like the SAP file (1.0 % and 71 %); country, timezone, language and
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.realdata import real_data_path
 from dunning.schema import INVOICE_COLUMNS
 
 #: The planning day the due dates are spread around (a Wednesday; ES has a holiday on Dec 8).
@@ -69,11 +71,15 @@ STATUS_SHARES = {"paid": 0.05, "cancelled": 0.01, "disputed": 0.02, "part_paid":
 EMPTY_EMAIL_SHARE = 0.02
 
 
-def fit_amounts(data_dir: str | Path = "/work/shared/data") -> dict[str, tuple[float, float]]:
-    """Recompute the log-normal fits of the real amounts (mean, std of the log)."""
-    data_dir = Path(data_dir)
-    ibm = pd.read_csv(data_dir / "ibm_accounts_receivable.csv", usecols=["InvoiceAmount"])
-    sap = pd.read_csv(data_dir / "sap_ar_2017_2018.csv.gz", usecols=["VALUE_EUR", "TBSLT_LTEXT"])
+def fit_amounts(directory: str | Path | None = None) -> dict[str, tuple[float, float]]:
+    """Recompute the log-normal fits of the real amounts (mean, std of the log).
+
+    The data sets are read from `directory`, else as `bench.realdata.data_dir()` says.
+    """
+    ibm_csv = real_data_path("ibm_accounts_receivable.csv", directory)
+    sap_csv = real_data_path("sap_ar_2017_2018.csv.gz", directory)
+    ibm = pd.read_csv(ibm_csv, usecols=["InvoiceAmount"])
+    sap = pd.read_csv(sap_csv, usecols=["VALUE_EUR", "TBSLT_LTEXT"])
     sap_amounts = sap.loc[sap["TBSLT_LTEXT"] == "Invoice", "VALUE_EUR"]
     fits = {}
     for name, amounts in (("ibm", ibm["InvoiceAmount"]), ("sap", sap_amounts)):
