@@ -109,7 +109,7 @@ def read_source(source: str | Path, fmt: str) -> RiskData:
     """Read history or invoices in format `fmt` ('sap', 'ibm' or 'ledger' with a URL).
 
     Example:
-        >>> data = read_source("/work/shared/data/sap_ar_2017_2018.csv.gz", "sap")
+        >>> data = read_source("sap_ar_2017_2018.csv.gz", "sap")
         >>> data.frame[["row", "customer_id", "issue_date", "due_date", "paid_date"]]
     """
     if fmt == "sap":
