@@ -5,7 +5,7 @@ Every function takes frames, so it runs in a notebook on any data:
 
     >>> from datetime import date
     >>> from dunning.reports import aging, dso_countback, load_ibm_sample
-    >>> ibm = load_ibm_sample("/work/shared/data/ibm_accounts_receivable.csv").invoices
+    >>> ibm = load_ibm_sample("ibm_accounts_receivable.csv").invoices
     >>> aging(ibm, date(2013, 6, 30))
     >>> dso_countback(ibm, date(2013, 6, 30))
 

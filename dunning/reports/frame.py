@@ -169,7 +169,7 @@ def load_ibm_sample(source: str | Path | pd.DataFrame, *, currency: str = "USD")
     sample names no currency: all rows get `currency`.
 
     Example:
-        >>> ibm = load_ibm_sample("/work/shared/data/ibm_accounts_receivable.csv").invoices
+        >>> ibm = load_ibm_sample("ibm_accounts_receivable.csv").invoices
         >>> aging(ibm, date(2013, 6, 30))
     """
     raw = (
