@@ -1,6 +1,6 @@
 """An in-process HTTP server that speaks the WhatsApp Cloud API messages contract.
 
-Request and response shapes follow `shared/contracts/whatsapp_cloud_api.md`: POST
+Request and response shapes follow Meta's Cloud API reference (and the pywa SDK): POST
 `/v{version}/{phone_number_id}/messages` with a Bearer token; success is
 `{"messaging_product", "contacts": [{"input", "wa_id"}], "messages": [{"id": "wamid..."}]}`;
 errors are Graph API errors `{"error": {"message", "type", "code", "error_data", "fbtrace_id"}}`.

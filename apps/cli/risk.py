@@ -65,7 +65,7 @@ def train(
     customer's past late share). The saved model is then trained on the whole history.
 
     Example:
-        dunning risk train --history shared/data/sap_ar_2017_2018.csv.gz --format sap \\
+        dunning risk train --history ../shared/data/sap_ar_2017_2018.csv.gz --format sap \\
             --model var/risk-sap.joblib --split-date 2018-07-01
     """
     import pandas as pd
@@ -129,7 +129,7 @@ def score(
     `--format ledger` the rows are the ledger's open invoices and `invoice_number` says which.
 
     Example:
-        dunning risk score --invoices shared/data/ibm_accounts_receivable.csv --format ibm \\
+        dunning risk score --invoices ../shared/data/ibm_accounts_receivable.csv --format ibm \\
             --model var/risk-ibm.joblib --out var/ibm-scores.csv
     """
     from dunning.risk import RiskModel, RiskModelError

@@ -1,6 +1,6 @@
 """Holded: sales invoices and their contacts.
 
-See ../shared/contracts/holded_api.md. `GET /api/invoicing/v1/documents/invoice?page=N`
+See developers.holded.com/reference. `GET /api/invoicing/v1/documents/invoice?page=N`
 with the header `key: <API key>`; every list is paginated with `page`, and an empty page
 ends it. What the API really sends, and is handled here:
 

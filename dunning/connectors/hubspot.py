@@ -1,7 +1,8 @@
 """HubSpot CRM v3: notes and tasks on the customer's contact/company, and its status.
 
-See ../shared/contracts/hubspot_crm_v3.md. Notes (`POST /crm/v3/objects/notes`) and tasks
-(`POST /crm/v3/objects/tasks`) are created with their associations in the same request.
+See developers.hubspot.com/docs/api-reference/crm-notes-v3/guide. Notes
+(`POST /crm/v3/objects/notes`) and tasks (`POST /crm/v3/objects/tasks`) are created with
+their associations in the same request.
 The records they attach to are found with the CRM search API
 (`POST /crm/v3/objects/{contacts|companies}/search`): the contact by the invoice's email,
 the company by a company property holding our customer id (e.g. a custom property

@@ -1,6 +1,7 @@
 """Odoo: open customer invoices (`account.move`), chatter notes and activities.
 
-Two ways in, chosen by the block (see ../shared/contracts/odoo_external_api.md):
+Two ways in, chosen by the block (see Odoo's external API documentation,
+odoo.com/documentation/19.0/developer/reference/external_api.html):
 
 - `json2` (Odoo 19+): `POST /json/2/<model>/<method>` with `Authorization: bearer <API key>`
   and the method's parameters by name. Errors are HTTP 4xx/5xx.

@@ -1,6 +1,6 @@
 """Stripe: open invoices, their hosted payment page, and what changed (events).
 
-See ../shared/contracts/stripe_invoices.md. `GET /v1/invoices?status=open&limit=100` pages
+See docs.stripe.com/api/invoices. `GET /v1/invoices?status=open&limit=100` pages
 with `starting_after=<last id>` while `has_more`; amounts are integers in the currency's
 minor unit (cents; yen have none), so 123456 JPY is 123456 and 123456 EUR is 1234.56.
 Changes since the last sweep come from `GET /v1/events` (invoice events, kept by Stripe for

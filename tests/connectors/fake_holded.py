@@ -1,6 +1,6 @@
 """A Holded account: `GET /api/invoicing/v1/documents/invoice?page=N` (a bare JSON array, an
 empty one past the end), one document, and contacts. Header `key`. Document shapes from
-../shared/contracts/holded_api.md (dates in Unix seconds of Madrid midnight, `dueDate` may be
+developers.holded.com/reference (dates in Unix seconds of Madrid midnight, `dueDate` may be
 null, `paymentsPending` with float residue, lower-case currency)."""
 
 from __future__ import annotations

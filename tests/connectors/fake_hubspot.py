@@ -1,5 +1,6 @@
 """A HubSpot portal: CRM search on contacts/companies, notes and tasks created with
-associations, record updates. Shapes from ../shared/contracts/hubspot_crm_v3.md."""
+associations, record updates. Shapes from
+developers.hubspot.com/docs/api-reference/crm-notes-v3/guide and .../api/crm/tasks."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """An Odoo server speaking JSON-2 (/json/2/<model>/<method>) and JSON-RPC (/jsonrpc).
 
-Shapes from ../shared/contracts/odoo_external_api.md: many2one fields as `[id, "name"]`,
-`False` for empty values, JSON-2 errors as `{"name", "message", "arguments", ...}` with an
-HTTP status, JSON-RPC errors as HTTP 200 with an `error` member.
+Shapes from Odoo's external API documentation
+(odoo.com/documentation/19.0/developer/reference/external_api.html): many2one fields as
+`[id, "name"]`, `False` for empty values, JSON-2 errors as `{"name", "message", "arguments",
+...}` with an HTTP status, JSON-RPC errors as HTTP 200 with an `error` member.
 """
 
 from __future__ import annotations

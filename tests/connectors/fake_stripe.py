@@ -1,5 +1,6 @@
 """A Stripe account: `GET /v1/invoices` (list object, `starting_after`/`has_more`), one
-invoice, and `GET /v1/events`. Shapes from ../shared/contracts/stripe_invoices.md."""
+invoice, and `GET /v1/events`. Shapes from the official
+stripe-python SDK (`stripe/_invoice.py`, `_list_object.py`, `_event.py`; API 2026-06-24)."""
 
 from __future__ import annotations
 

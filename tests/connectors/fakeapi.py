@@ -1,8 +1,9 @@
 """A tiny in-process HTTP server to stand in for a SaaS API that cannot run here.
 
 Each fake (Odoo, Stripe, Holded, HubSpot, a generic REST API) subclasses `FakeApi` and
-answers in the payload shapes of ../shared/contracts/. Faults are injected per path prefix:
-a number of 500s, or 429s with a Retry-After, before the real answer.
+answers in the payload shapes of the provider's public API documentation (each fake says
+which). Faults are injected per path prefix: a number of 500s, or 429s with a Retry-After,
+before the real answer.
 """
 
 from __future__ import annotations
