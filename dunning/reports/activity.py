@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from dunning.ledger.reader import read_tables
 from dunning.reports.receivables import as_day
 
 #: Days after a reminder within which a payment counts as its conversion.
@@ -96,10 +96,6 @@ LEDGER_COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("invoice_number", "customer_id", "promised_on", "state", "made_at", "resolved_at"),
     ),
 }
-_STAMP_COLUMNS = frozenset(
-    ("first_seen", "closed_at", "updated_at", "sent_at", "delivered_at", "read_at",
-     "created_at", "ended_at", "received_at", "made_at", "resolved_at")
-)  # fmt: skip
 
 
 def read_ledger(url: str) -> LedgerFrames:
@@ -112,41 +108,13 @@ def read_ledger(url: str) -> LedgerFrames:
         >>> frames = read_ledger("sqlite:///var/ledger.db")
         >>> frames.actions[["key", "state", "sent_at"]]
     """
-    import sqlalchemy as sa
-    from sqlmodel import SQLModel
-
-    from dunning.ledger import Ledger
-    from dunning.ledger.store import normalize_url
-
-    parsed = sa.engine.make_url(normalize_url(url))
-    path = parsed.database or ""
-    if parsed.get_backend_name() == "sqlite" and path not in ("", ":memory:"):
-        if not Path(path).is_file():  # a typo must not report on a new, empty ledger
-            raise FileNotFoundError(
-                f"no ledger at {path} (from {Path.cwd()}); check the ledger URL, "
-                "or run a sweep first to create it"
-            )
-    ledger = Ledger(url)
-    tables = SQLModel.metadata.tables
-    frames = {}
-    with ledger.engine.connect() as conn:
-        for name, (table_name, columns) in LEDGER_COLUMNS.items():
-            table = tables[table_name]
-            frame = pd.read_sql(sa.select(*(table.c[c] for c in columns)), conn)
-            for column in _STAMP_COLUMNS.intersection(frame.columns):
-                frame[column] = _naive_utc(frame[column])
-            frames[name] = frame
-    return LedgerFrames(**frames)
+    tables = read_tables(url, dict(LEDGER_COLUMNS.values()))
+    return LedgerFrames(**{name: tables[table] for name, (table, _) in LEDGER_COLUMNS.items()})
 
 
 def _text(values: pd.Series) -> pd.Series:
     """Text with missing values as "" (a lookup in an empty frame gives float NaN)."""
     return values.astype(object).where(values.notna(), "").astype(str)
-
-
-def _naive_utc(values: pd.Series) -> pd.Series:
-    stamps = pd.to_datetime(values, utc=True, errors="coerce")
-    return stamps.dt.tz_localize(None).astype("datetime64[ns]")
 
 
 def _window(start: date | pd.Timestamp | None, end: date | pd.Timestamp):

@@ -229,13 +229,15 @@ def read_ledger(url: str) -> RiskData:
     are neither paid nor late: they are marked invalid and left out. An invoice with an
     active or past dispute pause counts as disputed (used only through past invoices).
     """
-    from dunning.ledger.models import InvoiceRecord, Pause
-    from dunning.ledger.store import Ledger
+    from dunning.ledger.reader import read_tables
 
-    ledger = Ledger(url)
-    records = ledger.frame(InvoiceRecord).sort_values("invoice_number", kind="stable")
+    # As before the reader was shared: a ledger file that does not exist is created, empty.
+    tables = read_tables(
+        url, {"invoices": None, "pauses": ("kind", "invoice_number")}, must_exist=False
+    )
+    records = tables["invoices"].sort_values("invoice_number", kind="stable")
     records = records.reset_index(drop=True)
-    disputes = ledger.frame(Pause, kind="dispute")
+    disputes = tables["pauses"][tables["pauses"]["kind"] == "dispute"]
     out = pd.DataFrame({"row": records.index.to_numpy()})
     out["invoice_id"] = records["invoice_number"].astype(str)
     out["customer_id"] = records["customer_id"].fillna("").astype(str)
