@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
-from sqlalchemy.engine import make_url
 
 from dunning.ledger import Ledger
-from dunning.ledger.store import normalize_url
+from dunning.ledger.store import with_password
 
 
 class LedgerDatabase(Block):
@@ -34,10 +33,9 @@ class LedgerDatabase(Block):
     password: SecretStr | None = Field(None, description="Database password, if any.")
 
     def connection_url(self) -> str:
-        url = make_url(normalize_url(self.url))
-        if self.password is not None:
-            url = url.set(password=self.password.get_secret_value())
-        return url.render_as_string(hide_password=False)
+        """The URL to connect with, password included (never log it)."""
+        password = self.password.get_secret_value() if self.password is not None else None
+        return with_password(self.url, password)
 
     def get_ledger(self) -> Ledger:
         return Ledger(self.connection_url())

@@ -216,11 +216,9 @@ def _shown(source: str, fmt: Format) -> str:
     """The source for the model's metadata, without a password in a ledger URL."""
     if fmt is not Format.ledger:
         return str(Path(source).resolve())
-    from sqlalchemy.engine import make_url
+    from dunning.ledger.store import shown_url
 
-    from dunning.ledger.store import normalize_url
-
-    return make_url(normalize_url(source)).render_as_string(hide_password=True)
+    return shown_url(source)
 
 
 def _fail(message: str, code: int = 2) -> None:

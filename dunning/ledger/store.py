@@ -50,6 +50,19 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def with_password(url: str, password: str | None) -> str:
+    """The ledger URL (normalized) with `password` put in, for connecting; unchanged if None."""
+    parsed = sa.engine.make_url(normalize_url(url))
+    if password is not None:
+        parsed = parsed.set(password=password)
+    return parsed.render_as_string(hide_password=False)
+
+
+def shown_url(url: str) -> str:
+    """The ledger URL (normalized) with any password masked, for logs and metadata."""
+    return sa.engine.make_url(normalize_url(url)).render_as_string(hide_password=True)
+
+
 def _sqlite_engine(url: str) -> Engine:
     path = sa.engine.make_url(url).database
     if path and path != ":memory:":
@@ -82,7 +95,7 @@ class LedgerUnavailable(RuntimeError):
 
 
 def _unavailable(url: str, exc: sa.exc.OperationalError) -> LedgerUnavailable:
-    where = sa.engine.make_url(url).render_as_string(hide_password=True)
+    where = shown_url(url)
     reason = str(exc.orig or exc).strip().splitlines()[0]
     return LedgerUnavailable(
         f"cannot open the ledger database {where}: {reason}; check the ledger's URL and "
