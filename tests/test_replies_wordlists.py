@@ -64,57 +64,77 @@ def test_pattern_lines_are_joined_and_fragments_inserted(lists: Path) -> None:
     )
 
 
-def test_unknown_key_names_file_rule_and_key(lists: Path) -> None:
-    _replace(lists / "dispute.yaml", "  weight: 3\n", "  wieght: 3\n")
-    with pytest.raises(
-        RulesError, match=r"dispute\.yaml, rule 1 \(line \d+\): unknown key 'wieght'"
-    ):
-        _load(lists)
+# (file, text in it, replaced by, what the error must say)
+_MISTAKES = [
+    pytest.param(
+        "dispute.yaml",
+        "  weight: 3\n",
+        "  wieght: 3\n",
+        r"dispute\.yaml, rule 1 \(line \d+\): unknown key 'wieght' \(allowed: lang,",
+        id="unknown key",
+    ),
+    pytest.param(
+        "opt_out.yaml",
+        "- lang: [es]\n  weight: 4\n",
+        "- weight: 4\n",
+        r"opt_out\.yaml, rule 1 .*: missing key 'lang'",
+        id="missing key",
+    ),
+    pytest.param(
+        "opt_out.yaml",
+        "- lang: [es]\n",
+        "- lang: [es, fr]\n",
+        r"opt_out\.yaml, rule 1 .*, key 'lang': unknown language 'fr'",
+        id="unknown language",
+    ),
+    pytest.param(
+        "opt_out.yaml",
+        "  weight: 4\n",
+        "  weight: strong\n",
+        r"opt_out\.yaml, rule 1 .*, key 'weight': expected a positive number",
+        id="weight not a number",
+    ),
+    pytest.param(
+        "other.yaml",
+        "  pattern: |\n",
+        "  pattern: |\n    (?:unclosed\n",
+        r"other\.yaml, rule 1 .*, key 'pattern': not a valid regular expression",
+        id="pattern does not compile",
+    ),
+    pytest.param(
+        "promise_to_pay.yaml",
+        "${time_after}",
+        "${time_afterwards}",
+        r"promise_to_pay\.yaml, rule \d+ .*: unknown fragment \$\{time_afterwards\}",
+        id="unknown fragment",
+    ),
+    pytest.param(
+        "signals.yaml",
+        "\nanger: |",
+        "\nangry: |",
+        r"signals\.yaml: unknown key 'angry'",
+        id="unknown signal",
+    ),
+    pytest.param(
+        "opt_out.yaml",
+        "- lang: [es]\n",
+        "- lang: [es\n",
+        r"opt_out\.yaml: not valid YAML",
+        id="not YAML",
+    ),
+]
 
 
-def test_missing_key(lists: Path) -> None:
-    _replace(lists / "opt_out.yaml", "- lang: [es]\n  weight: 4\n", "- weight: 4\n")
-    with pytest.raises(RulesError, match=r"opt_out\.yaml, rule 1 .*missing key 'lang'"):
+@pytest.mark.parametrize(("name", "old", "new", "message"), _MISTAKES)
+def test_a_mistake_names_the_file_rule_and_key(
+    lists: Path, name: str, old: str, new: str, message: str
+) -> None:
+    _replace(lists / name, old, new)
+    with pytest.raises(RulesError, match=message):
         _load(lists)
 
 
 def test_unknown_intent_names_the_file(lists: Path) -> None:
     shutil.copy(lists / "dispute.yaml", lists / "complaint.yaml")
     with pytest.raises(RulesError, match=r"complaint\.yaml: unknown intent 'complaint'"):
-        _load(lists)
-
-
-def test_unknown_language(lists: Path) -> None:
-    _replace(lists / "opt_out.yaml", "- lang: [es]\n", "- lang: [es, fr]\n")
-    with pytest.raises(RulesError, match=r"opt_out\.yaml, rule 1 .*'lang': unknown language 'fr'"):
-        _load(lists)
-
-
-def test_bad_weight(lists: Path) -> None:
-    _replace(lists / "opt_out.yaml", "  weight: 4\n", "  weight: strong\n")
-    with pytest.raises(RulesError, match=r"opt_out\.yaml, rule 1 .*'weight': expected a positive"):
-        _load(lists)
-
-
-def test_pattern_that_does_not_compile(lists: Path) -> None:
-    _replace(lists / "other.yaml", "  pattern: |\n", "  pattern: |\n    (?:unclosed\n")
-    with pytest.raises(RulesError, match=r"other\.yaml, rule 1 .*'pattern': not a valid regular"):
-        _load(lists)
-
-
-def test_unknown_fragment(lists: Path) -> None:
-    _replace(lists / "promise_to_pay.yaml", "${time_after}", "${time_afterwards}")
-    with pytest.raises(RulesError, match=r"promise_to_pay\.yaml, rule \d+ .*\$\{time_afterwards\}"):
-        _load(lists)
-
-
-def test_unknown_signal(lists: Path) -> None:
-    _replace(lists / "signals.yaml", "\nanger: |", "\nangry: |")
-    with pytest.raises(RulesError, match=r"signals\.yaml: unknown key 'angry'"):
-        _load(lists)
-
-
-def test_not_yaml(lists: Path) -> None:
-    (lists / "opt_out.yaml").write_text("- lang: [es\n", encoding="utf-8")
-    with pytest.raises(RulesError, match=r"opt_out\.yaml: not valid YAML"):
         _load(lists)

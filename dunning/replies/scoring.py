@@ -81,7 +81,7 @@ class _Entry(dict):  # type: ignore[type-arg]
 
 
 class _Loader(yaml.SafeLoader):
-    pass
+    """PyYAML's safe loader, with mappings read as `_Entry` (see the constructor below)."""
 
 
 def _construct_entry(loader: _Loader, node: yaml.MappingNode) -> _Entry:
@@ -158,10 +158,11 @@ def _load_signals(path: Path, fragments: dict[str, str]) -> dict[str, re.Pattern
     missing = [name for name in SIGNALS if name not in data]
     if missing:
         raise RulesError(f"{path}: missing key {missing[0]!r} (expected: {', '.join(SIGNALS)})")
-    return {
-        name: _compile(_expand(data[name], fragments, f"{path}, key {name!r}"), f"{path}, {name!r}")
-        for name in SIGNALS
-    }
+    signals = {}
+    for name in SIGNALS:
+        where = f"{path}, key {name!r}"
+        signals[name] = _compile(_expand(data[name], fragments, where), where)
+    return signals
 
 
 def _load_intent(path: Path, fragments: dict[str, str]) -> list[Rule]:
