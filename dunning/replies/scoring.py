@@ -80,7 +80,8 @@ class _Entry(dict):  # type: ignore[type-arg]
     line: int = 0
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml's loader when PyYAML has it: ten times faster than the pure-Python one on these files.
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """PyYAML's safe loader, with mappings read as `_Entry` (see the constructor below)."""
 
 
@@ -123,7 +124,7 @@ def _read(path: Path) -> Any:
     except OSError as exc:
         raise RulesError(f"{path}: cannot be read ({exc.strerror})") from None
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise RulesError(f"{path}: not valid YAML: {exc}") from None
 
