@@ -1,34 +1,46 @@
-"""Prefect blocks: every connection and configuration a user saves and edits in the UI."""
+"""Prefect blocks: every connection and configuration a user saves and edits in the UI.
 
-from prefect.blocks.core import Block
+Importing this package registers every block type with Prefect. It is the package's
+`prefect.collections` entry point (pyproject.toml), so Prefect loads it at start-up like
+prefect-email or prefect-aws, and `prefect block register -m blocks` puts every block type in
+the server's catalog.
+"""
 
-from blocks.crm import CrmBlock, HubSpotCrm, LedgerCrm, OdooCrm
+from blocks.crm import CRM_TYPES, CrmBlock, HubSpotCrm, LedgerCrm, OdooCrm
 from blocks.email import EmailChannel
 from blocks.erp import (
+    SOURCE_TYPES,
     HoldedInvoiceSource,
     OdooInvoiceSource,
     RestInvoiceSource,
     StripeInvoiceSource,
 )
+from blocks.http import HttpApiBlock
 from blocks.ledger import LedgerDatabase
 from blocks.llm import ReplyLLM
 from blocks.mailbox import ImapMailbox
+from blocks.odoo import OdooCredentials
 from blocks.policy import DunningPolicy
+from blocks.resolve import resolve_block
 from blocks.sources import CsvInvoiceSource, InvoiceSource
 from blocks.webhooks import WebhookSecrets
 from blocks.whatsapp import WhatsAppCloudChannel
 
 __all__ = [
+    "CRM_TYPES",
+    "SOURCE_TYPES",
     "CrmBlock",
     "CsvInvoiceSource",
     "DunningPolicy",
     "EmailChannel",
     "HoldedInvoiceSource",
+    "HttpApiBlock",
     "HubSpotCrm",
     "ImapMailbox",
     "InvoiceSource",
     "LedgerCrm",
     "LedgerDatabase",
+    "OdooCredentials",
     "OdooCrm",
     "OdooInvoiceSource",
     "ReplyLLM",
@@ -36,14 +48,5 @@ __all__ = [
     "StripeInvoiceSource",
     "WebhookSecrets",
     "WhatsAppCloudChannel",
-    "resolve",
+    "resolve_block",
 ]
-
-
-def resolve(block_type: type[Block], value: str | Block) -> Block:
-    """A block given either as an instance or by its saved name."""
-    if isinstance(value, block_type):
-        return value
-    if isinstance(value, str):
-        return block_type.load(value)
-    raise TypeError(f"expected a {block_type.__name__} or the name of a saved one, got {value!r}")

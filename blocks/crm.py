@@ -9,15 +9,15 @@ Where to find every value: docs/connectors.md.
 
 from __future__ import annotations
 
-import threading
 from abc import ABC, abstractmethod
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any
 
 from prefect.blocks.core import Block
-from pydantic import Field, PrivateAttr, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
-from blocks.erp import api_client, load_block, odoo_client
+from blocks.catalog import API_LOGO, DATABASE_LOGO, docs_url
+from blocks.http import HttpApiBlock
+from blocks.odoo import OdooCredentials
 from dunning.connectors.hubspot import HubSpotSink
 from dunning.connectors.odoo import OdooChatter, OdooInvoices
 from dunning.crm import CrmSink, LedgerSink
@@ -47,61 +47,49 @@ class CrmBlock(Block, ABC):
 
 
 class LedgerCrm(CrmBlock):
-    """The built-in CRM: tasks, statuses and the history stay in the ledger.
+    """The built-in CRM: tasks, statuses and the history stay in the ledger, where the
+    collections desk shows them. The sweep uses it when no other CRM is given.
 
-    Example:
+    Attributes:
+        batch_size: Entries per delivery task run.
+        delivery_retries: Retries of a delivery batch while the CRM is unavailable.
+        retry_delay_seconds: Wait between those retries.
+
+    Examples:
+        Save it once:
         ```python
         from blocks import LedgerCrm
 
-        LedgerCrm().save("default", overwrite=True)
+        LedgerCrm().save("BLOCK_NAME", overwrite=True)
+        ```
+
+        Load it (e.g. for a sweep's `crm` parameter):
+        ```python
+        from blocks import LedgerCrm
+
+        ledger_crm = LedgerCrm.load("BLOCK_NAME")
+        print(ledger_crm.label)
         ```
     """
 
     _block_type_name = "Ledger CRM"
     _description = "Keep human tasks, statuses and notes in the dunning ledger (the default)."
+    _logo_url = DATABASE_LOGO
+    _documentation_url = docs_url(_block_type_name)
 
     def sink(self) -> CrmSink:
         """Delivers trivially: the ledger already has everything."""
         return LedgerSink()
 
 
-class ApiCrm(CrmBlock, ABC):
-    """What the CRMs reached over HTTP share: timeouts, retries, a request rate."""
+class ApiCrm(HttpApiBlock, CrmBlock, ABC):
+    """A CRM reached over its HTTP API (an interface: save one of its concrete blocks)."""
 
-    timeout_seconds: float = Field(30.0, gt=0, description="Connect and read timeout.")
-    retries: int = Field(4, ge=0, le=10, description="Retries on 5xx, 429 and network errors.")
-    max_retry_wait_seconds: float = Field(
-        60.0, gt=0, description="Longest wait before a retry, whatever Retry-After says."
-    )
-    requests_per_second: float = Field(
-        5.0, ge=0, description="Prefect rate limit for all requests to this CRM (0: none)."
-    )
-
-    _sink: Any = PrivateAttr(default=None)
-    _sink_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
-
-    @abstractmethod
-    def _build(self) -> CrmSink:
-        """The sink for this block's settings."""
-
-    @property
-    @abstractmethod
-    def api_root(self) -> str:
-        """The CRM's root URL."""
+    _rate_limit_kind = "crm"
 
     def sink(self) -> CrmSink:
         """The sink (built once per block instance, so lookups are cached)."""
-        with self._sink_lock:
-            if self._sink is None:
-                self._sink = self._build()
-            return self._sink
-
-    def rate_limit_name(self) -> str | None:
-        """`dunning-crm-<type>-<saved name or host>`."""
-        if not self.requests_per_second:
-            return None
-        who = self._block_document_name or urlsplit(self.api_root).hostname or "default"
-        return f"dunning-crm-{self.get_block_type_slug()}-{who}"
+        return self.client()
 
 
 class HubSpotCrm(ApiCrm):
@@ -113,19 +101,41 @@ class HubSpotCrm(ApiCrm):
     `account_owner` tasks go to that company's (else the contact's) owner; other roles by
     `owner_ids`.
 
-    Example:
+    Attributes:
+        access_token: Private app access token (`pat-...`).
+        base_url: HubSpot API address.
+        company_id_property: Company property holding our customer id (empty: contacts only).
+        status_property: Company/contact property set to the customer's status.
+        owner_ids: HubSpot owner id per assignee role, e.g. `manager`.
+        default_owner_id: Owner of tasks no other rule assigns.
+        batch_size, delivery_retries, retry_delay_seconds: As for every CRM (`CrmBlock`).
+        timeout_seconds, retries, max_retry_wait_seconds, requests_per_second: As for every
+            HTTP API block (`blocks.http.HttpApiBlock`).
+
+    Examples:
+        Save the CRM once:
         ```python
         from blocks import HubSpotCrm
 
         HubSpotCrm(
             access_token="pat-eu1-...", company_id_property="erp_customer_id",
             status_property="dunning_status", owner_ids={"manager": "64492917"},
-        ).save("hubspot", overwrite=True)
+        ).save("BLOCK_NAME", overwrite=True)
+        ```
+
+        Load it (e.g. for a sweep's `crm` parameter):
+        ```python
+        from blocks import HubSpotCrm
+
+        hubspot_crm = HubSpotCrm.load("BLOCK_NAME")
+        print(hubspot_crm.label, hubspot_crm.rate_limit_name())
         ```
     """
 
     _block_type_name = "HubSpot CRM"
     _description = "Notes, tasks and customer status in HubSpot (CRM v3 API)."
+    _logo_url = API_LOGO
+    _documentation_url = docs_url(_block_type_name)
 
     access_token: SecretStr = Field(description="Private app access token (pat-...).")
     base_url: str = Field("https://api.hubapi.com", description="HubSpot API address.")
@@ -146,9 +156,7 @@ class HubSpotCrm(ApiCrm):
         return self.base_url
 
     def _build(self) -> CrmSink:
-        http = api_client(
-            self,
-            self.base_url,
+        http = self.http(
             {"Authorization": f"Bearer {self.access_token.get_secret_value()}"},
             "check access_token (HubSpot: Settings > Integrations > Private Apps > your app > "
             "Auth) and its scopes",
@@ -167,23 +175,46 @@ class OdooCrm(ApiCrm):
     activity (`mail.activity`) for every human task, assigned to the invoice's salesperson
     (account owner) or to `manager_user_id` (manager).
 
-    Example:
+    The login is an `OdooCredentials` block, the same one the `OdooInvoiceSource` reads with;
+    it may also be given inline (`url=..., api_key=...`), as blocks saved before
+    `OdooCredentials` have it.
+
+    Attributes:
+        credentials: The Odoo address and login (an `OdooCredentials` block).
+        manager_user_id: Odoo user id of the manager.
+        default_user_id: User for tasks with no salesperson (empty: the API key's user).
+        activity_type_id: Activity type id (empty: Odoo's default, To-Do).
+        batch_size, delivery_retries, retry_delay_seconds: As for every CRM (`CrmBlock`).
+        timeout_seconds, retries, max_retry_wait_seconds, requests_per_second: As for every
+            HTTP API block (`blocks.http.HttpApiBlock`).
+
+    Examples:
+        Save the CRM once, with the login the Odoo source uses:
+        ```python
+        from blocks import OdooCredentials, OdooCrm
+
+        OdooCrm(
+            credentials=OdooCredentials(url="https://acme.odoo.com", database="acme",
+                                        api_key="3c1f..."),
+            manager_user_id=6,
+        ).save("BLOCK_NAME", overwrite=True)
+        ```
+
+        Load it (e.g. for a sweep's `crm` parameter):
         ```python
         from blocks import OdooCrm
 
-        OdooCrm(url="https://acme.odoo.com", database="acme", api_key="...",
-                manager_user_id=6).save("odoo", overwrite=True)
+        odoo_crm = OdooCrm.load("BLOCK_NAME")
+        print(odoo_crm.label, odoo_crm.rate_limit_name())
         ```
     """
 
     _block_type_name = "Odoo CRM"
     _description = "Chatter notes and activities on the invoice in Odoo."
+    _logo_url = API_LOGO
+    _documentation_url = docs_url(_block_type_name)
 
-    url: str = Field(description="Odoo address, e.g. https://acme.odoo.com")
-    database: str = Field("", description="Database name (needed for jsonrpc; optional json2).")
-    protocol: Literal["json2", "jsonrpc"] = Field("json2", description="json2 or jsonrpc.")
-    login: str = Field("", description="User login, for jsonrpc only.")
-    api_key: SecretStr = Field(description="API key of the user notes are posted as.")
+    credentials: OdooCredentials = Field(description="Odoo address and login.")
     manager_user_id: int | None = Field(None, description="Odoo user id of the manager.")
     default_user_id: int | None = Field(
         None, description="User for tasks with no salesperson (empty: the API key's user)."
@@ -192,26 +223,25 @@ class OdooCrm(ApiCrm):
         None, description="Activity type id (empty: Odoo's default, To-Do)."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _inline_login(cls, data: Any) -> Any:
+        return OdooCredentials.nest(data)
+
     @property
     def api_root(self) -> str:
-        return self.url
+        return self.credentials.url
 
     def _build(self) -> CrmSink:
         return OdooChatter(
-            OdooInvoices(odoo_client(self), base_url=self.url, source=self.label),
+            OdooInvoices(
+                self.credentials.get_client(self), base_url=self.credentials.url, source=self.label
+            ),
             manager_user_id=self.manager_user_id,
             default_user_id=self.default_user_id,
             activity_type_id=self.activity_type_id,
         )
 
 
-#: Every concrete CRM type, in the order a bare saved name is looked up.
+#: Every concrete CRM type, in the order `resolve_block` looks up a bare saved name.
 CRM_TYPES: tuple[type[CrmBlock], ...] = (LedgerCrm, HubSpotCrm, OdooCrm)
-
-
-def resolve_crm(value: str | CrmBlock | None) -> CrmBlock:
-    """The CRM block: given, `<block-type-slug>/<name>`, a bare saved name, or the built-in
-    `LedgerCrm` when empty."""
-    if value is None or value == "":
-        return LedgerCrm()
-    return load_block(CRM_TYPES, value, "CRM")

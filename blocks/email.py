@@ -9,6 +9,7 @@ from prefect.blocks.core import Block
 from prefect_email import EmailServerCredentials
 from pydantic import Field
 
+from blocks.catalog import EMAIL_LOGO, docs_url
 from blocks.quota import MessageQuota
 from dunning.act import EmailIdentity
 from dunning.mail import split_addresses
@@ -26,7 +27,18 @@ class EmailChannel(MessageQuota, Block):
     SSL/STARTTLS/INSECURE, username, secret password). Connections are pooled and reused
     across the actions of a sweep.
 
-    Example:
+    Attributes:
+        credentials: SMTP server and login (prefect-email's `EmailServerCredentials`).
+        from_address, from_name: The sender.
+        reply_to: Where a person reads replies.
+        bcc_archive: Archive address(es) copied on every message.
+        window_start, window_end: Override the policy's sending window.
+        pool_size: SMTP connections kept open.
+        timeout_seconds: SMTP network timeout.
+        messages_per_second: The SMTP account's quota, as a Prefect rate limit (0: none).
+
+    Examples:
+        Save the channel once:
         ```python
         from prefect_email import EmailServerCredentials
         from blocks import EmailChannel
@@ -37,12 +49,22 @@ class EmailChannel(MessageQuota, Block):
                                                password="..."),
             from_address="cobros@acme.es", from_name="Acme - Cobros",
             reply_to="maria.garcia@acme.es", bcc_archive="archivo@acme.es",
-        ).save("default", overwrite=True)
+        ).save("BLOCK_NAME", overwrite=True)
+        ```
+
+        Load it (e.g. for a sweep's `channel` parameter):
+        ```python
+        from blocks import EmailChannel
+
+        email_channel = EmailChannel.load("BLOCK_NAME")
+        print(email_channel.identity(), email_channel.quota_key())
         ```
     """
 
     _block_type_name = "Dunning Email Channel"
     _description = "SMTP (via prefect-email credentials), sender, reply-to, archive, window."
+    _logo_url = EMAIL_LOGO
+    _documentation_url = docs_url(_block_type_name)
 
     credentials: EmailServerCredentials = Field(description="SMTP server and login.")
     from_address: str = Field(description="Envelope and From address.")

@@ -7,75 +7,44 @@ Where to find every value in each system: docs/connectors.md.
 
 from __future__ import annotations
 
-import threading
-from abc import ABC, abstractmethod
+from abc import ABC
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import pandas as pd
-from prefect.blocks.core import Block
-from pydantic import Field, PrivateAttr, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
+from blocks.catalog import API_LOGO, docs_url
+from blocks.http import HttpApiBlock
+from blocks.odoo import OdooCredentials
 from blocks.sources import CsvInvoiceSource, InvoiceSource
 from dunning.connectors.frame import to_result
 from dunning.connectors.holded import HoldedInvoices
-from dunning.connectors.http import HttpClient, RetryPolicy
-from dunning.connectors.odoo import OPEN_PAYMENT_STATES, OdooClient, OdooInvoices
+from dunning.connectors.odoo import OPEN_PAYMENT_STATES, OdooInvoices
 from dunning.connectors.rest import RestInvoices, RestSettings
 from dunning.connectors.stripe import StripeInvoices, is_rate_limited
 from dunning.importers import ImportResult
 from dunning.schema import Invoice
 
 
-class ApiInvoiceSource(InvoiceSource, ABC):
-    """What every API source shares: network timeouts, retries and a request rate."""
+class ApiInvoiceSource(HttpApiBlock, InvoiceSource, ABC):
+    """An invoice source read over a system's HTTP API (an interface: save one of its
+    concrete blocks). Its client is the connector of `dunning.connectors` for the system."""
 
-    timeout_seconds: float = Field(30.0, gt=0, description="Connect and read timeout.")
-    retries: int = Field(4, ge=0, le=10, description="Retries on 5xx, 429 and network errors.")
-    max_retry_wait_seconds: float = Field(
-        60.0, gt=0, description="Longest wait before a retry, whatever Retry-After says."
-    )
-    requests_per_second: float = Field(
-        5.0,
-        ge=0,
-        description="Prefect rate limit for all requests to this system (0: none).",
-    )
-
-    _connector: Any = PrivateAttr(default=None)
-    _connector_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
-
-    @abstractmethod
-    def _build(self) -> Any:
-        """The connector of `dunning.connectors` for this block's settings."""
-
-    @property
-    @abstractmethod
-    def api_root(self) -> str:
-        """The system's root URL."""
-
-    def connector(self) -> Any:
-        """The connector (built once per block instance: caches and connections are reused)."""
-        with self._connector_lock:
-            if self._connector is None:
-                self._connector = self._build()
-            return self._connector
-
-    def http(self, headers: dict[str, str], auth_hint: str, **kw: Any) -> HttpClient:
-        """An HTTP client to this system with the block's timeouts and retries."""
-        return api_client(self, self.api_root, headers, auth_hint, **kw)
+    _rate_limit_kind = "source"
 
     def read(self) -> ImportResult:
         """Every invoice to consider, validated; bad records quarantined."""
-        return self.connector().read()
+        return self.client().read()
 
     def get_invoice(self, invoice_number: str) -> Invoice | None:
         """The invoice as the system has it now, or None."""
-        return self.connector().get_invoice(invoice_number)
+        return self.client().get_invoice(invoice_number)
 
     def read_changed_since(self, since: datetime) -> ImportResult:
         """Invoices changed since `since`, paid and cancelled ones included."""
-        return self.connector().read_changed_since(since)
+        return self.client().read_changed_since(since)
 
     def read_one(self, invoice_number: str) -> ImportResult:
         """Just this invoice, asked for by number (no full read)."""
@@ -86,64 +55,88 @@ class ApiInvoiceSource(InvoiceSource, ABC):
     @property
     def supports_changes(self) -> bool:
         """True when the system can list what changed since a moment."""
-        return bool(self.connector().supports_changes)
-
-    def rate_limit_name(self) -> str | None:
-        """`dunning-source-<type>-<saved name or host>`: one Prefect rate limit per system."""
-        if not self.requests_per_second:
-            return None
-        who = self._block_document_name or urlsplit(self.api_root).hostname or "default"
-        return f"dunning-source-{self.get_block_type_slug()}-{who}"
+        return bool(self.client().supports_changes)
 
 
 class OdooInvoiceSource(ApiInvoiceSource):
     """Open customer invoices from Odoo (`account.move`, posted, not fully paid).
 
-    Reads over the JSON-2 API of Odoo 19+ (an API key as Bearer token) or the older
-    `/jsonrpc` endpoint (database, login and API key or password). Partner email, phone,
-    language, country and timezone come from the invoice's partner; the amount due is
-    `amount_residual`. With `portal_url_template`, each reminder links to the invoice in the
-    customer portal (pay online, download the PDF).
+    Reads with an `OdooCredentials` login (JSON-2 on Odoo 19+, `/jsonrpc` before). Partner
+    email, phone, language, country and timezone come from the invoice's partner; the amount
+    due is `amount_residual`. With `portal_url_template`, each reminder links to the invoice in
+    the customer portal (pay online, download the PDF). The login may also be given inline
+    (`url=..., api_key=...`), as blocks saved before `OdooCredentials` have it.
 
-    Example:
+    Attributes:
+        credentials: The Odoo address and login (an `OdooCredentials` block).
+        page_size: Invoices per request.
+        payment_states: `payment_state` values a full read asks for.
+        portal_url_template: Payment/PDF link per invoice, from `{base_url}`, `{id}`,
+            `{name}` and `{access_token}`.
+        timeout_seconds, retries, max_retry_wait_seconds, requests_per_second: As for every
+            HTTP API block (`blocks.http.HttpApiBlock`).
+
+    Examples:
+        Save the source once:
+        ```python
+        from blocks import OdooCredentials, OdooInvoiceSource
+
+        OdooInvoiceSource(
+            credentials=OdooCredentials(url="https://acme.odoo.com", database="acme",
+                                        api_key="3c1f..."),
+            portal_url_template="{base_url}/my/invoices/{id}?access_token={access_token}",
+        ).save("BLOCK_NAME", overwrite=True)
+        ```
+
+        Load it (e.g. in a flow) and read the open invoices:
         ```python
         from blocks import OdooInvoiceSource
 
-        OdooInvoiceSource(
-            url="https://acme.odoo.com", database="acme", api_key="...",
-            portal_url_template="{base_url}/my/invoices/{id}?access_token={access_token}",
-        ).save("odoo", overwrite=True)
+        odoo_invoice_source = OdooInvoiceSource.load("BLOCK_NAME")
+        print(odoo_invoice_source.label, odoo_invoice_source.rate_limit_name())
+        # result = odoo_invoice_source.read()
         ```
     """
 
     _block_type_name = "Odoo Invoice Source"
     _description = "Open customer invoices from Odoo over JSON-2 or JSON-RPC."
+    _logo_url = API_LOGO
+    _documentation_url = docs_url(_block_type_name)
 
-    url: str = Field(description="Odoo address, e.g. https://acme.odoo.com")
-    database: str = Field("", description="Database name (needed for jsonrpc; optional json2).")
-    protocol: Literal["json2", "jsonrpc"] = Field(
-        "json2", description="json2 (Odoo 19+, API key) or jsonrpc (older, removed in Odoo 20+)."
-    )
-    login: str = Field("", description="User login, for jsonrpc only.")
-    api_key: SecretStr = Field(description="API key of the user the sweep reads as.")
+    credentials: OdooCredentials = Field(description="Odoo address and login.")
     page_size: int = Field(500, ge=1, le=5000, description="Invoices per request.")
     payment_states: list[str] = Field(
         default_factory=lambda: list(OPEN_PAYMENT_STATES),
-        description="payment_state values a full read asks for.",
+        description="The payment_state values a full read asks for.",
     )
     portal_url_template: str = Field(
         "",
         description="Payment/PDF link per invoice: {base_url}, {id}, {name}, {access_token}.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _inline_login(cls, data: Any) -> Any:
+        return OdooCredentials.nest(data)
+
+    @property
+    def url(self) -> str:
+        """The Odoo address (of `credentials`)."""
+        return self.credentials.url
+
+    @property
+    def api_key(self) -> SecretStr:
+        """The API key (of `credentials`)."""
+        return self.credentials.api_key
+
     @property
     def api_root(self) -> str:
-        return self.url
+        return self.credentials.url
 
     def _build(self) -> OdooInvoices:
         return OdooInvoices(
-            odoo_client(self),
-            base_url=self.url,
+            self.credentials.get_client(self),
+            base_url=self.credentials.url,
             page_size=self.page_size,
             payment_states=tuple(self.payment_states),
             portal_url_template=self.portal_url_template,
@@ -159,16 +152,36 @@ class StripeInvoiceSource(ApiInvoiceSource):
     which it keeps for 30 days. A restricted key with read access to Invoices, Customers and
     Events is enough.
 
-    Example:
+    Attributes:
+        secret_key: Secret or restricted API key (`sk_...`/`rk_...`).
+        base_url: Stripe API address.
+        collection_method: Only invoices collected this way (`send_invoice`); empty for all.
+        timezone: Calendar the due dates are read in.
+        timeout_seconds, retries, max_retry_wait_seconds, requests_per_second: As for every
+            HTTP API block (`blocks.http.HttpApiBlock`).
+
+    Examples:
+        Save the source once:
         ```python
         from blocks import StripeInvoiceSource
 
-        StripeInvoiceSource(secret_key="rk_live_...").save("stripe", overwrite=True)
+        StripeInvoiceSource(secret_key="rk_live_...").save("BLOCK_NAME", overwrite=True)
+        ```
+
+        Load it (e.g. in a flow):
+        ```python
+        from blocks import StripeInvoiceSource
+
+        stripe_invoice_source = StripeInvoiceSource.load("BLOCK_NAME")
+        print(stripe_invoice_source.label, stripe_invoice_source.rate_limit_name())
+        # result = stripe_invoice_source.read()
         ```
     """
 
     _block_type_name = "Stripe Invoice Source"
     _description = "Open Stripe invoices; hosted invoice page as the payment link."
+    _logo_url = API_LOGO
+    _documentation_url = docs_url(_block_type_name)
 
     secret_key: SecretStr = Field(description="Secret or restricted API key (sk_/rk_...).")
     base_url: str = Field("https://api.stripe.com", description="Stripe API address.")
@@ -204,16 +217,37 @@ class HoldedInvoiceSource(ApiInvoiceSource):
     the invoice date, is used), float residue in `paymentsPending`, dates as midnight in
     the company's timezone.
 
-    Example:
+    Attributes:
+        api_key: Holded API key.
+        base_url: Holded API address.
+        lookback_days: Read invoices dated this far back.
+        timezone: The company's timezone in Holded.
+        payment_link_template: Link in reminders, with `{id}` and `{docNumber}`.
+        timeout_seconds, retries, max_retry_wait_seconds, requests_per_second: As for every
+            HTTP API block (`blocks.http.HttpApiBlock`).
+
+    Examples:
+        Save the source once:
         ```python
         from blocks import HoldedInvoiceSource
 
-        HoldedInvoiceSource(api_key="...").save("holded", overwrite=True)
+        HoldedInvoiceSource(api_key="...").save("BLOCK_NAME", overwrite=True)
+        ```
+
+        Load it (e.g. in a flow):
+        ```python
+        from blocks import HoldedInvoiceSource
+
+        holded_invoice_source = HoldedInvoiceSource.load("BLOCK_NAME")
+        print(holded_invoice_source.label, holded_invoice_source.rate_limit_name())
+        # result = holded_invoice_source.read()
         ```
     """
 
     _block_type_name = "Holded Invoice Source"
     _description = "Sales invoices from Holded (documents API) with contact details."
+    _logo_url = API_LOGO
+    _documentation_url = docs_url(_block_type_name)
 
     api_key: SecretStr = Field(description="Holded API key.")
     base_url: str = Field("https://api.holded.com", description="Holded API address.")
@@ -247,9 +281,23 @@ class RestInvoiceSource(ApiInvoiceSource):
 
     For an in-house ERP or billing system: its list URL, an auth header, how it pages
     (page number, offset, cursor, or a `Link` header) and where each of our fields is in a
-    record.
+    record. Every setting is described in docs/connectors.md.
 
-    Example:
+    Attributes:
+        url: URL of the invoice list.
+        auth_header, auth_value: The header that carries the credential, and its value.
+        records_path: Dotted path of the record list in an answer.
+        pagination: none, page, offset, cursor or link, with the `page_*`, `offset_param`,
+            `cursor_*`, `next_cursor_path` and `has_more_path` settings.
+        field_mapping, status_mapping: Where our fields are in a record; their statuses as
+            ours.
+        changed_since_param: Query parameter for "changed since" (incremental reads).
+        item_url, item_path: One invoice's URL and where its record is in the answer.
+        timeout_seconds, retries, max_retry_wait_seconds, requests_per_second: As for every
+            HTTP API block (`blocks.http.HttpApiBlock`).
+
+    Examples:
+        Save the source once:
         ```python
         from blocks import RestInvoiceSource
 
@@ -261,12 +309,23 @@ class RestInvoiceSource(ApiInvoiceSource):
             field_mapping={"invoice_number": "number", "email": "customer.email",
                            "amount_due": "balance", "due_date": "due_on"},
             status_mapping={"unpaid": "open", "settled": "paid"},
-        ).save("erp", overwrite=True)
+        ).save("BLOCK_NAME", overwrite=True)
+        ```
+
+        Load it (e.g. in a flow):
+        ```python
+        from blocks import RestInvoiceSource
+
+        rest_invoice_source = RestInvoiceSource.load("BLOCK_NAME")
+        print(rest_invoice_source.label, rest_invoice_source.rate_limit_name())
+        # result = rest_invoice_source.read()
         ```
     """
 
     _block_type_name = "REST Invoice Source"
     _description = "Invoices from any JSON API: URL, auth header, pagination, field mapping."
+    _logo_url = API_LOGO
+    _documentation_url = docs_url(_block_type_name)
 
     url: str = Field(description="URL of the invoice list.")
     auth_header: str = Field("Authorization", description="Header that carries the credential.")
@@ -274,13 +333,15 @@ class RestInvoiceSource(ApiInvoiceSource):
     headers: dict[str, str] = Field(default_factory=dict, description="Other headers (no secrets).")
     query: dict[str, str] = Field(default_factory=dict, description="Fixed query parameters.")
     records_path: str = Field("", description="Dotted path of the record list in the answer.")
-    pagination: Literal["none", "page", "offset", "cursor", "link"] = "page"
-    page_param: str = "page"
-    first_page: int = 1
-    page_size_param: str = "per_page"
-    page_size: int = Field(100, ge=1)
-    offset_param: str = "offset"
-    cursor_param: str = "cursor"
+    pagination: Literal["none", "page", "offset", "cursor", "link"] = Field(
+        "page", description="How the API pages: none, page, offset, cursor or a Link header."
+    )
+    page_param: str = Field("page", description="Query parameter of the page number.")
+    first_page: int = Field(1, description="Number of the first page (0 or 1).")
+    page_size_param: str = Field("per_page", description="Query parameter of the page size.")
+    page_size: int = Field(100, ge=1, description="Records asked for per page.")
+    offset_param: str = Field("offset", description="Query parameter of the offset.")
+    cursor_param: str = Field("cursor", description="Query parameter of the cursor.")
     next_cursor_path: str = Field("next_cursor", description="Dotted path of the next cursor.")
     cursor_record_field: str = Field(
         "", description="Or: the field of the last record to pass as cursor (e.g. id)."
@@ -298,7 +359,9 @@ class RestInvoiceSource(ApiInvoiceSource):
     changed_since_param: str = Field(
         "", description="Query parameter for 'changed since' (enables incremental reads)."
     )
-    changed_since_format: Literal["iso", "unix"] = "iso"
+    changed_since_format: Literal["iso", "unix"] = Field(
+        "iso", description="How the 'changed since' moment is written: iso or unix."
+    )
     item_url: str = Field("", description="URL of one invoice, with {invoice_number}.")
     item_path: str = Field("", description="Dotted path of the record in that answer.")
 
@@ -322,43 +385,7 @@ class RestInvoiceSource(ApiInvoiceSource):
         return RestInvoices(http, settings, source=self.label)
 
 
-def api_client(
-    block: Any, base_url: str, headers: dict[str, str], auth_hint: str, **kw: Any
-) -> HttpClient:
-    """An HTTP client with the block's `timeout_seconds`, `retries` and
-    `max_retry_wait_seconds`, whose errors name the block."""
-    return HttpClient(
-        base_url,
-        name=block.label,
-        headers=headers,
-        timeout=block.timeout_seconds,
-        retry=RetryPolicy(retries=block.retries, max_wait=block.max_retry_wait_seconds),
-        auth_hint=auth_hint,
-        **kw,
-    )
-
-
-def odoo_client(block: Any) -> OdooClient:
-    """An Odoo client from a block's `url`, `database`, `protocol`, `login` and `api_key`."""
-    headers = {}
-    key = block.api_key.get_secret_value()
-    if block.protocol == "json2":
-        headers["Authorization"] = f"bearer {key}"
-        if block.database:
-            headers["X-Odoo-Database"] = block.database
-    hint = "check api_key (Odoo: avatar > My Profile/Preferences > Account Security > New API Key)"
-    if block.protocol == "jsonrpc":
-        hint += ", login and database"
-    return OdooClient(
-        api_client(block, block.url, headers, hint),
-        protocol=block.protocol,
-        database=block.database,
-        login=block.login,
-        api_key=key,
-    )
-
-
-#: Every concrete source type, in the order a bare saved name is looked up.
+#: Every concrete source type, in the order `resolve_block` looks up a bare saved name.
 SOURCE_TYPES: tuple[type[InvoiceSource], ...] = (
     CsvInvoiceSource,
     OdooInvoiceSource,
@@ -366,33 +393,3 @@ SOURCE_TYPES: tuple[type[InvoiceSource], ...] = (
     HoldedInvoiceSource,
     RestInvoiceSource,
 )
-
-
-def resolve_source(value: str | InvoiceSource) -> InvoiceSource:
-    """An invoice source given as a block, as `<block-type-slug>/<name>`, or as a bare saved
-    name (looked up as a CSV source first, then each API source type).
-
-    Example:
-        >>> resolve_source("odoo-invoice-source/prod")
-    """
-    return load_block(SOURCE_TYPES, value, "invoice source")
-
-
-def load_block(types: tuple[type[Block], ...], value: Any, what: str) -> Any:
-    """A block of one of `types`: the instance itself, `slug/name`, or a bare name."""
-    if isinstance(value, types):
-        return value
-    if not isinstance(value, str) or not value:
-        raise TypeError(f"expected an {what} block or the name of a saved one, got {value!r}")
-    if "/" in value:
-        block = Block.load(value)
-        if not isinstance(block, types):
-            raise TypeError(f"{value} is a {type(block).__name__}, not an {what}")
-        return block
-    for block_type in types:
-        try:
-            return block_type.load(value)
-        except ValueError:
-            continue
-    slugs = ", ".join(f"{t.get_block_type_slug()}/{value}" for t in types)
-    raise ValueError(f"no {what} block is saved as {value!r}; looked for {slugs}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
+from blocks.catalog import DATABASE_LOGO, docs_url
 from dunning.ledger import Ledger
 from dunning.ledger.store import with_password
 
@@ -16,18 +17,33 @@ class LedgerDatabase(Block):
     `postgresql://dunning@db.internal:5432/dunning` with the password in `password`
     (kept as a secret, never in the URL shown in the UI).
 
-    Example:
+    Attributes:
+        url: SQLAlchemy URL of the ledger, without the password.
+        password: The database password, if any (a secret).
+
+    Examples:
+        Save the ledger's address once:
         ```python
         from blocks import LedgerDatabase
 
         LedgerDatabase(url="postgresql://dunning@127.0.0.1:5432/dunning",
-                       password="...").save("default", overwrite=True)
-        ledger = LedgerDatabase.load("default").get_ledger()
+                       password="...").save("BLOCK_NAME", overwrite=True)
+        ```
+
+        Load it (e.g. for a sweep's `ledger` parameter):
+        ```python
+        from blocks import LedgerDatabase
+
+        ledger_database = LedgerDatabase.load("BLOCK_NAME")
+        print(ledger_database.url)
+        # ledger = ledger_database.get_ledger()
         ```
     """
 
     _block_type_name = "Ledger Database"
     _description = "SQLAlchemy URL of the dunning ledger (SQLite file or PostgreSQL)."
+    _logo_url = DATABASE_LOGO
+    _documentation_url = docs_url(_block_type_name)
 
     url: str = Field("sqlite:///var/ledger.db", description="SQLAlchemy URL, without password.")
     password: SecretStr | None = Field(None, description="Database password, if any.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
+from blocks.catalog import API_LOGO, docs_url
 from dunning.replies.llm import LLMSettings
 
 
@@ -17,19 +18,37 @@ class ReplyLLM(Block):
     only if valid (known intent, sensible date); otherwise the offline answer stands.
     Without this block, classification is entirely offline.
 
-    Example:
+    Attributes:
+        base_url: Endpoint base URL, with or without /v1.
+        model: Model name as the endpoint knows it.
+        api_key: Bearer token, if the endpoint needs one (a secret).
+        timeout: Seconds to wait for an answer.
+        min_confidence: Ask the LLM only below this offline confidence.
+
+    Examples:
+        Save the endpoint once:
         ```python
-        from blocks.llm import ReplyLLM
+        from blocks import ReplyLLM
 
         ReplyLLM(base_url="http://127.0.0.1:11434", model="llama3.1:8b").save(
-            "local", overwrite=True
+            "BLOCK_NAME", overwrite=True
         )
-        # then: dunning replies classify --llm local < replies.jsonl
+        # then: dunning replies classify --llm BLOCK_NAME < replies.jsonl
+        ```
+
+        Load it (e.g. for process-replies' `llm` parameter):
+        ```python
+        from blocks import ReplyLLM
+
+        reply_llm = ReplyLLM.load("BLOCK_NAME")
+        print(reply_llm.settings().model)
         ```
     """
 
     _block_type_name = "Dunning Reply LLM"
     _description = "OpenAI-compatible chat endpoint used as a fallback for unsure replies."
+    _logo_url = API_LOGO
+    _documentation_url = docs_url(_block_type_name)
 
     base_url: str = Field(
         "http://127.0.0.1:11434",

@@ -7,6 +7,7 @@ from typing import Literal
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
+from blocks.catalog import EMAIL_LOGO, docs_url
 from dunning.ledger import Ledger
 from dunning.replies.imap import ImapSettings, fetch_into
 
@@ -17,20 +18,40 @@ class ImapMailbox(Block):
     New messages in `folder` are stored in the ledger's inbox and then moved to
     `processed_folder` (created if missing); nothing is deleted.
 
-    Example:
+    Attributes:
+        host, port, security: The IMAP server, its port and ssl, starttls or none.
+        username, password: The login (the password is a secret).
+        folder: Folder new replies are read from.
+        processed_folder: Where read replies are moved.
+        ca_file: CA bundle for a private certificate.
+        timeout_seconds: IMAP network timeout.
+
+    Examples:
+        Save the mailbox once:
         ```python
-        from blocks.mailbox import ImapMailbox
+        from blocks import ImapMailbox
 
         ImapMailbox(
             host="imap.acme.es", port=993, security="ssl",
             username="cobros@acme.es", password="...",
             folder="INBOX", processed_folder="Dunning/Processed",
-        ).save("default", overwrite=True)
+        ).save("BLOCK_NAME", overwrite=True)
+        ```
+
+        Load it (e.g. for process-replies' `mailbox` parameter):
+        ```python
+        from blocks import ImapMailbox
+
+        imap_mailbox = ImapMailbox.load("BLOCK_NAME")
+        print(imap_mailbox.host, imap_mailbox.folder)
+        # new_ids = imap_mailbox.fetch_into(ledger)
         ```
     """
 
     _block_type_name = "Dunning IMAP Mailbox"
     _description = "IMAP mailbox where customers' replies to reminders arrive."
+    _logo_url = EMAIL_LOGO
+    _documentation_url = docs_url(_block_type_name)
 
     host: str = Field(description="IMAP server, e.g. imap.gmail.com or outlook.office365.com.")
     port: int = Field(993, description="993 for SSL, 143 for STARTTLS or no encryption.")
@@ -42,7 +63,7 @@ class ImapMailbox(Block):
     folder: str = Field("INBOX", description="Folder to read new replies from.")
     processed_folder: str = Field("Processed", description="Where read replies are moved.")
     ca_file: str | None = Field(None, description="CA bundle for a private certificate.")
-    timeout_seconds: float = Field(30.0, gt=0)
+    timeout_seconds: float = Field(30.0, gt=0, description="IMAP network timeout.")
 
     def settings(self) -> ImapSettings:
         return ImapSettings(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from prefect.blocks.core import Block
 
+from blocks.catalog import PROCESS_LOGO, docs_url
 from dunning.policy import Policy, load_policy
 
 
@@ -16,17 +17,37 @@ class DunningPolicy(Policy, Block):
     given, the default ladder (pre_due -3, due 0, overdue_1, overdue_7, overdue_15 with a call
     task, final +30 with a manager task and the customer put on hold) is used.
 
-    Example:
+    Attributes:
+        name: The policy's name, shown in reports.
+        stages: The ladder: each stage's offset from the due date, channel, tone, template
+            and escalation.
+        window: Local hours messages may be sent in.
+        timezone, country, language: The customer's, when the source has none.
+        segments: Customers that get their own ladder.
+        channel_order: Channels tried in order after the customer's preferred one.
+        replies: How customers' replies are acted on.
+
+    Examples:
+        Save a policy once, from a YAML file or the built-in ladder:
         ```python
         from blocks import DunningPolicy
 
-        policy = DunningPolicy.from_yaml("policies/spain.yaml")
-        policy.save("default", overwrite=True)
+        DunningPolicy.from_yaml(None).save("BLOCK_NAME", overwrite=True)  # or a file's path
+        ```
+
+        Load it (e.g. for a sweep's `policy` parameter):
+        ```python
+        from blocks import DunningPolicy
+
+        dunning_policy = DunningPolicy.load("BLOCK_NAME")
+        print([stage.name for stage in dunning_policy.to_policy().stages])
         ```
     """
 
     _block_type_name = "Dunning Policy"
     _description = "The dunning ladder: stages, tone, escalations, sending window, segments."
+    _logo_url = PROCESS_LOGO
+    _documentation_url = docs_url(_block_type_name)
 
     @classmethod
     def from_yaml(cls, path: str | Path | None = None) -> DunningPolicy:
@@ -35,17 +56,9 @@ class DunningPolicy(Policy, Block):
 
     @classmethod
     def default(cls) -> DunningPolicy:
+        """The built-in default ladder (`dunning/default_policy.yaml`)."""
         return cls.from_yaml(None)
 
     def to_policy(self) -> Policy:
+        """The plain policy the core plans with."""
         return Policy.model_validate(self.model_dump(include=set(Policy.model_fields)))
-
-    @classmethod
-    def resolve(cls, ref: str | DunningPolicy | None) -> Policy:
-        """The policy of a flow parameter: a block, a saved block's name, or None for the
-        built-in default ladder."""
-        if ref is None or ref == "":
-            return cls.default().to_policy()
-        if isinstance(ref, str):
-            return cls.load(ref).to_policy()
-        return ref.to_policy()

@@ -17,6 +17,7 @@ import pandas as pd
 from prefect.blocks.core import Block
 from pydantic import Field, PrivateAttr
 
+from blocks.catalog import FILE_LOGO, docs_url
 from dunning.importers import ImportResult, read_invoice_file, to_invoice
 from dunning.schema import Invoice
 
@@ -79,24 +80,44 @@ class CsvInvoiceSource(InvoiceSource):
     `column_mapping`. Bad rows are quarantined with their row number and reason, never
     dropped silently; a missing file or a mapping to absent columns fails the run at once.
 
-    Example:
+    Attributes:
+        path: Path of the CSV or XLSX file (relative to the working directory).
+        column_mapping: Our field -> the file's column, for headers that differ.
+        date_format: strftime format of the date columns.
+        decimal_separator: "." or ",".
+        delimiter: CSV field separator.
+        encoding: CSV text encoding.
+        sheet: Worksheet of an XLSX file (default: the first).
+        attachments_dir: Folder that relative `pdf_path` values are resolved against.
+
+    Examples:
+        Save the source once:
         ```python
         from blocks import CsvInvoiceSource
 
-        source = CsvInvoiceSource(
+        CsvInvoiceSource(
             path="exports/facturas.csv",
             column_mapping={"invoice_number": "Factura", "due_date": "Vencimiento"},
             date_format="%d/%m/%Y",
             decimal_separator=",",
             delimiter=";",
-        )
-        source.save("erp-export")
-        result = CsvInvoiceSource.load("erp-export").read()
+        ).save("BLOCK_NAME", overwrite=True)
+        ```
+
+        Load it (e.g. in a flow) and read the file:
+        ```python
+        from blocks import CsvInvoiceSource
+
+        csv_invoice_source = CsvInvoiceSource.load("BLOCK_NAME")
+        print(csv_invoice_source.label, csv_invoice_source.source_key)
+        # result = csv_invoice_source.read()  # .invoices, .quarantine
         ```
     """
 
     _block_type_name = "CSV Invoice Source"
     _description = "Open invoices from a CSV or XLSX file, with column mapping and quarantine."
+    _logo_url = FILE_LOGO
+    _documentation_url = docs_url(_block_type_name)
 
     path: str = Field(description="Path of the CSV or XLSX file (relative to the working dir).")
     column_mapping: dict[str, str] = Field(
@@ -104,7 +125,7 @@ class CsvInvoiceSource(InvoiceSource):
         description="Our field -> the file's column, for headers that differ from the schema.",
     )
     date_format: str = Field("%Y-%m-%d", description="strftime format of the date columns.")
-    decimal_separator: str = Field(".", description='"." or ","')
+    decimal_separator: str = Field(".", description='Decimal separator: "." or ",".')
     delimiter: str = Field(",", description="CSV field separator.")
     encoding: str = Field("utf-8", description="CSV text encoding.")
     sheet: str | None = Field(None, description="Worksheet of an XLSX file (default: first).")

@@ -7,6 +7,7 @@ import threading
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
+from blocks.catalog import API_LOGO, docs_url
 from blocks.quota import MessageQuota
 from dunning.whatsapp.client import CloudApiSettings, WhatsAppClient
 from dunning.whatsapp.templates import TemplateBook
@@ -24,21 +25,45 @@ class WhatsAppCloudChannel(MessageQuota, Block):
     (`dunning webhooks serve`): the app secret signs Meta's POSTs, the verify token answers
     Meta's subscription handshake.
 
-    Example:
+    Attributes:
+        phone_number_id: The sending number's id in WhatsApp Manager.
+        access_token: Cloud API access token (a System User token; a secret).
+        api_version: Graph API version.
+        app_secret: Verifies the X-Hub-Signature-256 of webhook calls (a secret).
+        verify_token: The token typed in Meta's webhook settings (a secret).
+        base_url: API base URL (a local server in tests).
+        templates_dir: Folder of the stage-to-template YAML files.
+        timeout_seconds: HTTP timeout per request.
+        messages_per_second: The number's quota, as a Prefect rate limit (0: none).
+        max_attempts, backoff_seconds: Tries per message when rate-limited or Meta is down,
+            and the first wait between them.
+
+    Examples:
+        Save the channel once:
         ```python
-        from blocks.whatsapp import WhatsAppCloudChannel
+        from blocks import WhatsAppCloudChannel
 
         WhatsAppCloudChannel(
             phone_number_id="106540352242922",
             access_token="EAAG...",            # a System User token of the WhatsApp app
             app_secret="9f2c...",              # App settings > Basic > App secret
             verify_token="a-long-random-string",
-        ).save("default", overwrite=True)
+        ).save("BLOCK_NAME", overwrite=True)
+        ```
+
+        Load it (e.g. for a sweep's `whatsapp` parameter):
+        ```python
+        from blocks import WhatsAppCloudChannel
+
+        whatsapp_cloud_channel = WhatsAppCloudChannel.load("BLOCK_NAME")
+        print(whatsapp_cloud_channel.quota_key())
         ```
     """
 
     _block_type_name = "Dunning WhatsApp Cloud Channel"
     _description = "WhatsApp Business Cloud API: phone number id, token, webhook secrets."
+    _logo_url = API_LOGO
+    _documentation_url = docs_url(_block_type_name)
 
     phone_number_id: str = Field(description="The sending number's id in WhatsApp Manager.")
     access_token: SecretStr = Field(description="Cloud API access token (System User token).")

@@ -8,8 +8,14 @@ from typing import Any
 from babel import Locale, UnknownLocaleError
 from prefect import flow, get_run_logger
 
-from blocks import DunningPolicy, EmailChannel, InvoiceSource, LedgerDatabase, resolve
-from blocks.erp import resolve_source
+from blocks import (
+    SOURCE_TYPES,
+    DunningPolicy,
+    EmailChannel,
+    InvoiceSource,
+    LedgerDatabase,
+    resolve_block,
+)
 from dunning.mail import split_addresses
 from dunning.policy import today
 from dunning.reports import report_numbers
@@ -79,9 +85,11 @@ def portfolio_report(
             f"recipients {bad} are not email addresses; give the management list as "
             "comma-separated addresses, e.g. 'ceo@acme.es, cfo@acme.es'"
         )
-    day = as_of or today(DunningPolicy.resolve(policy))
-    ledger_block = resolve(LedgerDatabase, ledger)
-    source_block = resolve_source(source) if source else None
+    day = as_of or today(
+        resolve_block(policy, DunningPolicy, default=DunningPolicy.default).to_policy()
+    )
+    ledger_block = resolve_block(ledger, LedgerDatabase)
+    source_block = resolve_block(source, SOURCE_TYPES) if source else None
     data = load_portfolio(ledger_block, source_block, rates, base_currency)
     report = compute_report(data, day, period_days)
     charts = draw_charts(report, locale)
@@ -90,7 +98,8 @@ def portfolio_report(
     if recipients.strip():
         if not channel:
             raise ValueError("recipients given but no email channel: set `channel`")
-        sent = email_report(report, charts, resolve(EmailChannel, channel), recipients, locale)
+        channel_block = resolve_block(channel, EmailChannel)
+        sent = email_report(report, charts, channel_block, recipients, locale)
         result["email"] = sent
     else:
         logger.info("no recipients: the report is in the artifacts only")

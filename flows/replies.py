@@ -11,15 +11,15 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from blocks import (
+    SOURCE_TYPES,
     DunningPolicy,
     EmailChannel,
+    ImapMailbox,
     InvoiceSource,
     LedgerDatabase,
     ReplyLLM,
-    resolve,
+    resolve_block,
 )
-from blocks.erp import resolve_source
-from blocks.mailbox import ImapMailbox
 from tasks.replies import fetch_replies, handle_reply_task
 
 REPORT_COLUMNS = ("message", "sender", "invoices", "intent", "confidence", "state", "done")
@@ -56,12 +56,12 @@ def process_replies(
         Counts: messages fetched, processed, by intent, and needing a person.
     """
     logger = get_run_logger()
-    ledger_block = resolve(LedgerDatabase, ledger)
-    source_block = resolve_source(source)
-    llm_block = resolve(ReplyLLM, llm) if llm else None
-    channel_block = resolve(EmailChannel, channel)
-    rules = DunningPolicy.resolve(policy)
-    fetched = fetch_replies(resolve(ImapMailbox, mailbox), ledger_block) if mailbox else []
+    ledger_block = resolve_block(ledger, LedgerDatabase)
+    source_block = resolve_block(source, SOURCE_TYPES)
+    llm_block = resolve_block(llm, ReplyLLM) if llm else None
+    channel_block = resolve_block(channel, EmailChannel)
+    rules = resolve_block(policy, DunningPolicy, default=DunningPolicy.default).to_policy()
+    fetched = fetch_replies(resolve_block(mailbox, ImapMailbox), ledger_block) if mailbox else []
 
     store = ledger_block.get_ledger()
     pending = store.claim_inbound()

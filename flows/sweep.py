@@ -16,20 +16,20 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from blocks import (
+    CRM_TYPES,
+    SOURCE_TYPES,
     CrmBlock,
     DunningPolicy,
     EmailChannel,
     InvoiceSource,
+    LedgerCrm,
     LedgerDatabase,
     WhatsAppCloudChannel,
-    resolve,
+    resolve_block,
 )
-from blocks.crm import resolve_crm
-from blocks.erp import resolve_source
 from dunning.crm import count_by_state
 from dunning.importers import ImportResult
 from dunning.plan import action_dicts, deferred, due_now
-from dunning.policy import Policy
 from dunning.shards import in_shard
 from dunning.source_marks import changes_since, record_read
 from dunning.summary import SweepSummary, summarize
@@ -130,13 +130,13 @@ def _sweep(
     if now.tzinfo is None:
         raise ValueError("now must carry a timezone offset, e.g. 2026-12-09T10:00:00+01:00")
     now = now.astimezone(UTC)
-    source = resolve_source(source_ref)
-    channel = resolve(EmailChannel, channel_ref)
-    ledger = resolve(LedgerDatabase, ledger_ref)
-    crm = resolve_crm(crm_ref)
-    whatsapp = resolve(WhatsAppCloudChannel, whatsapp_ref) if whatsapp_ref else None
+    source = resolve_block(source_ref, SOURCE_TYPES)
+    channel = resolve_block(channel_ref, EmailChannel)
+    ledger = resolve_block(ledger_ref, LedgerDatabase)
+    crm = resolve_block(crm_ref, CRM_TYPES, default=LedgerCrm)
+    whatsapp = resolve_block(whatsapp_ref, WhatsAppCloudChannel) if whatsapp_ref else None
     channels = ("email", "whatsapp") if whatsapp else ("email",)
-    policy = _policy(policy_ref)
+    policy = resolve_block(policy_ref, DunningPolicy, default=DunningPolicy.default).to_policy()
 
     loaded: ImportResult
     tracked = invoice is None and source.supports_changes
@@ -191,12 +191,6 @@ def _task_runs_log_warnings_only() -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
-
-
-def _policy(ref: str | DunningPolicy | None) -> Policy:
-    if ref is None or ref == "":
-        return DunningPolicy.default().to_policy()
-    return resolve(DunningPolicy, ref).to_policy()
 
 
 def _deliver_crm(crm: CrmBlock, ledger: LedgerDatabase) -> dict[str, Any]:

@@ -338,8 +338,13 @@ def test_crm_down_keeps_the_log_pending_and_the_next_run_delivers(prefect_api, s
 
 
 def test_saved_blocks_are_found_by_name_with_their_secrets(prefect_api):
-    from blocks.crm import resolve_crm
-    from blocks.erp import resolve_source
+    from blocks import CRM_TYPES, SOURCE_TYPES, resolve_block
+
+    def resolve_source(value):
+        return resolve_block(value, SOURCE_TYPES)
+
+    def resolve_crm(value):
+        return resolve_block(value, CRM_TYPES)
 
     OdooInvoiceSource(url="https://acme.odoo.example", api_key="odoo-secret-1").save(
         "erp-e2e", overwrite=True
