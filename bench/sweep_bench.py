@@ -307,7 +307,8 @@ def run_scenario(args: argparse.Namespace) -> dict:
     from prefect.task_runners import ThreadPoolTaskRunner
 
     import flows.sweep as sweep_module
-    from dunning.plan import action_dicts, due_now
+    from dunning.action import PlannedAction
+    from dunning.plan import due_now, planned_actions
     from dunning.policy import default_policy
     from tasks.act import send_reminder
     from tasks.erp import fetch_open_invoices
@@ -319,14 +320,14 @@ def run_scenario(args: argparse.Namespace) -> dict:
     runner = ThreadPoolTaskRunner(max_workers=args.workers)
     result: dict = {"scenario": args.scenario}
 
-    def _prepare_actions() -> tuple[list[dict], dict]:
+    def _prepare_actions() -> tuple[list[PlannedAction], dict]:
         policy = default_policy()
         t = time.perf_counter()
         loaded = fetch_open_invoices(source, None)
         invoices = loaded.invoices
         sync_ledger(ledger, invoices, policy, now)
         planned = plan_actions(invoices, policy, ledger, now, channel.window(policy.window))
-        actions = action_dicts(due_now(planned, now))
+        actions = planned_actions(due_now(planned, now))
         result["prepare_s"] = time.perf_counter() - t
         emails = dict(zip(invoices["invoice_number"], invoices["email"], strict=True))
         return actions, emails
@@ -345,7 +346,7 @@ def run_scenario(args: argparse.Namespace) -> dict:
                 )
             )
         result["send_s"] = time.perf_counter() - t
-        return {"sent": sum(o["status"] == "sent" for o in outcomes), "tasks": len(actions)}
+        return {"sent": sum(o.status == "sent" for o in outcomes), "tasks": len(actions)}
 
     @flow(name="bench-naive", task_runner=runner)
     def bench_naive() -> dict:
@@ -355,11 +356,11 @@ def run_scenario(args: argparse.Namespace) -> dict:
         t = time.perf_counter()
         futures = [
             email_send_message.with_options(name="naive-send").submit(
-                subject=f"Reminder: invoice {a['invoice']} ({a['stage']})",
-                msg=f"<p>Dear customer, invoice {a['invoice']} is due. Please pay.</p>",
+                subject=f"Reminder: invoice {a.invoice} ({a.stage})",
+                msg=f"<p>Dear customer, invoice {a.invoice} is due. Please pay.</p>",
                 email_server_credentials=creds,
                 email_from="cobros@acme.example",
-                email_to=emails[a["invoice"]],
+                email_to=emails[a.invoice],
             )
             for a in actions
         ]

@@ -14,7 +14,7 @@ from blocks.quota import MessageQuota
 from dunning.act import EmailIdentity
 from dunning.mail import split_addresses
 from dunning.policy import Window
-from dunning.smtp import SmtpPool, SmtpSettings
+from dunning.smtp import DEFAULT_POOL_SIZE, SmtpPool, SmtpSettings
 
 _pools: dict[tuple, SmtpPool] = {}
 _pools_lock = threading.Lock()
@@ -73,7 +73,9 @@ class EmailChannel(MessageQuota, Block):
     bcc_archive: str = Field("", description="Archive address(es) copied on every message.")
     window_start: time | None = Field(None, description="Overrides the policy's window start.")
     window_end: time | None = Field(None, description="Overrides the policy's window end.")
-    pool_size: int = Field(4, ge=1, le=32, description="SMTP connections kept open.")
+    pool_size: int = Field(
+        DEFAULT_POOL_SIZE, ge=1, le=32, description="SMTP connections kept open."
+    )
     timeout_seconds: float = Field(30.0, gt=0, description="SMTP network timeout.")
 
     def quota_key(self) -> str:

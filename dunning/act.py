@@ -21,17 +21,18 @@ Every message sent, human task opened and status set is also queued for the CRM
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from babel.numbers import format_currency
 
-from dunning.crm import queue_note, queue_status, queue_task
+from dunning.action import ActionKey, Outcome, PlannedAction
+from dunning.crm import queue_note, queue_status
 from dunning.delivery import deliver
-from dunning.ledger import Ledger
+from dunning.ledger import Ledger, closed_in_ledger
 from dunning.ledger.models import TAKEN_REASONS
 from dunning.mail import Envelope, build_email, resolve_attachment, split_addresses
 from dunning.policy import Policy, Stage
@@ -69,33 +70,8 @@ class WhatsAppSender:
     templates: TemplateBook
 
 
-@dataclass
-class Outcome:
-    """What happened to one action; `status` is sent, task, skipped or failed.
-
-    `channel` is the channel that carried it: a WhatsApp action that fell back says
-    `email` here, with `fallback_from` whatsapp and `fallback_reason` (e.g.
-    `undeliverable: ... (code 131026 ...)`).
-    """
-
-    key: str
-    invoice: str
-    stage: str
-    channel: str
-    status: str
-    reason: str = ""
-    recipient: str = ""
-    message_id: str = ""
-    escalations: list[str] = field(default_factory=list)
-    fallback_from: str = ""
-    fallback_reason: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 def execute_action(
-    action: dict[str, Any],
+    action: PlannedAction | Mapping[str, Any],
     *,
     ledger: Ledger,
     policy: Policy,
@@ -107,27 +83,22 @@ def execute_action(
     attachments_root: str | None = None,
     whatsapp: WhatsAppSender | None = None,
 ) -> Outcome:
-    """Carry out one row of the plan (see module docstring).
+    """Carry out one action of the plan (see module docstring).
 
-    `action["channel"]` is email, task or whatsapp (the latter needs `whatsapp`). Raises
+    `action` is a `PlannedAction`, or its JSON form (`PlannedAction.to_dict`). Its channel
+    is email, task or whatsapp (the latter needs `whatsapp`). Raises
     `NotSent` for a temporary mail-server or Cloud API failure (a rate limit after backoff),
     after recording it, so that the caller (a Prefect task with retries) tries again; an
     invalid WhatsApp token raises `AuthError` naming the block (permanent: not retried);
     every other failure is an `Outcome`.
     """
-    key, invoice, stage_name, channel = (
-        action["key"],
-        action["invoice"],
-        action["stage"],
-        action["channel"],
-    )
-    segment = action.get("segment") or None
-    outcome = Outcome(key=key, invoice=invoice, stage=stage_name, channel=channel, status="skipped")
+    if not isinstance(action, PlannedAction):
+        action = PlannedAction.from_dict(action)
+    key, invoice, stage_name, channel = action.key, action.invoice, action.stage, action.channel
+    outcome = Outcome(key=key, stage=stage_name, status="skipped")
 
     fresh = lookup(invoice)
     # A payment webhook may have closed the invoice before the source shows it.
-    from dunning.inbound.effects import closed_in_ledger
-
     if fresh is not None and (closed := closed_in_ledger(ledger, invoice)):
         fresh = fresh.model_copy(update={"status": closed})
     if fresh is None or not fresh.is_payable or fresh.status == "disputed":
@@ -141,13 +112,13 @@ def execute_action(
         ledger.record_event(
             "skipped",
             invoice_number=invoice,
-            customer_id=action["customer"],
-            action_key=key,
+            customer_id=action.customer,
+            action_key=str(key),
             reason=outcome.reason,
         )
         return outcome
 
-    today = pd.Timestamp(now).tz_convert(action.get("timezone") or policy.timezone).date()
+    today = pd.Timestamp(now).tz_convert(action.timezone or policy.timezone).date()
     # Paused since the plan was made (a dispute or promise read from a reply meanwhile)?
     pause = ledger.pause_reason(
         invoice, fresh.customer_id, channel, today, policy.promise_grace_days
@@ -158,7 +129,7 @@ def execute_action(
             "skipped",
             invoice_number=invoice,
             customer_id=fresh.customer_id,
-            action_key=key,
+            action_key=str(key),
             reason=pause,
         )
         return outcome
@@ -168,7 +139,7 @@ def execute_action(
     if not _claim(ledger, outcome, fresh, policy, flow_run_id):
         return outcome
 
-    stage = policy.stage(stage_name, segment)
+    stage = policy.stage(stage_name, action.segment or None)
     if channel == "whatsapp":
         assert whatsapp is not None
         sent = _send_whatsapp(
@@ -185,7 +156,7 @@ def execute_action(
             return outcome
         if outcome.channel == "whatsapp":
             # Keyed as the email action's: a stage on both channels opens one task.
-            email_key = key.rsplit(":", 1)[0] + ":email"
+            email_key = key.on("email")
             outcome.escalations = _escalate(stage, fresh, email_key, ledger=ledger, today=today)
             return outcome
         # Fell back: the email key now carries the stage, as if planned on email.
@@ -199,23 +170,16 @@ def execute_action(
         )
         assignee = stage.escalation.assignee if stage.escalation else "account_owner"
         ledger.open_task(
-            key=key,
+            key=str(key),
             invoice_number=invoice,
             customer_id=fresh.customer_id,
             title=title,
             assignee=assignee,
             due_on=today,
+            crm_key=f"{key}:task",
+            crm={"task_type": "CALL", **_crm_contact(fresh)},
         )
-        queue_task(
-            ledger,
-            key=f"{key}:task",
-            title=title,
-            assignee=assignee,
-            due_on=today,
-            task_type="CALL",
-            **_crm_refs(fresh),
-        )
-        ledger.mark_sent(key, "human task opened")
+        ledger.mark_sent(str(key), "human task opened")
         outcome.status = "task"
     else:
         if pool is None or identity is None:
@@ -243,7 +207,7 @@ def _claim(
 ) -> bool:
     """Reserve `outcome.key` in the outbox; False (and the reason) if someone has it."""
     claim = ledger.claim(
-        key=outcome.key,
+        key=str(outcome.key),
         invoice_number=inv.invoice_number,
         customer_id=inv.customer_id,
         stage=outcome.stage,
@@ -262,7 +226,7 @@ def _claim(
 
 
 def _send_whatsapp(
-    action: dict[str, Any],
+    action: PlannedAction,
     inv: Invoice,
     stage: Stage,
     outcome: Outcome,
@@ -280,14 +244,14 @@ def _send_whatsapp(
     result = send_whatsapp_reminder(
         ledger=ledger,
         client=whatsapp.client,
-        key=outcome.key,
+        key=str(outcome.key),
         invoice=inv,
         stage=stage.name,
         language=_language_of(action, inv),
-        country=action.get("country") or inv.country,
+        country=action.country or inv.country,
         today=today,
         templates=whatsapp.templates,
-        opted_in=bool(inv.whatsapp_opt_in) or bool(action.get("opted_in")),
+        opted_in=bool(inv.whatsapp_opt_in),
         company_name=identity.from_name if identity else "",
     )
     outcome.recipient, outcome.message_id = result.recipient, result.message_id
@@ -314,14 +278,13 @@ def _send_whatsapp(
     email_channel = "email" if inv.email else "task"
     outcome.fallback_from = "whatsapp"
     outcome.fallback_reason = f"{result.reason}: {result.detail}"[:500]
-    outcome.key = outcome.key.rsplit(":", 1)[0] + f":{email_channel}"
-    outcome.channel = email_channel
+    outcome.key = outcome.key.on(email_channel)
     outcome.recipient = outcome.message_id = ""
     return True
 
 
 def _send_email(
-    action: dict[str, Any],
+    action: PlannedAction,
     inv: Invoice,
     stage: Stage,
     outcome: Outcome,
@@ -333,14 +296,14 @@ def _send_email(
     attachments_root: str | None,
     promised_on: date | None = None,
 ) -> None:
-    key = outcome.key
+    key = str(outcome.key)
     attachment = resolve_attachment(inv.pdf_path, attachments_root)
     try:
         context = invoice_context(
             inv,
             today=today,
             language=_language_of(action, inv),
-            country=action.get("country") or inv.country,
+            country=action.country or inv.country,
             payment_link=None if stage.include_payment_link else "",
             company_name=identity.from_name,
             reply_to=identity.reply_to or identity.from_address,
@@ -349,7 +312,7 @@ def _send_email(
             has_attachment=attachment is not None,
         )
         if promised_on is not None:
-            locale = locale_for(_language_of(action, inv), action.get("country") or inv.country)
+            locale = locale_for(_language_of(action, inv), action.country or inv.country)
             context["promised_on"] = format_day(promised_on, locale)
         rendered = render_email(
             stage.template_name, _language_of(action, inv), context, fallback_language="en"
@@ -396,9 +359,9 @@ def _send_email(
             key=f"{key}:bounce",
             invoice_number=inv.invoice_number,
             customer_id=inv.customer_id,
+            crm=_crm_contact(inv),
             **task,
         )
-        queue_task(ledger, key=f"{key}:bounce", **task, **_crm_refs(inv))
         outcome.status, outcome.reason = "failed", f"rejected: {delivery.detail}"
         return
     if delivery.status == "in_doubt":
@@ -422,24 +385,25 @@ def _send_email(
     outcome.status = "sent"
 
 
-def _promised_on(ledger: Ledger, key: str, policy: Policy) -> date | None:
+def _promised_on(ledger: Ledger, key: ActionKey, policy: Policy) -> date | None:
     """The promised date of a "promise broken" action (its key names the promise:
     `F-1:promise_broken-7:email`), None for every other action."""
-    parts = key.rsplit(":", 2)
     prefix = f"{policy.replies.broken_promise.name}-"
-    if len(parts) != 3 or not parts[1].startswith(prefix):
+    if not key.stage.startswith(prefix):
         return None
-    number = parts[1][len(prefix) :]
+    number = key.stage[len(prefix) :]
     promise = ledger.promise(int(number)) if number.isdigit() else None
     return promise.promised_on if promise else None
 
 
-def _language_of(action: dict[str, Any], inv: Invoice) -> str:
+def _language_of(action: PlannedAction, inv: Invoice) -> str:
     """The plan fills in a language from the country when the source has none."""
-    return action.get("language") or inv.language or "en"
+    return action.language or inv.language or "en"
 
 
-def _escalate(stage: Stage, inv: Invoice, key: str, *, ledger: Ledger, today: date) -> list[str]:
+def _escalate(
+    stage: Stage, inv: Invoice, key: ActionKey, *, ledger: Ledger, today: date
+) -> list[str]:
     done: list[str] = []
     esc = stage.escalation
     if esc is None:
@@ -457,17 +421,13 @@ def _escalate(stage: Stage, inv: Invoice, key: str, *, ledger: Ledger, today: da
             title=title,
             assignee=esc.assignee,
             due_on=due_on,
-        )
-        queue_task(
-            ledger,
-            key=f"{key}:escalation",
-            title=title,
-            assignee=esc.assignee,
-            due_on=due_on,
-            priority="HIGH" if stage.tone == "final" else "MEDIUM",
-            task_type="CALL" if "call" in esc.human_task.lower() else "TODO",
-            note=f"{_money(inv.amount_due, inv.currency)} due since {inv.due_date.isoformat()}.",
-            **_crm_refs(inv),
+            crm={
+                "priority": "HIGH" if stage.tone == "final" else "MEDIUM",
+                "task_type": "CALL" if "call" in esc.human_task.lower() else "TODO",
+                "note": f"{_money(inv.amount_due, inv.currency)} due since "
+                f"{inv.due_date.isoformat()}.",
+                **_crm_contact(inv),
+            },
         )
         done.append(f"task:{esc.assignee}")
     if esc.customer_status:
@@ -482,6 +442,11 @@ def _escalate(stage: Stage, inv: Invoice, key: str, *, ledger: Ledger, today: da
         )
         done.append(f"status:{esc.customer_status}")
     return done
+
+
+def _crm_contact(inv: Invoice) -> dict[str, Any]:
+    """Who a CRM task is about, beside its invoice and customer ids: name and email."""
+    return {"customer_name": inv.customer_name, "email": inv.email}
 
 
 def _crm_refs(inv: Invoice) -> dict[str, Any]:

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from babel.languages import get_official_languages
 
+from dunning.action import PlannedAction, key_column, stage_column, stage_keys, with_channels
 from dunning.calendar import (
     add_business_days,
     business_calendar,
@@ -208,35 +209,29 @@ def deferred(planned: pd.DataFrame, now: datetime) -> pd.DataFrame:
 
 
 #: What the act step needs of a plan row (`channel` is one of the row's `channels`).
-ACTION_FIELDS = [
-    "key",
-    "invoice",
-    "customer",
-    "stage",
-    "channel",
-    "segment",
-    "timezone",
-    "language",
-    "country",
-]
+ACTION_FIELDS = ["key", "customer", "stage", "segment", "timezone", "language", "country"]
+
+
+def planned_actions(planned: pd.DataFrame) -> list[PlannedAction]:
+    """The plan's actions, where they leave the frame: one `PlannedAction` per task run.
+
+    Pass only the rows to act on (e.g. `due_now(planned, now)`). A row on several channels
+    (a stage on `all`) becomes one action per channel, each with its own key
+    `invoice:stage:channel`; the ledger's claim keeps every key to one send.
+    """
+    rows = planned
+    if "channels" in planned:
+        multi = planned["channels"].fillna("").str.contains(",", regex=False)
+        if multi.any():
+            rows = planned.assign(channel=planned["channels"].where(multi, planned["channel"]))
+            rows = rows.assign(channel=rows["channel"].str.split(",")).explode("channel")
+            rows = rows.assign(key=with_channels(rows["key"], rows["channel"]))
+    return [PlannedAction.from_dict(r) for r in rows[ACTION_FIELDS].to_dict("records")]
 
 
 def action_dicts(planned: pd.DataFrame) -> list[dict]:
-    """Plan rows as the small dicts the per-action task takes (one task run each).
-
-    A row on several channels (a stage on `all`) becomes one action per channel, each with
-    its own key `invoice:stage:channel`; the ledger's claim keeps every key to one send.
-    """
-    if "channels" not in planned:
-        return planned[ACTION_FIELDS].to_dict("records")
-    multi = planned["channels"].fillna("").str.contains(",", regex=False)
-    if not multi.any():
-        return planned[ACTION_FIELDS].to_dict("records")
-    rows = planned.assign(channel=planned["channels"].where(multi, planned["channel"]))
-    rows = rows.assign(channel=rows["channel"].str.split(",")).explode("channel")
-    stage_key = rows["key"].str.rsplit(":", n=1).str[0]
-    rows = rows.assign(key=stage_key + ":" + rows["channel"])
-    return rows[ACTION_FIELDS].to_dict("records")
+    """`planned_actions` in their JSON form (`PlannedAction.to_dict`)."""
+    return [a.to_dict() for a in planned_actions(planned)]
 
 
 def plan_records(planned: pd.DataFrame) -> list[dict]:
@@ -396,9 +391,7 @@ def _keys(invoice: pd.Series, stage: np.ndarray, channel: np.ndarray) -> np.ndar
     """Idempotency key of each action: invoice:stage:channel."""
     keys = np.full(len(stage), "", dtype=object)
     has = np.flatnonzero(stage != "")
-    keys[has] = (
-        invoice.iloc[has].astype(str).to_numpy(dtype=object) + ":" + stage[has] + ":" + channel[has]
-    )
+    keys[has] = key_column(invoice.iloc[has], stage[has], channel[has])
     return keys
 
 
@@ -413,9 +406,9 @@ def _owed_broken_promise(invoice: pd.Series, state: LedgerState, stage: str) -> 
         return np.full(len(invoice), np.nan)
     latest = broken.groupby("invoice_number")["id"].max()
     finished = state.actions.loc[state.actions["state"].isin(["sent", "rejected"]), "key"]
-    finished_stages = set(finished.str.rsplit(":", n=1).str[0])
-    owed_key = latest.index.to_series() + f":{stage}-" + latest.astype(str)
-    owed = latest[~owed_key.isin(finished_stages)]
+    finished_stages = set(stage_column(finished))
+    owed_key = stage_keys(latest.index.to_series(), f"{stage}-" + latest.astype(str))
+    owed = latest[~pd.Index(owed_key).isin(finished_stages)]
     return invoice.map(owed).to_numpy(dtype=float)
 
 

@@ -20,6 +20,10 @@ from email.message import EmailMessage
 
 from dunning.mail import Envelope
 
+#: SMTP connections a pool keeps open unless told otherwise (`EmailChannel.pool_size`); the
+#: sweep sends with as many threads (`dunning.sweep.SEND_WORKERS`), one connection each.
+DEFAULT_POOL_SIZE = 4
+
 
 class SendError(Exception):
     """Base of SMTP sending failures; the message never contains credentials."""
@@ -97,7 +101,7 @@ class SmtpPool:
     def __init__(
         self,
         settings: SmtpSettings,
-        size: int = 4,
+        size: int = DEFAULT_POOL_SIZE,
         connector: Callable[[SmtpSettings], smtplib.SMTP] = connect,
     ) -> None:
         self.settings = settings

@@ -9,13 +9,17 @@ from typing import Any
 
 import pandas as pd
 
+from dunning.action import Outcome
 from dunning.importers import describe_quarantine
 from dunning.ledger import SyncReport
 
 
 @dataclass
 class SweepSummary:
-    """Counts and rows of one sweep, ready for an artifact or a JSON answer."""
+    """Counts and rows of one sweep, ready for an artifact or a JSON answer.
+
+    `actions` are the outcomes in their JSON form (`Outcome.to_dict`).
+    """
 
     now: str
     invoices: int
@@ -49,17 +53,17 @@ class SweepSummary:
 def summarize(
     planned: pd.DataFrame,
     deferred: pd.DataFrame,
-    outcomes: list[dict[str, Any]],
+    outcomes: list[Outcome],
     quarantine: pd.DataFrame,
     sync: SyncReport | None,
     now: datetime,
 ) -> SweepSummary:
     """Combine the plan's skips with the outcome of every action attempted."""
     skipped = Counter(planned["skip_reason"].dropna())
-    by_status = Counter(o["status"] for o in outcomes)
+    by_status = Counter(o.status for o in outcomes)
     for o in outcomes:
-        if o["status"] == "skipped":
-            skipped[o["reason"]] += 1
+        if o.status == "skipped":
+            skipped[o.reason] += 1
     summary = SweepSummary(
         now=now.isoformat(),
         invoices=len(planned),
@@ -70,7 +74,7 @@ def summarize(
         deferred=len(deferred),
         skipped=dict(sorted(skipped.items())),
         sync=dict(vars(sync)) if sync else {},
-        actions=outcomes,
+        actions=[o.to_dict() for o in outcomes],
         quarantine=describe_quarantine(quarantine),
         next_send_at=deferred["send_at"].min().isoformat() if len(deferred) else None,
     )

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.runtime import deployment as current_deployment
@@ -27,12 +29,14 @@ from blocks import (
     WhatsAppCloudChannel,
     resolve_block,
 )
+from dunning.action import Outcome, PlannedAction
 from dunning.crm import count_by_state
 from dunning.importers import ImportResult
-from dunning.plan import action_dicts, deferred, due_now
+from dunning.ledger import SyncReport
 from dunning.shards import in_shard
 from dunning.source_marks import changes_since, record_read
-from dunning.summary import SweepSummary, summarize
+from dunning.summary import SweepSummary
+from dunning.sweep import SEND_WORKERS, run_sweep
 from tasks.act import send_reminder
 from tasks.crm import deliver_crm_entries
 from tasks.erp import fetch_one_invoice, fetch_open_invoices
@@ -40,8 +44,6 @@ from tasks.ledger import sync_ledger
 from tasks.plan import plan_actions
 from tasks.report import publish_summary
 
-#: Threads sending at once; each holds at most one SMTP connection from the channel's pool.
-SEND_WORKERS = 8
 #: Most CRM delivery batches per run (a backlog larger than this waits for the next run).
 MAX_CRM_BATCHES = 50
 
@@ -138,42 +140,48 @@ def _sweep(
     channels = ("email", "whatsapp") if whatsapp else ("email",)
     policy = resolve_block(policy_ref, DunningPolicy, default=DunningPolicy.default).to_policy()
 
-    loaded: ImportResult
+    # The core's sweep (`dunning.sweep.run_sweep`), each step one task run of this flow.
     tracked = invoice is None and source.supports_changes
-    if invoice is None:
-        since = changes_since(ledger.get_ledger(), source.source_key) if tracked else None
-        started = datetime.now(UTC)
-        loaded = fetch_open_invoices(source, since)
-    else:
-        loaded = fetch_one_invoice(source, invoice)
-        if loaded.invoices.empty:
-            where = getattr(source, "path", None) or source.label
-            raise ValueError(
-                f"invoice {invoice} is not in {where} (or was quarantined: see the logs)"
-            )
-    invoices = in_shard(loaded.invoices, *shard)
-    if shard[0] > 1:
-        logger.info("shard %d of %d: %d invoices", shard[1], shard[0], len(invoices))
-    report = sync_ledger(ledger, invoices, policy, now)
-    if tracked:
-        record_read(ledger.get_ledger(), source.source_key, started, len(invoices))
-    planned = plan_actions(invoices, policy, ledger, now, channel.window(policy.window), channels)
-    todo = due_now(planned, now)
-    waiting = deferred(planned, now)
-    logger.info("%d actions due now, %d waiting for their window", len(todo), len(waiting))
+    since = changes_since(ledger.get_ledger(), source.source_key) if tracked else None
+    started = datetime.now(UTC)
 
-    actions = action_dicts(todo)
-    # quote(): Prefect would otherwise walk the blocks and the policy, field by field, for
-    # every task run (~10 % of this process's CPU); they carry no upstream results.
-    shared = [quote(x) for x in (source, policy, channel, ledger)]
-    with _task_runs_log_warnings_only():
-        futures = [send_reminder.submit(a, *shared, now, quote(whatsapp)) for a in actions]
-        outcomes = [_outcome(f, a) for f, a in zip(futures, actions, strict=True)]
-    summary = summarize(planned, waiting, outcomes, loaded.quarantine, report, now)
+    def fetch() -> ImportResult:
+        if invoice is None:
+            loaded = fetch_open_invoices(source, since)
+        else:
+            loaded = fetch_one_invoice(source, invoice)
+            if loaded.invoices.empty:
+                where = getattr(source, "path", None) or source.label
+                raise ValueError(
+                    f"invoice {invoice} is not in {where} (or was quarantined: see the logs)"
+                )
+        invoices = in_shard(loaded.invoices, *shard)
+        if shard[0] > 1:
+            logger.info("shard %d of %d: %d invoices", shard[1], shard[0], len(invoices))
+        return replace(loaded, invoices=invoices)
+
+    def sync(invoices: pd.DataFrame) -> SyncReport:
+        report = sync_ledger(ledger, invoices, policy, now)
+        if tracked:
+            record_read(ledger.get_ledger(), source.source_key, started, len(invoices))
+        return report
+
+    def plan(invoices: pd.DataFrame) -> pd.DataFrame:
+        return plan_actions(invoices, policy, ledger, now, channel.window(policy.window), channels)
+
+    def act(actions: list[PlannedAction]) -> list[Outcome]:
+        # quote(): Prefect would otherwise walk the blocks and the policy, field by field,
+        # for every task run (~10 % of this process's CPU); they carry no upstream results.
+        shared = [quote(x) for x in (source, policy, channel, ledger)]
+        with _task_runs_log_warnings_only():
+            futures = [send_reminder.submit(a, *shared, now, quote(whatsapp)) for a in actions]
+            return [_outcome(f, a) for f, a in zip(futures, actions, strict=True)]
+
+    summary = run_sweep(fetch=fetch, sync=sync, plan=plan, act=act, now=now, log=logger)
     summary.crm = _deliver_crm(crm, ledger)
     publish_summary(summary)
-    if live and len(waiting):
-        _schedule_follow_up(waiting["send_at"].min().to_pydatetime(), now)
+    if live and summary.next_send_at:
+        _schedule_follow_up(pd.Timestamp(summary.next_send_at).to_pydatetime(), now)
     logger.info("sweep done: %s", summary.counts())
     return summary
 
@@ -222,22 +230,12 @@ def _deliver_crm(crm: CrmBlock, ledger: LedgerDatabase) -> dict[str, Any]:
     }
 
 
-def _outcome(future: PrefectFuture, action: dict[str, Any]) -> dict[str, Any]:
+def _outcome(future: PrefectFuture[Outcome], action: PlannedAction) -> Outcome:
     """The task's outcome, or a failed one carrying the error once retries ran out."""
     try:
         return future.result()
     except Exception as exc:  # the task failed for good: record it, keep the other actions
-        return {
-            "key": action["key"],
-            "invoice": action["invoice"],
-            "stage": action["stage"],
-            "channel": action["channel"],
-            "status": "failed",
-            "reason": str(exc)[:300],
-            "recipient": "",
-            "message_id": "",
-            "escalations": [],
-        }
+        return Outcome.failed(action, exc)
 
 
 def _schedule_follow_up(when: datetime, now: datetime) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -15,6 +14,7 @@ from blocks.ledger import LedgerDatabase
 from blocks.sources import InvoiceSource
 from blocks.whatsapp import WhatsAppCloudChannel
 from dunning.act import WhatsAppSender, execute_action
+from dunning.action import Outcome, PlannedAction
 from dunning.policy import Policy
 from tasks.erp import ensure_rate_limit, rate_limited
 from tasks.retry import retry_if_temporary
@@ -22,21 +22,21 @@ from tasks.retry import retry_if_temporary
 
 @task(
     name="send-reminder",
-    task_run_name="{action[invoice]}-{action[stage]}",
+    task_run_name="{action.invoice}-{action.stage}",
     retries=3,
     retry_delay_seconds=[2, 10, 30],
     retry_condition_fn=retry_if_temporary,
     cache_policy=NO_CACHE,
 )
 def send_reminder(
-    action: dict[str, Any],
+    action: PlannedAction,
     source: InvoiceSource,
     policy: Policy,
     channel: EmailChannel | None,
     ledger: LedgerDatabase,
     now: datetime,
     whatsapp: WhatsAppCloudChannel | None = None,
-) -> dict[str, Any]:
+) -> Outcome:
     """Send one planned reminder (or open its human task), exactly once.
 
     Re-checks the invoice at the source (under the source's rate limit), claims the action
@@ -53,16 +53,16 @@ def send_reminder(
     of that channel's Prefect rate limit (created if missing), so the provider's quota holds
     across all workers.
 
-    Returns the outcome: `status` sent, task, skipped (with `reason`) or failed; `channel`
+    Returns the `Outcome`: `status` sent, task, skipped (with `reason`) or failed; `channel`
     the channel that carried it.
     """
     ensure_rate_limit(source)
     # The provider's quota (messages per second), shared by every worker of the sweep.
-    sender = whatsapp if action["channel"] == "whatsapp" else channel
+    sender = whatsapp if action.channel == "whatsapp" else channel
     if sender is not None and ensure_rate_limit(sender):
         rate_limit(sender.rate_limit_name(), strict=True)
     with rate_limited(source):
-        outcome = execute_action(
+        return execute_action(
             action,
             ledger=ledger.get_ledger(),
             policy=policy,
@@ -74,4 +74,3 @@ def send_reminder(
             attachments_root=source.attachments_root,
             whatsapp=WhatsAppSender(whatsapp.client(), whatsapp.templates()) if whatsapp else None,
         )
-    return outcome.to_dict()

@@ -192,7 +192,7 @@ def test_paid_between_plan_and_send_gets_nothing(prefect_api, sink, tmp_path):
     from prefect import flow
 
     from dunning.importers import read_invoice_file
-    from dunning.plan import action_dicts, due_now, plan
+    from dunning.plan import due_now, plan, planned_actions
     from dunning.policy import default_policy
     from tasks.act import send_reminder
 
@@ -204,7 +204,7 @@ def test_paid_between_plan_and_send_gets_nothing(prefect_api, sink, tmp_path):
 
     @flow
     def act() -> dict:
-        (action,) = action_dicts(planned)
+        (action,) = planned_actions(planned)
         return send_reminder(
             action,
             CsvInvoiceSource(path=str(csv)),
@@ -212,7 +212,7 @@ def test_paid_between_plan_and_send_gets_nothing(prefect_api, sink, tmp_path):
             channel_for(sink),
             LedgerDatabase(url=f"sqlite:///{tmp_path}/l.db"),
             NOW,
-        )
+        ).to_dict()
 
     outcome = act()
     assert outcome["status"] == "skipped" and outcome["reason"] == "paid_at_source"

@@ -1,8 +1,9 @@
-"""The sweep's core without Prefect: fetch, sync, plan, act, as `flows/sweep.py` does.
+"""The core's sweep without Prefect (`dunning.sweep.run_sweep`), on a CSV file and SMTP.
 
 The fault tests drive this directly (and as a subprocess, to be killed) where the fault is
-not about Prefect: it is the same `dunning` code the flow's tasks call, minus the server
-round trips. `retry_delays` stands in for the send task's retries (temporary `NotSent`).
+not about Prefect: the same pipeline the `dunning-sweep` flow maps onto its tasks, with
+plain functions as the steps, minus the server round trips. `retry_delays` stands in for
+the send task's retries (temporary `NotSent`).
 
 Run one sweep in a process of its own (prints `acting <n>` before the first send, then the
 counts as JSON):
@@ -15,20 +16,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
+import pandas as pd
+
 from dunning.act import EmailIdentity, execute_action
+from dunning.action import Outcome, PlannedAction
 from dunning.importers import ImportResult, read_invoice_file, to_invoice
-from dunning.ledger import Ledger
-from dunning.plan import action_dicts, due_now, plan
+from dunning.ledger import Ledger, SyncReport
+from dunning.plan import plan
 from dunning.policy import Policy, default_policy
 from dunning.schema import Invoice
-from dunning.smtp import NotSent, SmtpPool, SmtpSettings
+from dunning.smtp import SmtpPool, SmtpSettings
+from dunning.sweep import act_in_threads, run_sweep
 
 NOW = datetime.fromisoformat("2026-12-09T10:00:00+01:00")  # a Wednesday, inside the window
 IDENTITY = EmailIdentity(from_address="cobros@acme.example", from_name="Acme S.L.")
@@ -66,38 +69,34 @@ def sweep(
     attachments_root: str | None = None,
     on_acting: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """One sweep; the outcome of every action (a failed one carries the error)."""
+    """One sweep; the outcome of every action as a dict (a failed one carries the error)."""
     policy = policy or default_policy()
-    loaded = read()
-    ledger.sync_invoices(loaded.invoices, now=now)
-    planned = plan(loaded.invoices, policy, now, ledger.planning_state())
-    actions = action_dicts(due_now(planned, now))
-    if on_acting:
-        on_acting(len(actions))
 
-    def act(action: dict[str, Any]) -> dict[str, Any]:
-        for delay in [*retry_delays, None]:
-            try:
-                return execute_action(
-                    action,
-                    ledger=ledger,
-                    policy=policy,
-                    lookup=lookup,
-                    pool=pool,
-                    identity=identity,
-                    now=now,
-                    attachments_root=attachments_root,
-                ).to_dict()
-            except NotSent as exc:
-                if exc.permanent or delay is None:
-                    return {"key": action["key"], "status": "failed", "reason": str(exc)}
-                time.sleep(delay)
-            except Exception as exc:  # as the flow does: this action failed, the rest go on
-                return {"key": action["key"], "status": "failed", "reason": str(exc)}
-        raise AssertionError("unreachable")
+    def sync(invoices: pd.DataFrame) -> SyncReport:
+        return ledger.sync_invoices(invoices, now=now)
 
-    with ThreadPoolExecutor(max_workers=workers) as threads:
-        return list(threads.map(act, actions))
+    def plan_all(invoices: pd.DataFrame) -> pd.DataFrame:
+        return plan(invoices, policy, now, ledger.planning_state())
+
+    def act_one(action: PlannedAction) -> Outcome:
+        return execute_action(
+            action,
+            ledger=ledger,
+            policy=policy,
+            lookup=lookup,
+            pool=pool,
+            identity=identity,
+            now=now,
+            attachments_root=attachments_root,
+        )
+
+    def act(actions: list[PlannedAction]) -> list[Outcome]:
+        if on_acting:
+            on_acting(len(actions))
+        return act_in_threads(actions, act_one, workers=workers, retry_delays=retry_delays)
+
+    summary = run_sweep(fetch=read, sync=sync, plan=plan_all, act=act, now=now)
+    return summary.actions
 
 
 def counts(outcomes: list[dict[str, Any]]) -> dict[str, int]:

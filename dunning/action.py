@@ -1,0 +1,197 @@
+"""The typed values of the act step: an action's key, the planned action, its outcome.
+
+A planned action leaves the plan's frame once (`dunning.plan.planned_actions`) as a
+`PlannedAction`, is carried out by `dunning.act.execute_action` (the Prefect task
+`send-reminder` wraps it) and ends as an `Outcome`. Plain frozen dataclasses of strings,
+so Prefect can pass them to task runs and keep them as results.
+
+The key `invoice:stage:channel` is the ledger's idempotency key: one claim, one message.
+`ActionKey` and, vectorized for the plan's frame, the `*_column`/`stage_keys`/
+`with_channels` functions beside it are the only places its string form is built or parsed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+
+#: Between the parts of a key. Invoice numbers may contain it (keys are split from the
+#: right); stage and channel names never do.
+SEPARATOR = ":"
+
+#: How much of an error's text a failed outcome keeps (the summary shows it).
+REASON_CHARS = 300
+
+
+@dataclass(frozen=True)
+class ActionKey:
+    """The idempotency key of one action: `invoice:stage:channel`.
+
+    `stage` is the key's stage: the ladder stage, or for a broken promise the stage and the
+    promise's id (`promise_broken-7`), one message per promise.
+
+    Example:
+        >>> key = ActionKey.parse("F-1:overdue_7:whatsapp")
+        >>> key.stage, str(key.on("email"))
+        ('overdue_7', 'F-1:overdue_7:email')
+    """
+
+    invoice: str
+    stage: str
+    channel: str
+
+    @classmethod
+    def parse(cls, text: str) -> ActionKey:
+        """The key of its string form; ValueError if it has no stage and channel."""
+        parts = str(text).rsplit(SEPARATOR, 2)
+        if len(parts) != 3 or not all(parts):
+            raise ValueError(f"not an action key (invoice:stage:channel): {text!r}")
+        return cls(*parts)
+
+    def format(self) -> str:
+        """The string form, as the ledger's outbox stores it."""
+        return SEPARATOR.join((self.invoice, self.stage, self.channel))
+
+    def __str__(self) -> str:
+        return self.format()
+
+    def on(self, channel: str) -> ActionKey:
+        """The same invoice and stage on another channel (a fallback, or a stage on `all`)."""
+        return replace(self, channel=channel)
+
+
+def key_column(invoice: pd.Series, stage: ArrayLike, channel: ArrayLike) -> np.ndarray:
+    """`ActionKey.format` of every row, vectorized (an object array of strings)."""
+    return stage_keys(invoice, stage) + SEPARATOR + np.asarray(channel, dtype=object)
+
+
+def stage_keys(invoice: pd.Series, stage: ArrayLike) -> np.ndarray:
+    """The `invoice:stage` part of each row's key: that stage of that invoice on any channel."""
+    invoices = invoice.astype(str).to_numpy(dtype=object)
+    return invoices + SEPARATOR + np.asarray(stage, dtype=object)
+
+
+def stage_column(keys: pd.Series) -> pd.Series:
+    """The `invoice:stage` part of every key (its channel dropped), vectorized."""
+    return keys.str.rsplit(SEPARATOR, n=1).str[0]
+
+
+def with_channels(keys: pd.Series, channels: pd.Series) -> pd.Series:
+    """`ActionKey.on` of every row, vectorized: each key moved to the row's channel."""
+    return stage_column(keys) + SEPARATOR + channels
+
+
+@dataclass(frozen=True)
+class PlannedAction:
+    """One action of the plan, all the act step needs to carry it out.
+
+    `stage` is the ladder stage whose message goes out (`promise_broken` for a broken
+    promise, whose key also names the promise). An empty `timezone`, `language` or
+    `country` means the policy's (timezone) or the invoice's own.
+    """
+
+    key: ActionKey
+    customer: str
+    stage: str
+    segment: str = ""
+    timezone: str = ""
+    language: str = ""
+    country: str = ""
+
+    @property
+    def invoice(self) -> str:
+        return self.key.invoice
+
+    @property
+    def channel(self) -> str:
+        """email, whatsapp or task (a human task where there is no usable email)."""
+        return self.key.channel
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PlannedAction:
+        """An action from its JSON form (`to_dict`, or a plan row): `key` as a string.
+
+        Missing values (None, NaN) of the optional fields become "".
+        """
+        return cls(
+            key=ActionKey.parse(data["key"]),
+            customer=_text(data.get("customer")),
+            stage=_text(data["stage"]),
+            segment=_text(data.get("segment")),
+            timezone=_text(data.get("timezone")),
+            language=_text(data.get("language")),
+            country=_text(data.get("country")),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: flat, the key as a string, invoice and channel spelled out."""
+        return {
+            "key": str(self.key),
+            "invoice": self.invoice,
+            "customer": self.customer,
+            "stage": self.stage,
+            "channel": self.channel,
+            "segment": self.segment,
+            "timezone": self.timezone,
+            "language": self.language,
+            "country": self.country,
+        }
+
+
+@dataclass
+class Outcome:
+    """What happened to one action; `status` is sent, task, skipped or failed.
+
+    `key` is the key that carried it: a WhatsApp action that fell back names the email (or
+    task) key, with `fallback_from` whatsapp and `fallback_reason` (e.g.
+    `undeliverable: ... (code 131026 ...)`). `stage` is the ladder stage.
+    """
+
+    key: ActionKey
+    stage: str
+    status: str
+    reason: str = ""
+    recipient: str = ""
+    message_id: str = ""
+    escalations: list[str] = field(default_factory=list)
+    fallback_from: str = ""
+    fallback_reason: str = ""
+
+    @property
+    def invoice(self) -> str:
+        return self.key.invoice
+
+    @property
+    def channel(self) -> str:
+        """The channel that carried the action (email after a WhatsApp fallback)."""
+        return self.key.channel
+
+    @classmethod
+    def failed(cls, action: PlannedAction, error: BaseException | str) -> Outcome:
+        """The outcome of an action that raised (after any retries): `failed`, the error
+        as the reason; the sweep records it and goes on with the other actions."""
+        return cls(action.key, action.stage, "failed", reason=str(error)[:REASON_CHARS])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (the sweep summary's rows): flat, the key as a string."""
+        fields = asdict(self)
+        return {
+            "key": str(self.key),
+            "invoice": self.invoice,
+            "stage": self.stage,
+            "channel": self.channel,
+            **{k: v for k, v in fields.items() if k not in ("key", "stage")},
+        }
+
+
+def _text(value: Any) -> str:
+    """A plan cell as text: None and NaN (a missing value) are ""."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
