@@ -85,8 +85,10 @@ def shared_environment(root: str) -> SandboxedEnvironment:
     return template_environment(root)
 
 
-def layout_words(env: SandboxedEnvironment, name: str) -> dict[str, str]:
+def layout_words(env: SandboxedEnvironment, name: str) -> dict[str, Any]:
     """A layout's words in one language, from the YAML file `name` under the templates root.
+
+    Strings by name, or mappings of strings by name (e.g. the report's aging buckets).
 
     Read through the environment's loader (so from wherever its templates come) on every call,
     so an edited file shows at once like an edited template; parsed once per content.
@@ -100,10 +102,16 @@ def layout_words(env: SandboxedEnvironment, name: str) -> dict[str, str]:
 
 
 @lru_cache(maxsize=64)
-def _parse_words(source: str, name: str) -> dict[str, str]:
+def _parse_words(source: str, name: str) -> dict[str, Any]:
     words = yaml.safe_load(source) or {}
-    if not isinstance(words, dict) or not all(isinstance(v, str) for v in words.values()):
-        raise ValueError(f"{name}: expected a mapping of names to strings")
+
+    def strings(value: object) -> bool:
+        return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+
+    if not isinstance(words, dict) or not all(
+        isinstance(v, str) or strings(v) for v in words.values()
+    ):
+        raise ValueError(f"{name}: expected a mapping of names to strings (or to mappings of them)")
     return words
 
 

@@ -2,9 +2,10 @@
 
 The message is `multipart/mixed`: a `multipart/alternative` (plain text, and HTML inside a
 `multipart/related` with each chart as an inline `image/png` referenced as `cid:`), then the
-open items as an `.xlsx` attachment. Text comes from sandboxed Jinja2 templates under
-`templates/report/<language>/` (es, en; English when the locale's language has none), with
-money, numbers and dates formatted by Babel for the report's locale (default es_ES).
+open items as an `.xlsx` attachment. Text comes from the sandboxed Jinja2 templates
+`templates/report/report.*` in the words of `templates/report/<language>/strings.yaml` (es, en;
+English when the locale's language has none), with money, numbers and dates formatted by
+Babel for the report's locale (default es_ES).
 
 Example:
     >>> msg = build_report_email(report, charts, locale="es_ES",
@@ -29,7 +30,7 @@ from babel.numbers import format_currency, format_decimal, format_percent
 from jinja2 import TemplateNotFound
 
 from dunning.mail import domain_of, split_addresses
-from dunning.render import RenderedMessage, shared_environment, templates_dir
+from dunning.render import RenderedMessage, layout_words, shared_environment, templates_dir
 from dunning.reports import CONVERSION_DAYS, PortfolioReport
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -231,15 +232,17 @@ def report_context(
 def render_report(
     context: Mapping[str, Any], language: str, *, root: Path | None = None
 ) -> RenderedMessage:
-    """Subject, text and HTML of the report from `templates/report/<language>/`.
+    """Subject, text and HTML of the report from `templates/report/report.*`.
 
-    Falls back to English when the language has no templates.
+    In the words of `templates/report/<language>/strings.yaml`; English when the language has
+    none.
     """
     env = shared_environment(str(root or templates_dir()))
     for lang in dict.fromkeys((language, "en")):
         try:
+            layout = {"lang": lang, "words": layout_words(env, f"report/{lang}/strings.yaml")}
             parts = [
-                env.get_template(f"report/{lang}/report.{ext}").render(context).strip()
+                env.get_template(f"report/report.{ext}").render({**context, **layout}).strip()
                 for ext in ("subject.txt", "txt", "html")
             ]
         except TemplateNotFound:

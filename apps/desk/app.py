@@ -13,9 +13,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -27,9 +25,9 @@ from starlette.routing import Route
 from apps.desk import views
 from apps.desk.auth import active_user
 from dunning.ledger import Ledger
+from dunning.render import template_environment, templates_dir
 from dunning.ledger.desk import ensure_desk_indexes
 
-TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates" / "desk"
 PUBLIC_PATHS = frozenset({"/login", "/lang", "/healthz"})
 SESSION_COOKIE = "dunning_desk"
 
@@ -62,12 +60,8 @@ def create_app(config: DeskConfig) -> Starlette:
     """The desk as an ASGI app over the ledger at `config.ledger_url`."""
     ledger = Ledger(config.ledger_url)
     ensure_desk_indexes(ledger)
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATES),
-        autoescape=select_autoescape(["html"], default=True),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    # Lenient about undefined values: the pages test optional ones with `if`.
+    env = template_environment(templates_dir() / "desk", strict=False)
     views.install_filters(env)
     app = Starlette(
         routes=[
