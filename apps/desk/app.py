@@ -25,8 +25,8 @@ from starlette.routing import Route
 from apps.desk import views
 from apps.desk.auth import active_user
 from dunning.ledger import Ledger
-from dunning.render import template_environment, templates_dir
 from dunning.ledger.desk import ensure_desk_indexes
+from dunning.render import template_environment, templates_dir
 
 PUBLIC_PATHS = frozenset({"/login", "/lang", "/healthz"})
 SESSION_COOKIE = "dunning_desk"
