@@ -12,11 +12,13 @@ en_US) before they reach the template.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -85,14 +87,13 @@ def shared_environment(root: str) -> SandboxedEnvironment:
     return template_environment(root)
 
 
-def layout_words(env: SandboxedEnvironment, name: str) -> dict[str, Any]:
+def layout_words(env: SandboxedEnvironment, name: str) -> Mapping[str, Any]:
     """A layout's words in one language, from the YAML file `name` under the templates root.
 
-    Strings by name, or mappings of strings by name (e.g. the report's aging buckets).
-
-    Read through the environment's loader (so from wherever its templates come) on every call,
-    so an edited file shows at once like an edited template; parsed once per content.
-    Raises `TemplateNotFound` when the language has no such file.
+    Strings by name, or mappings of strings by name (e.g. the report's aging buckets), read
+    only. Read through the environment's loader on every call, so an edited file shows at once
+    like an edited template; parsed once per content. Raises `TemplateNotFound` when the
+    language has no such file.
     """
     loader: BaseLoader | None = env.loader
     if loader is None:
@@ -102,7 +103,7 @@ def layout_words(env: SandboxedEnvironment, name: str) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=64)
-def _parse_words(source: str, name: str) -> dict[str, Any]:
+def _parse_words(source: str, name: str) -> Mapping[str, Any]:
     words = yaml.safe_load(source) or {}
 
     def strings(value: object) -> bool:
@@ -112,7 +113,10 @@ def _parse_words(source: str, name: str) -> dict[str, Any]:
         isinstance(v, str) or strings(v) for v in words.values()
     ):
         raise ValueError(f"{name}: expected a mapping of names to strings (or to mappings of them)")
-    return words
+    # Read-only: the parsed words are shared by every message rendered after.
+    return MappingProxyType(
+        {k: MappingProxyType(v) if isinstance(v, dict) else v for k, v in words.items()}
+    )
 
 
 @dataclass(frozen=True)
