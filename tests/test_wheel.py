@@ -25,11 +25,18 @@ pytestmark = pytest.mark.slow  # builds and installs a wheel
 REPO = Path(__file__).resolve().parents[1]
 NBSP = "\u00a0"
 
-# What a build needs of the tree; the rest (venv, ledgers, caches, git) stays behind.
-NOT_COPIED = shutil.ignore_patterns(
-    ".venv", "var", ".git", "build", "dist", "*.egg-info", "__pycache__", "*.pyc",
-    ".pytest_cache", ".ruff_cache", "results", "screenshots",
-)  # fmt: skip
+# Left out of the copy that is built: what no package holds (venv, ledgers, git, tests,
+# benches, earlier builds) and caches anywhere.
+TOP_LEVEL_SKIPPED = {".venv", "var", ".git", "build", "dist", "tests", "bench"}
+CACHES = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache")
+
+
+def not_copied(folder: str, names: list[str]) -> set[str]:
+    skipped = set(CACHES(folder, names))
+    if Path(folder) == REPO:
+        skipped |= {n for n in names if n in TOP_LEVEL_SKIPPED or n.endswith(".egg-info")}
+    return skipped
+
 
 # Run by the fresh venv's Python, in a folder outside the repository.
 RENDER = textwrap.dedent(
@@ -80,7 +87,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )
     work = tmp_path_factory.mktemp("wheel")
     source = work / "src"
-    shutil.copytree(REPO, source, ignore=NOT_COPIED)
+    shutil.copytree(REPO, source, ignore=not_copied)
     dist = work / "dist"
     _run(
         sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
