@@ -6,7 +6,8 @@ importlib.resources, so a wheel install renders exactly what the source tree ren
 - `email/_layout.html`, `email/_layout.txt`: the one shell of every email; the words of each
   language in `email/<lang>/strings.yaml`; each message's own text in
   `email/<lang>/<template>.{subject.txt,txt,html}`.
-- `report/`: the portfolio report email, the same way.
+- `report/report.{html,txt,subject.txt}`: the portfolio report email, in the words of
+  `report/<lang>/strings.yaml`.
 - `whatsapp/<stage>.yaml`: which approved WhatsApp template each stage uses.
 - `desk/`: the collections desk's pages.
 """
