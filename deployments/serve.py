@@ -1,90 +1,132 @@
-"""Serve the dunning deployments from one process (local running, the demo).
+"""Serve the deployments of `prefect.yaml` from one process (local running, the demo).
 
-`python -m deployments.serve` creates/updates the deployments on the Prefect server in
-`PREFECT_API_URL` and runs their flow runs here until stopped (SIGTERM pauses them cleanly).
+`prefect.yaml` is the one list of deployments. `prefect deploy --all` sends it to a work pool;
+`python -m deployments.serve` reads the same file and serves exactly its deployments (names,
+flows, descriptions, tags, parameters, schedules with their timezones, triggers) against the
+server in `PREFECT_API_URL`, running their flow runs here until stopped. The YAML is the
+source rather than a Python list that generates it because it is the file Prefect's tooling
+and documentation send a user to edit; a generated copy would be edited by hand and drift.
 
-- `dunning-sweep`: cron 09:00 on business days (Monday-Friday) in `DUNNING_TIMEZONE`
-  (default Europe/Madrid); public holidays are handled by the ladder, per customer country.
-- `dunning-invoice`: no schedule; run it for one invoice from the UI or `run_deployment`.
-- `portfolio-report`: Monday 08:00: aging, DSO, promises, conversions, charts; emailed to
-  `DUNNING_REPORT_TO` (comma-separated) and published as artifacts.
-- `process-replies`: every 5 minutes (`DUNNING_REPLIES_EVERY` seconds): read the mailbox,
-  understand each reply and act on it (needs an `ImapMailbox` block named `default`;
-  `DUNNING_REPLIES_MAILBOX=` empty processes only the inbox the webhook receiver fills;
-  `DUNNING_REPLIES=0` leaves the deployment out).
+What a process cannot take from the YAML is the work pool and its pull steps: a served flow
+runs in this process, from this checkout. For the machine it runs on, a few environment
+variables adjust what is served:
+
+- `DUNNING_TIMEZONE`: the timezone of every cron schedule (the YAML says Europe/Madrid).
+- `DUNNING_SWEEP_CRON`: the cron of `dunning-sweep` (the YAML: 09:00 Monday-Friday).
+- `DUNNING_REPLIES_EVERY`: seconds between `process-replies` runs (the YAML: 300).
+- `DUNNING_REPLIES_MAILBOX`: its `mailbox` parameter; empty processes only the inbox the
+  webhook receiver fills (the demo has no mailbox).
+- `DUNNING_REPLIES=0`: leaves `process-replies` out.
+- `DUNNING_REPORT_TO`: the `recipients` of `portfolio-report` (comma-separated).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
-from prefect import serve
+import yaml
+from prefect import Flow, serve
 from prefect.deployments.runner import RunnerDeployment
-from prefect.events import DeploymentEventTrigger
-from prefect.schedules import Cron
+from prefect.events import DeploymentTriggerTypes
+from prefect.schedules import Cron, Interval, RRule, Schedule
+from pydantic import TypeAdapter
 
-from flows.portfolio import portfolio_report
-from flows.replies import process_replies
-from flows.sweep import dunning_invoice, dunning_sweep
+#: The deployments' one definition, beside this package.
+PREFECT_YAML = Path(__file__).resolve().parent.parent / "prefect.yaml"
 
-SWEEP_CRON = os.environ.get("DUNNING_SWEEP_CRON", "0 9 * * 1-5")
-REPLIES_EVERY = int(os.environ.get("DUNNING_REPLIES_EVERY", "300"))
-
-#: Emitted by the webhook receiver (`dunning webhooks serve`): run the loop for that invoice.
-INVOICE_CHANGED = DeploymentEventTrigger(
-    expect={
-        "dunning.invoice.paid",
-        "dunning.invoice.updated",
-        "dunning.invoice.created",
-        "dunning.invoice.cancelled",
-    },
-    match={"prefect.resource.id": "dunning.invoice.*"},
-    parameters={"invoice": "{{ event.payload.invoice_number }}"},
-)
-#: A WhatsApp reply stored by the receiver: process replies now, not in 5 minutes.
-REPLY_RECEIVED = DeploymentEventTrigger(
-    expect={"dunning.reply.received"},
-    match={"prefect.resource.id": "dunning.reply.*"},
-    parameters={"mailbox": None},  # the reply is already in the ledger's inbox
-)
+_TRIGGER = TypeAdapter(DeploymentTriggerTypes)
+#: Keys of a schedule in prefect.yaml this module turns into a Prefect schedule.
+_SCHEDULE_KEYS = {"cron", "interval", "rrule", "timezone", "active", "parameters", "slug"}
+_SCHEDULE_KEYS |= {"day_or", "anchor_date"}
 
 
-def deployments(timezone: str | None = None) -> list[RunnerDeployment]:
-    """The deployments, with the sweep's schedule in `timezone`."""
-    tz = timezone or os.environ.get("DUNNING_TIMEZONE", "Europe/Madrid")
-    return [
-        dunning_sweep.to_deployment(
-            name="dunning-sweep",
-            schedule=Cron(SWEEP_CRON, timezone=tz),
-            description=f"Daily dunning sweep, {SWEEP_CRON} ({tz}).",
-            tags=["dunning"],
-        ),
-        dunning_invoice.to_deployment(
-            name="dunning-invoice",
-            description="The dunning loop for one invoice, on demand or on a webhook.",
-            tags=["dunning"],
-            triggers=[INVOICE_CHANGED],
-        ),
-        portfolio_report.to_deployment(
-            name="portfolio-report",
-            schedule=Cron("0 8 * * 1", timezone=tz),
-            parameters={"recipients": os.environ.get("DUNNING_REPORT_TO", ""), "locale": "es_ES"},
-            description=f"Weekly portfolio report to management, Monday 08:00 ({tz}).",
-            tags=["dunning"],
-        ),
-        *([_replies()] if os.environ.get("DUNNING_REPLIES", "1") != "0" else []),
+def declared(path: Path = PREFECT_YAML) -> list[dict[str, Any]]:
+    """The `deployments` of a prefect.yaml, as written (YAML anchors and merges resolved)."""
+    return yaml.safe_load(path.read_text())["deployments"]
+
+
+def deployments(timezone: str | None = None, path: Path = PREFECT_YAML) -> list[RunnerDeployment]:
+    """Every deployment of `path`, ready to serve, with this machine's overrides (see the
+    module's docstring); `timezone` overrides `DUNNING_TIMEZONE`."""
+    return [_runner(spec) for spec in _overridden(declared(path), timezone)]
+
+
+def _overridden(specs: list[dict[str, Any]], timezone: str | None) -> list[dict[str, Any]]:
+    """The specs with the environment's overrides applied (the specs are not changed)."""
+    env = os.environ
+    tz = timezone or env.get("DUNNING_TIMEZONE")
+    result = []
+    for spec in specs:
+        name = spec["name"]
+        if name == "process-replies" and env.get("DUNNING_REPLIES", "1") == "0":
+            continue
+        params = dict(spec.get("parameters") or {})
+        schedules = [dict(s) for s in spec.get("schedules") or []]
+        for schedule in schedules:
+            if tz and "cron" in schedule:
+                schedule["timezone"] = tz
+            if name == "dunning-sweep" and "cron" in schedule and "DUNNING_SWEEP_CRON" in env:
+                schedule["cron"] = env["DUNNING_SWEEP_CRON"]
+            if name == "process-replies" and "interval" in schedule:
+                schedule["interval"] = int(env.get("DUNNING_REPLIES_EVERY", schedule["interval"]))
+        if name == "process-replies" and "DUNNING_REPLIES_MAILBOX" in env:
+            params["mailbox"] = env["DUNNING_REPLIES_MAILBOX"] or None
+        if name == "portfolio-report" and "DUNNING_REPORT_TO" in env:
+            params["recipients"] = env["DUNNING_REPORT_TO"]
+        result.append(spec | {"parameters": params, "schedules": schedules})
+    return result
+
+
+def _runner(spec: dict[str, Any]) -> RunnerDeployment:
+    """A served deployment from one entry of prefect.yaml."""
+    name = spec["name"]
+    triggers = [
+        _TRIGGER.validate_python({"name": f"{name}__automation_{i}"} | trigger)
+        for i, trigger in enumerate(spec.get("triggers") or [], start=1)
     ]
-
-
-def _replies() -> RunnerDeployment:
-    return process_replies.to_deployment(
-        name="process-replies",
-        interval=REPLIES_EVERY,
-        parameters={"mailbox": os.environ.get("DUNNING_REPLIES_MAILBOX", "default") or None},
-        triggers=[REPLY_RECEIVED],
-        description=f"Read and act on customers' replies every {REPLIES_EVERY // 60} minutes.",
-        tags=["dunning"],
+    return _flow(spec["entrypoint"]).to_deployment(
+        name=name,
+        description=spec.get("description"),
+        tags=spec.get("tags"),
+        parameters=spec.get("parameters") or {},
+        schedules=[_schedule(s) for s in spec.get("schedules") or []],
+        triggers=triggers,
     )
+
+
+def _flow(entrypoint: str) -> Flow:
+    """The flow of an entrypoint such as `flows/sweep.py:dunning_sweep`, imported as its
+    module (`flows.sweep`), the same module the rest of the process uses."""
+    file, _, attribute = entrypoint.partition(":")
+    module = importlib.import_module(".".join(Path(file).with_suffix("").parts))
+    return getattr(module, attribute)
+
+
+def _schedule(spec: dict[str, Any]) -> Schedule:
+    """A Prefect schedule from a prefect.yaml schedule (cron, interval in seconds, or rrule)."""
+    unknown = set(spec) - _SCHEDULE_KEYS
+    if unknown:  # served deployments must not silently differ from deployed ones
+        raise ValueError(f"schedule keys {sorted(unknown)} are not served: {spec}")
+    common = {
+        "timezone": spec.get("timezone"),
+        "active": spec.get("active", True),
+        "parameters": spec.get("parameters"),
+        "slug": spec.get("slug"),
+    }
+    if "cron" in spec:
+        return Cron(spec["cron"], day_or=spec.get("day_or", True), **common)
+    if "interval" in spec:
+        anchor = spec.get("anchor_date")
+        if isinstance(anchor, str):
+            anchor = datetime.fromisoformat(anchor)
+        return Interval(spec["interval"], anchor_date=anchor, **common)
+    if "rrule" in spec:
+        return RRule(spec["rrule"], **common)
+    raise ValueError(f"a schedule needs cron, interval or rrule: {spec}")
 
 
 def main() -> None:
