@@ -432,8 +432,8 @@ def _apply_mapping(raw: pd.DataFrame, mapping: Mapping[str, str], source: str) -
 
 def _text(values: pd.Series) -> pd.Series:
     """Cells as stripped text; None, NaN and NaT are empty."""
-    if pd.api.types.infer_dtype(values, skipna=False) == "string":
-        return values.str.strip()
+    if pd.api.types.infer_dtype(values, skipna=True) == "string":
+        return values.fillna("").str.strip()
     return values.astype(object).where(values.notna(), "").astype(str).str.strip()
 
 
