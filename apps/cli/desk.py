@@ -25,9 +25,9 @@ def _ledger_url(ledger: str | None, ledger_block: str | None) -> str:
     if ledger:
         return ledger
     if ledger_block:
-        from blocks.ledger import LedgerDatabase
+        from blocks import LedgerDatabase, resolve_block
 
-        return LedgerDatabase.load(ledger_block).connection_url()
+        return resolve_block(ledger_block, LedgerDatabase).connection_url()
     return "sqlite:///var/ledger.db"
 
 

@@ -193,7 +193,7 @@ def sweep(
     Without --invoices/--ledger/--smtp-host the saved blocks are used; each option
     overrides its block, so a script can point a sweep at any file, ledger or SMTP server.
     """
-    from blocks import CsvInvoiceSource, DunningPolicy, LedgerDatabase
+    from blocks import CsvInvoiceSource, DunningPolicy, LedgerDatabase, resolve_block
     from dunning.ledger.store import LedgerUnavailable
     from flows.sweep import dunning_invoice, dunning_sweep
 
@@ -206,10 +206,10 @@ def sweep(
             delimiter=delimiter,
         )
         if invoices
-        else CsvInvoiceSource.load(source_block)
+        else resolve_block(source_block, CsvInvoiceSource)
     )
     channel = _email_channel(channel_block, smtp_host, smtp_port, from_address)
-    led = LedgerDatabase(url=ledger) if ledger else LedgerDatabase.load(ledger_block)
+    led = LedgerDatabase(url=ledger) if ledger else resolve_block(ledger_block, LedgerDatabase)
     pol = DunningPolicy.from_yaml(policy) if policy else None
     try:
         if invoice:
@@ -244,12 +244,12 @@ def _email_channel(
     """The saved email channel, with the command line's overrides applied."""
     from prefect_email import EmailServerCredentials
 
-    from blocks import EmailChannel
+    from blocks import EmailChannel, resolve_block
 
     if not (smtp_host or smtp_port or from_address):
-        return EmailChannel.load(name)
+        return resolve_block(name, EmailChannel)
     try:
-        channel = EmailChannel.load(name)
+        channel = resolve_block(name, EmailChannel)
     except ValueError:
         if not from_address:
             _fail("no saved email channel: give --from (and --smtp-host/--smtp-port)")

@@ -126,9 +126,9 @@ def classify_command(
     day = _parse_day(today)
     block = None
     if llm:
-        from blocks.llm import ReplyLLM
+        from blocks import ReplyLLM, resolve_block
 
-        block = ReplyLLM.load(llm)
+        block = resolve_block(llm, ReplyLLM)
     settings = block.settings() if block is not None else None
     classified, errors = classify_stream(sys.stdin, sys.stdout, today=day, llm=settings)
     typer.echo(f"classified {classified} replies, {errors} lines with errors", err=True)

@@ -57,19 +57,19 @@ def serve(
 
     defaults: dict = {}
     if whatsapp_block:
-        from blocks.whatsapp import WhatsAppCloudChannel
+        from blocks import WhatsAppCloudChannel, resolve_block
 
-        wa = WhatsAppCloudChannel.load(whatsapp_block)
+        wa = resolve_block(whatsapp_block, WhatsAppCloudChannel)
         defaults |= {"whatsapp_app_secret": wa.app_secret, "whatsapp_verify_token": wa.verify_token}
     if secrets_block:
-        from blocks.webhooks import WebhookSecrets
+        from blocks import WebhookSecrets, resolve_block
 
-        ws = WebhookSecrets.load(secrets_block)
+        ws = resolve_block(secrets_block, WebhookSecrets)
         defaults |= {"stripe_secret": ws.stripe_webhook_secret, "erp_secret": ws.erp_webhook_secret}
     if not ledger and ledger_block:
-        from blocks.ledger import LedgerDatabase
+        from blocks import LedgerDatabase, resolve_block
 
-        ledger = LedgerDatabase.load(ledger_block).connection_url()
+        ledger = resolve_block(ledger_block, LedgerDatabase).connection_url()
     if not ledger:
         typer.echo(
             "no ledger: pass --ledger URL, set DUNNING_LEDGER_URL or --ledger-block", err=True
