@@ -8,7 +8,7 @@ database) with bulk inserts: synthetic invoices (`bench.synth`: ~25 invoices per
 Zipf-skewed so the largest customer holds ~1 % of them), one to three sent actions per
 invoice already due, `--events` events spread over the invoices (so the largest customer has
 thousands), 20 % as many human tasks (a quarter open), replies, promises and pauses. Then
-it starts the desk's app (which adds its indexes, `apps.desk.indexes`), logs in as a
+it starts the desk's app (which adds its indexes, `dunning.ledger.desk`), logs in as a
 manager and a collector, and times each page `--repeat` times in-process (Starlette's test
 client: routing, session, queries, template rendering; no network).
 
