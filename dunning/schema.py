@@ -1,7 +1,8 @@
 """The normalized invoice schema every invoice source produces, and its vocabulary.
 
 One row per invoice, one column per field below. Sources map their own columns onto these
-names; the planner, the ledger, the reports and the risk model only ever see these. The one
+names; the planner, the ledger and the reports only ever see these, and the risk readers map
+their sources onto them too (the risk frame renames three: `dunning.risk.sources`). The one
 validator of invoice frames (`dunning.importers.validate_invoices`) applies the rules
 written here: the statuses and their aliases, the currencies, the row numbering.
 """
@@ -61,6 +62,20 @@ STATUS_ALIASES: dict[str, str] = {
 CLOSED_DATE = "closed_date"
 #: Other names of our columns that sources use: source name -> our name.
 COLUMN_SYNONYMS: dict[str, str] = {"paid_date": CLOSED_DATE}
+#: The public IBM Watson "Accounts Receivable" sample's columns in our vocabulary (the reports
+#: and the risk model both read it). Its dates are `IBM_DATE_FORMAT`; it names no currency.
+IBM_SAMPLE_COLUMNS: dict[str, str] = {
+    "invoiceNumber": "invoice_number",
+    "customerID": "customer_id",
+    "InvoiceDate": "issue_date",
+    "DueDate": "due_date",
+    "SettledDate": CLOSED_DATE,
+    "InvoiceAmount": "amount_total",
+    "Disputed": "disputed",
+    "PaperlessBill": "channel",
+    "countryCode": "country",
+}
+IBM_DATE_FORMAT = "%m/%d/%Y"
 #: ISO 4217 currency codes (Babel's list), and the currency of a row that names none.
 CURRENCIES: frozenset[str] = frozenset(list_currencies())
 DEFAULT_CURRENCY = "EUR"

@@ -27,7 +27,14 @@ import numpy as np
 import pandas as pd
 
 from dunning.importers import require_columns, validate_invoices
-from dunning.schema import CLOSED_DATE, COLUMN_SYNONYMS, QUARANTINE_COLUMNS, file_line
+from dunning.schema import (
+    CLOSED_DATE,
+    COLUMN_SYNONYMS,
+    IBM_DATE_FORMAT,
+    IBM_SAMPLE_COLUMNS,
+    QUARANTINE_COLUMNS,
+    file_line,
+)
 
 REPORT_COLUMNS: tuple[str, ...] = (
     "invoice_number",
@@ -177,23 +184,24 @@ def load_ibm_sample(source: str | Path | pd.DataFrame, *, currency: str = "USD")
         if isinstance(source, pd.DataFrame)
         else pd.read_csv(source, dtype=str, keep_default_na=False)
     )
-    settled = raw["SettledDate"].astype(str).str.strip()
+    ibm = raw.rename(columns=IBM_SAMPLE_COLUMNS)
+    settled = ibm[CLOSED_DATE].astype(str).str.strip()
     frame = pd.DataFrame(
         {
-            "invoice_number": raw["invoiceNumber"],
-            "customer_id": raw["customerID"],
-            "customer_name": raw["customerID"],
+            "invoice_number": ibm["invoice_number"],
+            "customer_id": ibm["customer_id"],
+            "customer_name": ibm["customer_id"],
             "currency": currency,
-            "amount_total": raw["InvoiceAmount"],
-            "amount_due": np.where(settled == "", raw["InvoiceAmount"], "0"),
-            "issue_date": raw["InvoiceDate"],
-            "due_date": raw["DueDate"],
-            "closed_date": settled,
+            "amount_total": ibm["amount_total"],
+            "amount_due": np.where(settled == "", ibm["amount_total"], "0"),
+            "issue_date": ibm["issue_date"],
+            "due_date": ibm["due_date"],
+            CLOSED_DATE: settled,
             "status": np.where(settled == "", "open", "paid"),
-            "disputed": raw["Disputed"].astype(str).str.strip().str.lower() == "yes",
+            "disputed": ibm["disputed"].astype(str).str.strip().str.lower() == "yes",
         }
     )
-    return normalize_invoices(frame, date_format="%m/%d/%Y")
+    return normalize_invoices(frame, date_format=IBM_DATE_FORMAT)
 
 
 def from_ledger(ledger_invoices: pd.DataFrame, source: pd.DataFrame | None = None) -> pd.DataFrame:

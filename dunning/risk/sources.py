@@ -15,10 +15,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dunning.schema import QUARANTINE_COLUMNS
+from dunning.schema import (
+    CLOSED_DATE,
+    IBM_DATE_FORMAT,
+    IBM_SAMPLE_COLUMNS,
+    QUARANTINE_COLUMNS,
+    file_line,
+)
 
-#: Columns every risk frame has. `paid_date` is NaT while unpaid; `disputed` is 1/0/NaN and is
-#: only ever used through the customer's *past* invoices (a dispute is raised after issue).
+#: Columns every risk frame has: named as in the invoice schema (`dunning.schema`), except
+#: three that the model's feature code reads under its own names: `invoice_id` (the schema's
+#: `invoice_number`), `amount` (`amount_total`) and `paid_date` (the `closed_date` of a paid
+#: invoice; a cancelled one is not paid). `paid_date` is NaT while unpaid; `disputed` is
+#: 1/0/NaN and is only ever used through the customer's *past* invoices (a dispute is raised
+#: after issue).
 #: `valid` is False for rows that cannot be scored (their problems are reported);
 #: `duplicate` marks exact copies of an earlier row, left out of training and history.
 RISK_COLUMNS: tuple[str, ...] = (
@@ -46,12 +56,13 @@ CATEGORICAL_COLUMNS: tuple[str, ...] = (
 )
 FORMATS: tuple[str, ...] = ("sap", "ibm", "ledger")
 
+#: SAP FI line-item columns read, and what they are in the invoice schema's vocabulary.
 _SAP_COLUMNS = {
     "KUNNR": "customer_id",
     "DOCUMENT_DATE": "issue_date",
     "DUE_DATE": "due_date",
-    "PAYMENT_DATE": "paid_date",
-    "VALUE_EUR": "amount",
+    "PAYMENT_DATE": CLOSED_DATE,
+    "VALUE_EUR": "amount_total",
     "TBSLT_LTEXT": "row type",
 }
 _SAP_CATEGORIES = {
@@ -61,17 +72,6 @@ _SAP_CATEGORIES = {
     "HKONT": "gl_account",
     "DUE_DATE_SOURCE": "due_rule",
     "BLART": "doc_type",
-}
-_IBM_COLUMNS = {
-    "customerID": "customer_id",
-    "invoiceNumber": "invoice_id",
-    "InvoiceDate": "issue_date",
-    "DueDate": "due_date",
-    "SettledDate": "paid_date",
-    "InvoiceAmount": "amount",
-    "Disputed": "disputed",
-    "PaperlessBill": "channel",
-    "countryCode": "country",
 }
 
 
@@ -193,18 +193,19 @@ def read_ibm(path: str | Path) -> RiskData:
     so it is a feature; `Disputed` happens after issue and is used only through the
     customer's past invoices. `DaysToSettle` and `DaysLate` are outcomes and never read.
     """
-    raw = _read_csv(path, required=list(_IBM_COLUMNS))
+    raw = _read_csv(path, required=list(IBM_SAMPLE_COLUMNS))
+    ibm = raw.rename(columns=IBM_SAMPLE_COLUMNS)  # the same reading as the reports'
     out = pd.DataFrame({"row": raw.index.to_numpy()}, index=raw.index)
-    out["invoice_id"] = raw["invoiceNumber"].str.strip()
-    out["customer_id"] = raw["customerID"].str.strip()
-    for name in ("issue_date", "due_date", "paid_date"):
-        column = next(k for k, v in _IBM_COLUMNS.items() if v == name)
-        out[name] = pd.to_datetime(raw[column].str.strip(), format="%m/%d/%Y", errors="coerce")
-    out["amount"] = pd.to_numeric(raw["InvoiceAmount"].str.strip(), errors="coerce")
-    disputed = raw["Disputed"].str.strip().str.casefold()
+    out["invoice_id"] = ibm["invoice_number"].str.strip()
+    out["customer_id"] = ibm["customer_id"].str.strip()
+    dates = {"issue_date": "issue_date", "due_date": "due_date", "paid_date": CLOSED_DATE}
+    for name, column in dates.items():
+        out[name] = pd.to_datetime(ibm[column].str.strip(), format=IBM_DATE_FORMAT, errors="coerce")
+    out["amount"] = pd.to_numeric(ibm["amount_total"].str.strip(), errors="coerce")
+    disputed = ibm["disputed"].str.strip().str.casefold()
     out["disputed"] = disputed.map({"yes": 1.0, "no": 0.0})
-    out["channel"] = raw["PaperlessBill"].str.strip().replace("", np.nan)
-    out["country"] = raw["countryCode"].str.strip().replace("", np.nan)
+    out["channel"] = ibm["channel"].str.strip().replace("", np.nan)
+    out["country"] = ibm["country"].str.strip().replace("", np.nan)
     problems = _check(
         out,
         raw,
@@ -380,8 +381,10 @@ def _problems(
     rows = out.loc[bad, "row"].to_numpy()
     return pd.DataFrame(
         {
+            # A risk frame's `row` counts from 0 (it is the scores' join key): its file line
+            # is that of the importers' row `row + 1`.
             "row": rows,
-            "line": rows + 2,  # line 1 is the header
+            "line": file_line(rows + 1),
             "invoice_number": out.loc[bad, "invoice_id"].to_numpy(),
             "field": column,
             "value": raw.loc[bad, column].astype(str).to_numpy() if column in raw else "",
