@@ -23,7 +23,6 @@ the outbox, keyed by the message, so processing a message twice never answers tw
 
 from __future__ import annotations
 
-import zoneinfo
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
@@ -37,6 +36,7 @@ from dunning.delivery import deliver
 from dunning.ledger import InboundMessage, Ledger
 from dunning.mail import Envelope, build_email, resolve_attachment
 from dunning.policy import Policy
+from dunning.policy import today as policy_today
 from dunning.render import format_day, invoice_context, locale_for, render_email
 from dunning.replies.imap import is_auto_reply
 from dunning.replies.match import Match, match_message
@@ -157,7 +157,7 @@ def handle_reply(
     """Match, classify and act on one stored inbox message (see the module docstring)."""
     if classify is None:
         from dunning.replies import classify
-    today = message.received_at.astimezone(zoneinfo.ZoneInfo(policy.timezone)).date()
+    today = policy_today(policy, message.received_at)  # the day it arrived, for dates
     match = match_message(message, ledger)
     result = classify(message.text or message.subject, received_on=today)
     low = result.confidence < policy.replies.min_confidence
