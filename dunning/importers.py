@@ -157,7 +157,12 @@ def normalize(
     decimal_separator: str = ".",
     source: str = "the source",
 ) -> ImportResult:
-    """Map, convert and validate a frame of raw string cells into the invoice schema."""
+    """Map, convert and validate a frame of raw string cells into the invoice schema.
+
+    The source's `column_mapping` is applied (a missing required column raises
+    :class:`SourceError`), then `validate_invoices` checks every cell; an empty currency is
+    `dunning.schema.DEFAULT_CURRENCY`.
+    """
     frame = _apply_mapping(raw, column_mapping or {}, source)
     checked = validate_invoices(
         frame,
@@ -250,9 +255,14 @@ def validate_invoices(
             )
 
     out = pd.DataFrame(index=frame.index)
-    for name in ("invoice_number", "customer_id", "customer_name", "phone"):
-        out[name] = text(name)
-    for name in ("payment_link", "pdf_path"):
+    for name in (
+        "invoice_number",
+        "customer_id",
+        "customer_name",
+        "phone",
+        "payment_link",
+        "pdf_path",
+    ):
         out[name] = text(name)
     flag(
         out["invoice_number"] == "",
