@@ -2,8 +2,8 @@
 
 A planned action leaves the plan's frame once (`dunning.plan.planned_actions`) as a
 `PlannedAction`, is carried out by `dunning.act.execute_action` (the Prefect task
-`send-reminder` wraps it) and ends as an `Outcome`. Plain frozen dataclasses of strings,
-so Prefect can pass them to task runs and keep them as results.
+`send-reminder` wraps it) and ends as an `Outcome`. Plain dataclasses of strings, so
+Prefect can pass them to task runs and keep them as results (pickled like any value).
 
 The key `invoice:stage:channel` is the ledger's idempotency key: one claim, one message.
 `ActionKey` and, vectorized for the plan's frame, the `*_column`/`stage_keys`/
