@@ -6,6 +6,7 @@ Heavy libraries are imported inside the commands so that `dunning plan` stays fa
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -43,6 +44,9 @@ def serve(
     prefect_ui_url: Annotated[
         str | None, typer.Option(help="Prefect UI the portfolio page links to.")
     ] = None,
+    policy: Annotated[
+        Path | None, typer.Option(help="Policy YAML the flows use (default: the built-in one).")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve the collections desk (tasks, customers, portfolio) over the ledger.
@@ -58,6 +62,10 @@ def serve(
     config = DeskConfig(ledger_url=_ledger_url(ledger, ledger_block), secure_cookies=secure_cookies)
     if prefect_ui_url:
         config.prefect_ui_url = prefect_ui_url
+    if policy is not None:
+        from dunning.policy import load_policy
+
+        config.policy = load_policy(policy)
     typer.echo(f"collections desk on http://{host}:{port}  (add users: dunning desk adduser)")
     uvicorn.run(create_app(config), host=host, port=port, log_level=log_level)
 

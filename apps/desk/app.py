@@ -26,6 +26,7 @@ from apps.desk import views
 from apps.desk.auth import active_user
 from dunning.ledger import Ledger
 from dunning.ledger.desk import ensure_desk_indexes
+from dunning.policy import Policy, default_policy
 from dunning.render import template_environment, templates_dir
 
 PUBLIC_PATHS = frozenset({"/login", "/lang", "/healthz"})
@@ -43,6 +44,8 @@ class DeskConfig:
         secure_cookies: mark the session cookie `Secure` (behind HTTPS).
         prefect_ui_url: where the portfolio page links for flow runs.
         session_hours: how long a login lasts.
+        policy: the dunning policy the flows use; the desk takes its payment-verification
+            days and timezone from it (default: the built-in ladder).
     """
 
     ledger_url: str
@@ -54,6 +57,7 @@ class DeskConfig:
         default_factory=lambda: os.environ.get("DUNNING_PREFECT_UI_URL", "http://127.0.0.1:4200")
     )
     session_hours: int = 12
+    policy: Policy = field(default_factory=default_policy)
 
 
 def create_app(config: DeskConfig) -> Starlette:

@@ -6,7 +6,8 @@ Outcomes of a task and what they do to the automation:
 - `promise` (called, the customer promised a date): a promise to pay, which pauses the
   invoice's reminders until that date plus the policy's grace days; the sweep settles it.
 - `dispute` (with a reason): a dispute pause on the invoice until a person ends it.
-- `paid` (the customer says it is paid): reminders pause for `VERIFY_DAYS` while the payment
+- `paid` (the customer says it is paid): reminders pause for the policy's
+  `replies.payment_verification_days` (as after an "already paid" reply) while the payment
   reaches the books; the sweep closes the invoice when the source shows it paid.
 - `no_answer` (retry on a date): a follow-up task on that date; reminders go on.
 """
@@ -22,10 +23,9 @@ from dunning.crm import queue_note
 from dunning.ledger import Ledger
 from dunning.ledger.desk import close_open_task, end_customer_pauses, human_task
 from dunning.ledger.models import utcnow
+from dunning.policy import Policy, default_policy
 
 OUTCOMES = ("promise", "dispute", "paid", "no_answer")
-#: Days reminders wait after a customer says they paid, for the payment to show up.
-VERIFY_DAYS = 7
 #: Pauses a person may end from the desk ("resume reminders").
 RESUMABLE = ("hold", "dispute", "verify_payment")
 
@@ -48,8 +48,17 @@ class Closing:
     note: str = ""
 
 
-def close_task(ledger: Ledger, user: User, task_id: int, closing: Closing, today: date) -> str:
+def close_task(
+    ledger: Ledger,
+    user: User,
+    task_id: int,
+    closing: Closing,
+    today: date,
+    policy: Policy | None = None,
+) -> str:
     """Close an open task with its outcome and act on it; returns the outcome's summary.
+
+    `policy` (default: the built-in one) says how long "paid" pauses the reminders.
 
     Raises:
         DecisionError: unknown outcome, a missing or past date, a dispute without a reason,
@@ -93,7 +102,8 @@ def close_task(ledger: Ledger, user: User, task_id: int, closing: Closing, today
         ledger.add_pause(
             "verify_payment",
             invoice_number=invoice,
-            until=today + timedelta(days=VERIFY_DAYS),
+            until=today
+            + timedelta(days=(policy or default_policy()).replies.payment_verification_days),
             reason=closing.note or "customer says it is paid",
             actor=actor,
         )

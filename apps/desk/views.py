@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from apps.desk import csrf, decisions, queries
 from apps.desk.auth import authenticate
 from apps.desk.i18n import LANGS, LOCALES, pick_language, translator
-from dunning.policy import today
+from dunning.policy import today as policy_today
 
 PORTFOLIO_TTL = 300.0
 LANG_COOKIE = "desk_lang"
@@ -123,6 +123,11 @@ def _ledger(request: Request):  # noqa: ANN202
     return request.app.state.ledger
 
 
+def _today(request: Request) -> date:
+    """Today in the desk's policy timezone (the day the sweeps and replies use)."""
+    return policy_today(request.app.state.config.policy)
+
+
 def _parse_day(value: str | None) -> date | None:
     if not value:
         return None
@@ -199,7 +204,7 @@ async def tasks_page(request: Request) -> Response:
         "tasks.html",
         result=result,
         assignee=assignee,
-        today=today(),
+        today=_today(request),
         flash=request.query_params.get("done", ""),
     )
 
@@ -211,7 +216,9 @@ async def task_page(request: Request) -> Response:
         return _error(request, 404, "not_found")
     if not queries.can_close_task(request.state.user, row["assignee"]):
         return _error(request, 403, "forbidden")
-    return _render(request, "task.html", task=row, outcomes=decisions.OUTCOMES, today=today())
+    return _render(
+        request, "task.html", task=row, outcomes=decisions.OUTCOMES, today=_today(request)
+    )
 
 
 async def task_close(request: Request) -> Response:
@@ -231,7 +238,8 @@ async def task_close(request: Request) -> Response:
             request.state.user,
             task_id,
             closing,
-            today(),
+            _today(request),
+            request.app.state.config.policy,
         )
     except decisions.NotAllowed:
         return _error(request, 403, "forbidden")
@@ -245,7 +253,7 @@ async def task_close(request: Request) -> Response:
             status_code=400,
             task=row,
             outcomes=decisions.OUTCOMES,
-            today=today(),
+            today=_today(request),
             problem=str(exc),
         )
     return RedirectResponse(f"/tasks?done={quote(summary)}", status_code=303)
@@ -359,7 +367,7 @@ def _build_portfolio(ledger_url: str, as_of: date, locale: str) -> dict[str, Any
 
 async def _portfolio(request: Request) -> dict[str, Any]:
     lang = pick_language(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
-    as_of = _parse_day(request.query_params.get("as_of")) or today()
+    as_of = _parse_day(request.query_params.get("as_of")) or _today(request)
     cache: dict[tuple[str, date], dict[str, Any]] = request.app.state.portfolio_cache
     hit = cache.get((lang, as_of))
     if hit is None or time.monotonic() - hit["built"] > PORTFOLIO_TTL:

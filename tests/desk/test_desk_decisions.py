@@ -19,6 +19,7 @@ from apps.desk import decisions, queries
 from apps.desk.auth import User, add_user, authenticate
 from dunning.ledger import Ledger
 from dunning.ledger.models import CrmEntry, DeskUser, Event, HumanTask, Pause
+from dunning.policy import default_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 TODAY = date(2026, 12, 9)
@@ -88,7 +89,10 @@ def test_no_answer_opens_a_retry_task_and_paid_waits_for_the_payment(ledger):
     assert [(r["invoice_number"], r["due_on"]) for r in page.rows] == [("F-1", date(2026, 12, 11))]
     assert _pauses(ledger).empty  # reminders go on
     retry = page.rows[0]["id"]
-    decisions.close_task(ledger, COLLECTOR, retry, decisions.Closing("paid"), TODAY)
+    # The desk waits the policy's payment_verification_days, like an "already paid" reply.
+    week = default_policy().model_copy(deep=True)
+    week.replies.payment_verification_days = 7
+    decisions.close_task(ledger, COLLECTOR, retry, decisions.Closing("paid"), TODAY, week)
     pauses = _pauses(ledger)
     assert list(pauses["kind"]) == ["verify_payment"]
     assert pd_date(pauses["until"].iloc[0]) == date(2026, 12, 16)
