@@ -244,3 +244,7 @@ def test_resolve_block_finds_saved_blocks_by_name_and_slug(prefect_api):
         resolve_block("absent", SOURCE_TYPES)
     with pytest.raises(ValueError):
         resolve_block("absent", LedgerDatabase)
+    # The command line's --ledger-block goes through the same resolver.
+    from apps.cli.desk import _ledger_url
+
+    assert _ledger_url(None, "resolver-ledger").endswith("r.db")
