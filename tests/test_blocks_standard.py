@@ -164,6 +164,29 @@ def test_the_odoo_source_and_crm_share_one_saved_login(prefect_api):
     assert source.api_root == crm.api_root == "https://acme.odoo.example"
 
 
+def test_an_odoo_source_saved_with_its_login_inline_still_loads(prefect_api):
+    """Blocks saved before OdooCredentials existed hold url, api_key, ... at the top."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import BlockDocumentCreate
+
+    from blocks import OdooInvoiceSource
+
+    OdooInvoiceSource.register_type_and_schema()
+    flat = {"url": "https://old.odoo.example", "database": "old", "api_key": "k-old"}
+    with get_client(sync_client=True) as client:
+        client.create_block_document(
+            BlockDocumentCreate(
+                name="odoo-saved-flat",
+                data=flat | {"page_size": 50},
+                block_schema_id=OdooInvoiceSource._block_schema_id,
+                block_type_id=OdooInvoiceSource._block_type_id,
+            )
+        )
+    source = OdooInvoiceSource.load("odoo-saved-flat")
+    assert source.credentials.database == "old" and source.page_size == 50
+    assert source.api_key.get_secret_value() == "k-old"
+
+
 def test_an_odoo_login_given_inline_is_the_same_block():
     from blocks import OdooCredentials, OdooCrm, OdooInvoiceSource
 
