@@ -66,12 +66,13 @@ class ImapMailbox(Block):
     timeout_seconds: float = Field(30.0, gt=0, description="IMAP network timeout.")
 
     def settings(self) -> ImapSettings:
+        """The connection settings for `dunning.replies.imap` (the password stays secret)."""
         return ImapSettings(
             host=self.host,
             port=self.port,
             security=self.security,
             username=self.username,
-            password=self.password.get_secret_value(),
+            password=self.password,
             folder=self.folder,
             processed_folder=self.processed_folder,
             timeout=self.timeout_seconds,

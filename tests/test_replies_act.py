@@ -319,10 +319,17 @@ def test_a_stranger_naming_an_invoice_gets_nothing_and_a_person_looks(env):
     assert "not a known contact" in env["ledger"].frame(HumanTask).iloc[0].title
 
 
-def test_a_colleague_at_the_customers_domain_is_answered(env):
-    receive(env, Understood("invoice_copy_request"), sender="pagos@a.example", text="Copia F-1")
-    (answer,) = mails_to(env, "pagos@a.example")
-    assert [a.get_filename() for a in answer.iter_attachments()] == ["F-1.pdf"]
+def test_a_colleague_at_the_customers_domain_may_promise_but_gets_no_documents(env):
+    # Issue 16: documents, bank details and opt-outs need a known contact, not a colleague.
+    out = receive(env, Understood("invoice_copy_request"), sender="pagos@a.example", text="F-1")
+    assert out["state"] == "needs_human" and not mails_to(env, "pagos@a.example")
+    receive(
+        env,
+        Understood("promise_to_pay", promise_date=date(2026, 11, 20)),
+        sender="pagos@a.example",
+        text="Pagaremos la F-1 el 20",
+    )
+    assert env["ledger"].frame(Promise)["invoice_number"].tolist() == ["F-1"]
 
 
 def test_a_bare_number_is_an_amount_not_another_customers_invoice(env):

@@ -15,7 +15,11 @@
 - other, or low confidence: a drafted answer in a task, for a person to approve.
 - no invoice or customer found: a task for a person; never dropped.
 - a sender who is not a known contact of the matched customer: a task, nothing sent or
-  changed (except a dispute, which still stops the reminders).
+  changed (except a dispute, which still stops the reminders). A colleague at the
+  customer's own domain may promise, say paid or ask for a plan, but documents, bank
+  details and opt-outs need a known contact (`Match.known`).
+- a message our mail server marks `spf=fail` or `dmarc=fail` (Authentication-Results): a
+  task, nothing sent or changed, not even for a dispute (the From may be forged).
 
 Every step is written to the ledger (events, pauses, promises, tasks); answers go through
 the outbox, keyed by the message, so processing a message twice never answers twice.
@@ -38,6 +42,7 @@ from dunning.mail import Envelope, build_email, resolve_attachment
 from dunning.policy import Policy
 from dunning.policy import today as policy_today
 from dunning.render import format_day, invoice_context, locale_for, render_email
+from dunning.replies.authentication import authentication_failures
 from dunning.replies.imap import is_auto_reply
 from dunning.replies.match import Match, match_message
 from dunning.schema import Invoice
@@ -45,6 +50,9 @@ from dunning.smtp import SmtpPool
 
 #: A promised date further away than this is a payment plan in disguise: a person decides.
 MAX_PROMISE_DAYS = 90
+#: Intents whose answer hands out something (a document, our bank details) or silences us:
+#: only a known contact of the customer may trigger them, not a colleague.
+NEEDS_KNOWN_CONTACT = frozenset({"invoice_copy_request", "bank_details_request", "opt_out"})
 #: How much of a customer's text goes into tasks and alerts.
 EXCERPT_CHARS = 1000
 
@@ -215,7 +223,11 @@ def handle_reply(
             _on_auto_reply(reply)
         elif not match.found:
             _on_unmatched(reply)
+        elif failures := authentication_failures(message.headers):
+            _on_unauthenticated(reply, failures)
         elif not match.trusted and intent != "dispute":
+            _on_untrusted(reply)
+        elif intent in NEEDS_KNOWN_CONTACT and not match.known:
             _on_untrusted(reply)
         else:
             HANDLERS.get(intent, _on_other)(reply)
@@ -381,6 +393,17 @@ def _on_untrusted(r: _Reply) -> None:
         f"Reply from {r.message.sender}, not a known contact of customer "
         f"{r.match.customer_id}, about {', '.join(r.invoices) or 'its invoices'} "
         f"({r.result.intent}): check who wrote, then act",
+    )
+    r.outcome.state = "needs_human"
+
+
+def _on_unauthenticated(r: _Reply, failures: list[str]) -> None:
+    """Our mail server says the From address is not the sender's: nothing is changed."""
+    r.task(
+        "unauthenticated",
+        f"Reply from {r.message.sender} failed mail authentication ({', '.join(failures)}): "
+        f"possibly forged, nothing done ({r.result.intent}); check with the customer",
+        assignee="manager",
     )
     r.outcome.state = "needs_human"
 

@@ -23,8 +23,10 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from imap_tools import BaseMailBox, MailBox, MailBoxStartTls, MailBoxUnencrypted, MailMessage
+from pydantic import SecretStr
 
 from dunning.ledger import InboundMessage, Ledger
+from dunning.replies.authentication import HEADER as AUTH
 
 #: Headers kept with each message: they tell auto-replies and bulk mail from people.
 KEPT_HEADERS = (
@@ -37,6 +39,7 @@ KEPT_HEADERS = (
     "return-path",
     "list-id",
     "content-type",
+    AUTH,
 )
 
 _AUTO_SUBJECT = re.compile(
@@ -54,17 +57,25 @@ class MailboxError(RuntimeError):
 
 @dataclass(frozen=True)
 class ImapSettings:
-    """How to reach the mailbox replies arrive in (the `ImapMailbox` block builds this)."""
+    """How to reach the mailbox replies arrive in (the `ImapMailbox` block builds this).
+
+    The password is kept as a `SecretStr` (a plain string given is wrapped), so neither
+    `repr` nor a log line nor a traceback's locals show it.
+    """
 
     host: str
     username: str
-    password: str
+    password: SecretStr
     port: int = 993
     security: Literal["ssl", "starttls", "none"] = "ssl"
     folder: str = "INBOX"
     processed_folder: str = "Processed"
     timeout: float = 30.0
     ca_file: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.password, SecretStr):
+            object.__setattr__(self, "password", SecretStr(str(self.password)))
 
 
 @contextmanager
@@ -82,7 +93,9 @@ def open_mailbox(settings: ImapSettings) -> Iterator[BaseMailBox]:
     else:
         box = MailBoxUnencrypted(settings.host, settings.port, timeout=settings.timeout)
     try:
-        box.login(settings.username, settings.password, initial_folder=settings.folder)
+        box.login(
+            settings.username, settings.password.get_secret_value(), initial_folder=settings.folder
+        )
     except Exception as exc:
         # The password is never part of the message.
         raise MailboxError(
@@ -114,6 +127,13 @@ def to_inbound(message: MailMessage) -> InboundMessage:
     # Unfolded: a long References header arrives on several lines, and a line break in a
     # header value would make our threaded answer unbuildable.
     headers = {k.lower(): " ".join(", ".join(v).split()) for k, v in message.headers.items()}
+    # Each Authentication-Results header is one server's verdicts: kept one per line, not
+    # joined with commas, so each parses on its own (dunning.replies.authentication).
+    results = [
+        " ".join(v.split()) for k, vs in message.headers.items() if k.lower() == AUTH for v in vs
+    ]
+    if results:
+        headers[AUTH] = "\n".join(results)
     provider_id = headers.get("message-id", "").strip() or _content_id(message)
     received = _received_at(message)
     return InboundMessage(

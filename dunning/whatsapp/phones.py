@@ -79,3 +79,35 @@ def _or_empty(phone: str, country: str) -> str:
         return to_e164(phone, country)
     except InvalidPhone:
         return ""
+
+
+def same_number(sender_e164: str, contact: str) -> bool:
+    """Whether a contact number, as the source wrote it, is the sender's full E.164 number.
+
+    The whole number is compared, country code included: `+44 7600 123456` is not the
+    Spanish `+34 600 123 456` even though they share their last digits. A national number
+    in the source (no `+` or `00` prefix) is read as a number of the sender's own country,
+    so it can only equal a sender there with exactly that number.
+
+    Example:
+        >>> same_number("+34600123456", "600 12 34 56"), same_number("+447600123456", "600123456")
+        (True, False)
+    """
+    try:
+        sender = phonenumbers.parse(
+            sender_e164 if sender_e164.startswith("+") else "+" + sender_e164
+        )
+    except phonenumbers.NumberParseException:
+        return False
+    region = phonenumbers.region_code_for_number(sender)
+    text = (contact or "").strip()
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return False
+    return (number.country_code, number.national_number) == (
+        sender.country_code,
+        sender.national_number,
+    )
