@@ -6,8 +6,9 @@ needs one and does not find it stops and says where the data comes from.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from dunning.settings import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,8 +28,8 @@ SOURCES = {
 
 
 def data_dir() -> Path:
-    """Where the real data sets are: `DUNNING_DATA_DIR`, else `../shared/data`."""
-    return Path(os.environ.get("DUNNING_DATA_DIR", ROOT.parent / "shared" / "data"))
+    """Where the real data sets are: the `DUNNING_DATA_DIR` setting, else `../shared/data`."""
+    return settings().data_dir or ROOT.parent / "shared" / "data"
 
 
 def real_data_path(name: str, directory: str | Path | None = None) -> Path:

@@ -11,7 +11,6 @@ en_US) before they reach the template.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -36,6 +35,7 @@ from jinja2 import (
 from jinja2.sandbox import SandboxedEnvironment
 
 from dunning.schema import Invoice
+from dunning.settings import settings
 
 #: The installed package that holds the templates (the repository's top-level `templates/`).
 TEMPLATES_PACKAGE = "templates"
@@ -47,8 +47,8 @@ def templates_dir() -> Path:
     Found through importlib.resources, so a wheel install (`pip install .`) renders what the
     source tree renders.
     """
-    override = os.environ.get("DUNNING_TEMPLATES")
-    return Path(override) if override else _packaged_templates()
+    override = settings().templates
+    return override if override else _packaged_templates()
 
 
 @lru_cache(maxsize=1)

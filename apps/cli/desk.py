@@ -15,7 +15,7 @@ app = typer.Typer(help="The collections desk (web pages for collectors).", no_ar
 
 LedgerOpt = Annotated[
     str | None,
-    typer.Option("--ledger", envvar="DUNNING_LEDGER_URL", help="Ledger SQLAlchemy URL."),
+    typer.Option("--ledger", help="Ledger SQLAlchemy URL (default: DUNNING_LEDGER_URL)."),
 ]
 LedgerBlockOpt = Annotated[
     str | None, typer.Option(help="Saved LedgerDatabase block, when no --ledger.")
@@ -23,6 +23,9 @@ LedgerBlockOpt = Annotated[
 
 
 def _ledger_url(ledger: str | None, ledger_block: str | None) -> str:
+    from dunning.settings import settings
+
+    ledger = ledger or settings().ledger_url
     if ledger:
         return ledger
     if ledger_block:

@@ -22,7 +22,7 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8787,
     ledger: Annotated[
         str | None,
-        typer.Option("--ledger", envvar="DUNNING_LEDGER_URL", help="Ledger SQLAlchemy URL."),
+        typer.Option("--ledger", help="Ledger SQLAlchemy URL (default: DUNNING_LEDGER_URL)."),
     ] = None,
     ledger_block: Annotated[
         str | None, typer.Option(help="Saved LedgerDatabase block, when no --ledger.")
@@ -46,8 +46,8 @@ def serve(
     """Receive WhatsApp, Stripe and ERP webhooks: verify, store in the ledger, emit events.
 
     Secrets come from the `DUNNING_WHATSAPP_VERIFY_TOKEN`, `DUNNING_WHATSAPP_APP_SECRET`,
-    `DUNNING_STRIPE_WEBHOOK_SECRET` and `DUNNING_ERP_WEBHOOK_SECRET` variables, else from
-    the blocks named here. A provider without a secret is refused (503).
+    `DUNNING_STRIPE_WEBHOOK_SECRET` and `DUNNING_ERP_WEBHOOK_SECRET` settings (variables or
+    `.env`), else from the blocks named here. A provider without a secret is refused (503).
     """
     import logging
 
@@ -66,6 +66,9 @@ def serve(
 
         ws = resolve_block(secrets_block, WebhookSecrets)
         defaults |= {"stripe_secret": ws.stripe_webhook_secret, "erp_secret": ws.erp_webhook_secret}
+    from dunning.settings import settings
+
+    ledger = ledger or settings().ledger_url
     if not ledger and ledger_block:
         from blocks import LedgerDatabase, resolve_block
 

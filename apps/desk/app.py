@@ -10,7 +10,6 @@ a page redirects to the login page, any other request (a form post) answers 401.
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass, field
 
@@ -28,6 +27,7 @@ from dunning.ledger import Ledger
 from dunning.ledger.desk import ensure_desk_indexes
 from dunning.policy import Policy, default_policy
 from dunning.render import template_environment, templates_dir
+from dunning.settings import settings
 
 PUBLIC_PATHS = frozenset({"/login", "/lang", "/healthz"})
 SESSION_COOKIE = "dunning_desk"
@@ -50,12 +50,10 @@ class DeskConfig:
 
     ledger_url: str
     secret_key: str = field(
-        default_factory=lambda: os.environ.get("DUNNING_DESK_SECRET") or secrets.token_hex(32)
+        default_factory=lambda: settings().secret_value("desk_secret") or secrets.token_hex(32)
     )
     secure_cookies: bool = False
-    prefect_ui_url: str = field(
-        default_factory=lambda: os.environ.get("DUNNING_PREFECT_UI_URL", "http://127.0.0.1:4200")
-    )
+    prefect_ui_url: str = field(default_factory=lambda: settings().prefect_ui_url)
     session_hours: int = 12
     policy: Policy = field(default_factory=default_policy)
 

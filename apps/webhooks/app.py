@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import hmac
 import logging
-import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,17 +49,18 @@ from dunning.inbound.verify import (
 )
 from dunning.ledger import Ledger
 from dunning.ledger.inbound import count_pending_webhook_events
+from dunning.settings import settings
 
 log = logging.getLogger("dunning.inbound")
 MAX_BODY = 1024 * 1024
 ERP_SIGNATURE_HEADER = "X-Dunning-Signature"
 
-#: Environment variables of the secrets (they override the blocks' values).
-ENV = {
-    "whatsapp_verify_token": "DUNNING_WHATSAPP_VERIFY_TOKEN",
-    "whatsapp_app_secret": "DUNNING_WHATSAPP_APP_SECRET",
-    "stripe_secret": "DUNNING_STRIPE_WEBHOOK_SECRET",
-    "erp_secret": "DUNNING_ERP_WEBHOOK_SECRET",
+#: The settings (`DUNNING_*` variables or `.env`) of the secrets; they override the blocks'.
+SECRET_SETTINGS = {
+    "whatsapp_verify_token": "whatsapp_verify_token",
+    "whatsapp_app_secret": "whatsapp_app_secret",
+    "stripe_secret": "stripe_webhook_secret",
+    "erp_secret": "erp_webhook_secret",
 }
 
 
@@ -82,11 +82,13 @@ class ReceiverConfig:
     def from_environment(
         cls, ledger_url: str, defaults: dict[str, SecretStr | None] | None = None, **kw: Any
     ) -> ReceiverConfig:
-        """Secrets from the `DUNNING_*` variables, else from `defaults` (the blocks)."""
+        """Secrets from the settings (`DUNNING_*` variables, `.env`), else from `defaults`
+        (the blocks)."""
         values: dict[str, Any] = dict(defaults or {})
-        for name, var in ENV.items():
-            if os.environ.get(var):
-                values[name] = SecretStr(os.environ[var])
+        current = settings()
+        for name, field_name in SECRET_SETTINGS.items():
+            if current.secret_value(field_name):
+                values[name] = getattr(current, field_name)
         return cls(ledger_url=ledger_url, **values, **kw)
 
     def configured(self) -> dict[str, bool]:

@@ -16,7 +16,6 @@ scikit-learn is imported when the model is first trained, never at import time.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,6 +24,7 @@ from typing import Any
 
 from dunning.replies.normalize import normalize
 from dunning.replies.quoting import strip_quoted
+from dunning.settings import settings
 
 #: Where the training replies are looked for when `DUNNING_REPLIES_TRAINING` is not set.
 DEFAULT_TRAINING = Path(__file__).with_name("training.jsonl")
@@ -89,7 +89,7 @@ def load_examples(path: Path) -> list[tuple[str, str]]:
 
 def training_path() -> Path | None:
     """The training file in use, or None when the model is switched off or missing."""
-    setting = os.environ.get("DUNNING_REPLIES_TRAINING", "")
+    setting = settings().replies_training
     if setting.lower() in {"off", "none", "0", "false"}:
         return None
     path = Path(setting) if setting else DEFAULT_TRAINING

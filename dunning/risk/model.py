@@ -8,7 +8,6 @@ planner does) stays cheap.
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ import pandas as pd
 
 from dunning.risk.features import NUMERIC_FEATURES, build_features, late_labels
 from dunning.risk.sources import CATEGORICAL_COLUMNS, empty_frame, from_invoices
+from dunning.settings import settings
 
 #: Bumped whenever features change meaning; a model saved under another number is refused.
 RISK_SCHEMA_VERSION = 1
@@ -274,7 +274,7 @@ def _threads() -> Any:
     """
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(limits=int(os.environ.get("DUNNING_RISK_THREADS", "1")))
+    return threadpool_limits(limits=settings().risk_threads)
 
 
 def sidecar_path(path: str | Path) -> Path:

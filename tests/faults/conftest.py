@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from dunning.settings import settings
 from tests.faults.smtpfaults import FaultSink
 
 
@@ -24,7 +24,7 @@ def figures(request: pytest.FixtureRequest) -> Callable[..., None]:
     DUNNING_FAULTS_FIGURES (for bench/RELIABILITY.md); nothing when it is unset."""
 
     def record(**values: object) -> None:
-        target = os.environ.get("DUNNING_FAULTS_FIGURES")
+        target = settings().faults_figures
         if target:
             with open(target, "a", encoding="utf-8") as f:
                 f.write(json.dumps({"test": request.node.name, **values}, default=str) + "\n")

@@ -5,7 +5,6 @@ recipient."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -18,13 +17,14 @@ from dunning.ledger import Action, Ledger
 from dunning.plan import plan
 from dunning.policy import default_policy
 from dunning.schema import INVOICE_COLUMNS
+from dunning.settings import settings
 from dunning.smtp import SmtpPool, SmtpSettings
 from tests.faults import core
 from tests.faults.smtpfaults import FaultSink
 from tests.invoices import DEFAULTS, write_invoices
 
 #: Rows of the large file: 100k in CI, DUNNING_FAULTS_ROWS=1000000 for the 1M figures.
-ROWS = int(os.environ.get("DUNNING_FAULTS_ROWS", "100000"))
+ROWS = settings().faults_rows
 BAD = 10_000
 #: One kind of damage per field, 2,000 rows each.
 DAMAGE = {
