@@ -101,3 +101,23 @@ def adduser(
         typer.echo(f"adduser: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(f"{'added' if created else 'updated'} {email.strip().lower()} ({role})")
+
+
+@app.command("removeuser")
+def removeuser(
+    email: Annotated[str, typer.Argument(help="The person's email (their login).")],
+    ledger: LedgerOpt = None,
+    ledger_block: LedgerBlockOpt = None,
+) -> None:
+    """Remove a desk user: they can no longer log in, and their open sessions end at once.
+
+    Example: `dunning desk removeuser maria@acme.example`
+    """
+    from apps.desk.auth import remove_user
+    from dunning.ledger import Ledger
+
+    email = email.strip().lower()
+    if not remove_user(Ledger(_ledger_url(ledger, ledger_block)), email):
+        typer.echo(f"removeuser: {email} is not an active desk user", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"removed {email}; their sessions are ended")

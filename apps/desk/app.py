@@ -14,15 +14,18 @@ import secrets
 from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from apps.desk import views
-from apps.desk.auth import active_user
+from apps.desk.auth import session_active_user
 from dunning.ledger import Ledger
 from dunning.ledger.desk import ensure_desk_indexes
 from dunning.policy import Policy, default_policy
@@ -31,6 +34,21 @@ from dunning.settings import settings
 
 PUBLIC_PATHS = frozenset({"/login", "/lang", "/healthz"})
 SESSION_COOKIE = "dunning_desk"
+
+#: Sent with every response. The pages run no script at all (script-src 'none'), load only
+#: this site's images, cannot be framed (clickjacking) and post forms only here; inline
+#: styles are allowed (the templates use a few, and a style cannot run code). Pages show
+#: customers' data: no cache keeps them, and no other site learns the desk's URLs.
+SECURITY_HEADERS: dict[str, str] = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'none'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
 
 
 @dataclass
@@ -82,8 +100,11 @@ def create_app(config: DeskConfig) -> Starlette:
             Route("/search", views.search_page),
             Route("/portfolio", views.portfolio_page),
             Route("/portfolio/{name:str}.png", views.portfolio_chart),
+            Route("/security", views.security_page),
         ],
         middleware=[
+            # Outermost: its headers reach every answer, redirects and errors included.
+            Middleware(SecurityHeaders),
             Middleware(
                 SessionMiddleware,
                 secret_key=config.secret_key,
@@ -105,14 +126,41 @@ def create_app(config: DeskConfig) -> Starlette:
 async def _login_gate(request: Request, call_next: RequestResponseEndpoint) -> Response:
     """Attach the logged-in user, or turn the request away (redirect for pages, else 401)."""
     request.state.user = None
-    email = request.session.get("user")
-    if email:
-        request.state.user = active_user(request.app.state.ledger, email)
+    token = request.session.get("sid")
+    if token:
+        # The server-side session decides: a revoked or expired one (logout, password
+        # change, user removed) is refused whatever the signed cookie says.
+        request.state.user = await run_in_threadpool(
+            session_active_user, request.app.state.ledger, token
+        )
         if request.state.user is None:
-            request.session.pop("user", None)
+            request.session.clear()
     if request.url.path in PUBLIC_PATHS or request.state.user is not None:
         return await call_next(request)
     if request.method in ("GET", "HEAD"):
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={views.quote(target)}", status_code=303)
     return PlainTextResponse("login required", status_code=401)
+
+
+class SecurityHeaders:
+    """ASGI middleware: adds `SECURITY_HEADERS` to every HTTP response (a header a route
+    set itself, such as a chart's `Cache-Control`, is kept)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    if name not in headers:
+                        headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

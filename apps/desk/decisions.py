@@ -28,6 +28,9 @@ from dunning.policy import Policy, default_policy
 OUTCOMES = ("promise", "dispute", "paid", "no_answer")
 #: Pauses a person may end from the desk ("resume reminders").
 RESUMABLE = ("hold", "dispute", "verify_payment")
+#: What a collector may end: a dispute is a manager's call (it may hide a credit note, a
+#: legal claim or an angry customer), so only a manager resolves one.
+COLLECTOR_RESUMABLE = tuple(kind for kind in RESUMABLE if kind != "dispute")
 
 
 class DecisionError(ValueError):
@@ -181,8 +184,9 @@ def resume(
     ended.
 
     Ends holds, disputes (resolved: the person says so, with the reason) and payment
-    verifications. Promises end when paid or broken, and opt-outs only when the customer
-    opts in again: neither is ended here.
+    verifications. Only a manager ends a dispute: a collector's resume leaves it in place.
+    Promises end when paid or broken, and opt-outs only when the customer opts in again:
+    neither is ended here.
 
     Raises:
         DecisionError: no reason given.
@@ -190,15 +194,16 @@ def resume(
     if not reason.strip():
         raise DecisionError("reason: say why reminders resume")
     actor = f"desk:{user.email}"
+    kinds = RESUMABLE if user.is_manager else COLLECTOR_RESUMABLE
     if invoice_number:
         # Each records its own `pause_<kind>_ended` event (with the actor and reason).
         ended = sum(
             ledger.end_pauses(kind, invoice_number=invoice_number, actor=actor, reason=reason)
-            for kind in RESUMABLE
+            for kind in kinds
         )
     else:
         # "Resume the customer" ends only the customer-wide pauses, not the invoices' own.
-        ended = end_customer_pauses(ledger, customer_id, RESUMABLE)
+        ended = end_customer_pauses(ledger, customer_id, kinds)
         if ended:
             ledger.record_event(
                 "pause_hold_ended", customer_id=customer_id, actor=actor, reason=reason

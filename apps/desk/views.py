@@ -7,7 +7,7 @@ outside). Every form carries the session's CSRF token; a post without it is refu
 from __future__ import annotations
 
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote as _quote
 
@@ -21,12 +21,30 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from apps.desk import csrf, decisions, queries
-from apps.desk.auth import authenticate
+from apps.desk.auth import (
+    LoginLocked,
+    authenticate,
+    end_session,
+    lockout_remaining,
+    start_session,
+)
 from apps.desk.i18n import LANGS, LOCALES, pick_language, translator
+from dunning.ledger.desk import login_failure_summary
+from dunning.ledger.models import utcnow
 from dunning.policy import today as policy_today
 
 PORTFOLIO_TTL = 300.0
 LANG_COOKIE = "desk_lang"
+#: The task list's pages (50 tasks each) stop here: far beyond any real backlog, and the
+#: offset stays a small integer for every database.
+MAX_PAGE = 10_000
+#: The portfolio's `as_of` must lie in these years: the report computes ages and DSO over
+#: pandas timestamps, which end in 1677 and 2262.
+AS_OF_YEARS = (1970, 2200)
+
+
+class BadParameter(ValueError):
+    """A query parameter the desk cannot use (answered 400, naming it and what to give)."""
 
 
 def quote(value: str) -> str:
@@ -154,22 +172,39 @@ async def login_submit(request: Request) -> Response:
     """Check the email and password; start a fresh session on success."""
     form = await _checked_form(request)
     target = _safe_next(str(form.get("next") or ""))
-    user = await run_in_threadpool(
-        authenticate, _ledger(request), str(form.get("email", "")), str(form.get("password", ""))
-    )
+    address = request.client.host if request.client else ""
+    try:
+        user = await run_in_threadpool(
+            authenticate,
+            _ledger(request),
+            str(form.get("email", "")),
+            str(form.get("password", "")),
+            address,
+        )
+    except LoginLocked as exc:
+        # Refused at once (no sleeping worker): the client is told when to come back.
+        response = _render(
+            request, "login.html", status_code=429, next=target, locked=exc.retry_after
+        )
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     if user is None:
         return _render(request, "login.html", status_code=401, next=target, failed=True)
+    token = await run_in_threadpool(
+        start_session, _ledger(request), user, request.app.state.config.session_hours
+    )
     # A new session (and CSRF token) at login: a token planted before login is worthless.
     request.session.clear()
-    request.session["user"] = user.email
+    request.session["sid"] = token
     csrf.session_token(request.session)
     _ledger(request).record_event("desk_login", actor=f"desk:{user.email}")
     return RedirectResponse(target, status_code=303)
 
 
 async def logout(request: Request) -> Response:
-    """End the session."""
+    """End the session, on the server too: a saved copy of the cookie stops working."""
     await _checked_form(request)
+    await run_in_threadpool(end_session, _ledger(request), str(request.session.get("sid") or ""))
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 
@@ -191,12 +226,38 @@ async def home(request: Request) -> Response:
     return RedirectResponse("/tasks", status_code=303)
 
 
+def _page_number(value: str | None) -> int:
+    """The `page` parameter: a whole number from 1 to `MAX_PAGE` (default 1)."""
+    text = (value or "1").strip()
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+        raise BadParameter(f"page: {value!r} is not a page number (1 to {MAX_PAGE})")
+    return int(text)
+
+
+def _as_of(value: str | None) -> date | None:
+    """The portfolio's `as_of` parameter: a date (YYYY-MM-DD) in `AS_OF_YEARS`, or None."""
+    if not value:
+        return None
+    try:
+        day = date.fromisoformat(value.strip())
+    except ValueError:
+        raise BadParameter(f"as_of: {value!r} is not a date (YYYY-MM-DD)") from None
+    first, last = AS_OF_YEARS
+    if not first <= day.year <= last:
+        raise BadParameter(f"as_of: {value!r} is not between {first} and {last}")
+    return day
+
+
+def _bad_request(request: Request, exc: BadParameter) -> HTMLResponse:
+    return _render(request, "error.html", 400, message_key="bad_request", problem=str(exc))
+
+
 async def tasks_page(request: Request) -> Response:
     """Open tasks the user sees, soonest due and largest amount first, by assignee."""
     try:
-        page = int(request.query_params.get("page", "1"))
-    except ValueError:
-        page = 1
+        page = _page_number(request.query_params.get("page"))
+    except BadParameter as exc:
+        return _bad_request(request, exc)
     assignee = request.query_params.get("assignee", "")
     result = queries.open_tasks(_ledger(request), request.state.user, assignee=assignee, page=page)
     return _render(
@@ -367,7 +428,7 @@ def _build_portfolio(ledger_url: str, as_of: date, locale: str) -> dict[str, Any
 
 async def _portfolio(request: Request) -> dict[str, Any]:
     lang = pick_language(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
-    as_of = _parse_day(request.query_params.get("as_of")) or _today(request)
+    as_of = _as_of(request.query_params.get("as_of")) or _today(request)
     cache: dict[tuple[str, date], dict[str, Any]] = request.app.state.portfolio_cache
     hit = cache.get((lang, as_of))
     if hit is None or time.monotonic() - hit["built"] > PORTFOLIO_TTL:
@@ -385,6 +446,8 @@ async def portfolio_page(request: Request) -> Response:
         return _error(request, 403, "forbidden")
     try:
         data = await _portfolio(request)
+    except BadParameter as exc:
+        return _bad_request(request, exc)
     except ValueError as exc:  # e.g. an invoice row the report cannot read (pandas)
         return _render(request, "error.html", 500, message_key="portfolio", problem=str(exc))
     return _render(
@@ -398,9 +461,33 @@ async def portfolio_chart(request: Request) -> Response:
         return PlainTextResponse("forbidden", status_code=403)
     try:
         data = await _portfolio(request)
+    except BadParameter as exc:
+        return PlainTextResponse(str(exc), status_code=400)
     except ValueError as exc:
         return PlainTextResponse(str(exc), status_code=400)
     png = data["charts"].get(request.path_params["name"])
     if png is None:
         return PlainTextResponse("no such chart", status_code=404)
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
+
+
+# -- security --------------------------------------------------------------------------------
+
+
+def _security_summary(ledger: Any) -> dict[str, Any]:
+    now = utcnow()
+    summary = login_failure_summary(ledger, since=now - timedelta(hours=24))
+    for row in summary["by_email"]:
+        row["locked"] = lockout_remaining(ledger, row["key"], "", now)
+    for row in summary["by_address"]:
+        row["locked"] = lockout_remaining(ledger, "", row["key"], now) if row["key"] else 0
+    return summary
+
+
+async def security_page(request: Request) -> Response:
+    """Failed logins of the last 24 hours by account and address, and who is locked out
+    (managers)."""
+    if not request.state.user.is_manager:
+        return _error(request, 403, "forbidden")
+    summary = await run_in_threadpool(_security_summary, _ledger(request))
+    return _render(request, "security.html", s=summary)

@@ -1,5 +1,6 @@
 """The collections desk's reads and writes: pages of tasks, a customer's page, search,
-closing a task, ending a customer's holds, desk users; and the indexes they need.
+closing a task, ending a customer's holds, desk users, their sessions and failed logins; and
+the indexes they need.
 
 Who may see what is the desk's rule (`apps.desk.queries`): these functions take the list of
 assignees whose tasks the user sees (None: all). Every query is bounded (LIMIT) and served
@@ -12,7 +13,7 @@ created when the desk starts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -21,6 +22,8 @@ from sqlmodel import Session
 from dunning.ledger.models import (
     Action,
     CustomerStatus,
+    DeskLoginFailure,
+    DeskSession,
     DeskUser,
     Event,
     HumanTask,
@@ -447,7 +450,11 @@ def desk_user(ledger: Ledger, email: str) -> DeskUser | None:
 
 def save_desk_user(ledger: Ledger, email: str, *, role: str, password_hash: str) -> bool:
     """Create the user, or set an existing one's role and hash and reactivate it; True if
-    created."""
+    created.
+
+    Changing an existing user's password or role ends all their sessions (in the same
+    transaction): a cookie saved before the change stops working.
+    """
     with Session(ledger.engine) as session:
         row = session.get(DeskUser, email)
         created = row is None
@@ -455,9 +462,134 @@ def save_desk_user(ledger: Ledger, email: str, *, role: str, password_hash: str)
             row = DeskUser(email=email, role=role, password_hash=password_hash)
         else:
             row.role, row.password_hash, row.active = role, password_hash, True
+            session.execute(_revoke(DeskSession.email == email))
         session.add(row)
         session.commit()
     return created
+
+
+def deactivate_desk_user(ledger: Ledger, email: str) -> bool:
+    """Remove a user from the desk (the row stays, inactive, for the record) and end all
+    their sessions; False if there is no such active user."""
+    with Session(ledger.engine) as session:
+        changed = session.execute(
+            sa.update(DeskUser).where(DeskUser.email == email, DeskUser.active).values(active=False)
+        ).rowcount
+        session.execute(_revoke(DeskSession.email == email))
+        session.commit()
+    return bool(changed)
+
+
+# -- desk sessions -------------------------------------------------------------------------
+def create_desk_session(ledger: Ledger, session_id: str, email: str, expires_at: datetime) -> None:
+    """Record a new login's session (`session_id`: the hash of the cookie's token)."""
+    with Session(ledger.engine) as session:
+        session.add(DeskSession(id=session_id, email=email, expires_at=expires_at))
+        session.commit()
+
+
+def session_user(ledger: Ledger, session_id: str, now: datetime | None = None) -> DeskUser | None:
+    """The active user of a live session (not revoked, not expired); None otherwise."""
+    now = now or utcnow()
+    stmt = (
+        sa.select(DeskUser)
+        .join(DeskSession, DeskSession.email == DeskUser.email)
+        .where(
+            DeskSession.id == session_id,
+            DeskSession.revoked_at.is_(None),
+            DeskSession.expires_at > now,
+            DeskUser.active,
+        )
+    )
+    with Session(ledger.engine) as session:
+        row = session.execute(stmt).scalars().first()
+        return row.model_copy() if row is not None else None
+
+
+def revoke_desk_session(ledger: Ledger, session_id: str) -> None:
+    """End one session (logout)."""
+    with Session(ledger.engine) as session:
+        session.execute(_revoke(DeskSession.id == session_id))
+        session.commit()
+
+
+def _revoke(condition: sa.ColumnElement[bool]) -> sa.Update:
+    return (
+        sa.update(DeskSession)
+        .where(condition, DeskSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+# -- failed logins -------------------------------------------------------------------------
+def record_login_failure(ledger: Ledger, email: str, address: str, reason: str) -> None:
+    """Record a failed login (an unknown email too: the attempt is what counts)."""
+    with Session(ledger.engine) as session:
+        session.add(DeskLoginFailure(email=email[:254], address=address[:64], reason=reason))
+        session.commit()
+
+
+@dataclass(frozen=True)
+class FailureCount:
+    """Failed logins in a window: how many, and when the latest was (UTC)."""
+
+    count: int
+    latest: datetime | None
+
+
+def count_login_failures(
+    ledger: Ledger,
+    *,
+    since: datetime,
+    email: str | None = None,
+    address: str | None = None,
+    reason: str = "wrong_password",
+) -> FailureCount:
+    """Failed logins of one `reason` since `since`, for one email or one address (or both)."""
+    stmt = sa.select(sa.func.count(), sa.func.max(DeskLoginFailure.at)).where(
+        DeskLoginFailure.at > since, DeskLoginFailure.reason == reason
+    )
+    if email is not None:
+        stmt = stmt.where(DeskLoginFailure.email == email)
+    if address is not None:
+        stmt = stmt.where(DeskLoginFailure.address == address)
+    with ledger.engine.connect() as conn:
+        count, latest = conn.execute(stmt).one()
+    if latest is not None and latest.tzinfo is None:
+        latest = latest.replace(tzinfo=UTC)
+    return FailureCount(int(count or 0), latest)
+
+
+def login_failure_summary(
+    ledger: Ledger, since: datetime, limit: int = 50
+) -> dict[str, list[dict[str, Any]]]:
+    """What the managers' security page shows: failed logins since `since` grouped by
+    account and by address (most first), and the latest ones.
+
+    Keys: `by_email`, `by_address` (each row: key, `failures`, `latest`) and `recent`.
+    """
+    t = DeskLoginFailure.__table__
+    recent = sa.select(t).where(t.c.at > since).order_by(t.c.at.desc()).limit(limit)
+
+    def grouped(column: sa.Column) -> sa.Select:
+        return (
+            sa.select(
+                column.label("key"),
+                sa.func.count().label("failures"),
+                sa.func.max(t.c.at).label("latest"),
+            )
+            .where(t.c.at > since)
+            .group_by(column)
+            .order_by(sa.func.count().desc(), column)
+            .limit(limit)
+        )
+
+    with ledger.engine.connect() as conn:
+        return {
+            "by_email": [dict(r._mapping) for r in conn.execute(grouped(t.c.email))],
+            "by_address": [dict(r._mapping) for r in conn.execute(grouped(t.c.address))],
+            "recent": [dict(r._mapping) for r in conn.execute(recent)],
+        }
 
 
 def record_login(ledger: Ledger, email: str, *, password_hash: str | None = None) -> None:

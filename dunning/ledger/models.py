@@ -287,3 +287,32 @@ class DeskUser(SQLModel, table=True):
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
     last_login: datetime | None = None
+
+
+class DeskSession(SQLModel, table=True):
+    """A desk login: the server-side half of the session cookie.
+
+    The cookie carries a random token; only its SHA-256 is stored here, so reading the
+    ledger gives no working cookie. A session ends when revoked (logout, password change,
+    user removed) or when it expires, whatever the cookie says.
+    """
+
+    __tablename__ = "desk_sessions"
+
+    id: str = Field(primary_key=True, description="SHA-256 (hex) of the cookie's token")
+    email: str = Field(index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    revoked_at: datetime | None = None
+
+
+class DeskLoginFailure(SQLModel, table=True):
+    """A failed desk login: what the rate limit counts and managers see."""
+
+    __tablename__ = "desk_login_failures"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(index=True, description="the email typed (normalized), known or not")
+    address: str = Field(default="", index=True, description="the client's IP address")
+    at: datetime = Field(default_factory=utcnow, index=True)
+    reason: str = Field(default="", description="wrong_password | locked")
