@@ -13,6 +13,7 @@ are a payment plan, a promise needs a pay word). No model is downloaded.
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections.abc import Iterable
@@ -153,10 +154,23 @@ MODEL_ALONE_PROBABILITY = 0.45
 _SENTENCE_END = re.compile(r"[.!?;\n]")
 
 
-def _sentence(text: str, start: int, end: int) -> str:
-    left = max((m.end() for m in _SENTENCE_END.finditer(text, 0, start)), default=0)
-    right = _SENTENCE_END.search(text, end)
-    return text[left : right.start() if right else len(text)]
+class _Boundaries:
+    """Where a text's sentences (or clauses) end, found in one pass: each lookup is then a
+    binary search, so a text with many dates costs O(n log n), not O(n²)."""
+
+    def __init__(self, text: str, pattern: re.Pattern[str]) -> None:
+        self.text = text
+        self.marks = [m.start() for m in pattern.finditer(text)]  # one-character marks
+
+    def around(self, start: int, end: int, *, keep_mark: bool = False) -> str:
+        """The text from the mark before `start` to the first mark at or after `end`
+        (that mark included if `keep_mark`)."""
+        before = bisect.bisect_left(self.marks, start)
+        left = self.marks[before - 1] + 1 if before else 0
+        after = bisect.bisect_left(self.marks, end)
+        if after == len(self.marks):
+            return self.text[left:]
+        return self.text[left : self.marks[after] + (1 if keep_mark else 0)]
 
 
 _NOT_A_PROMISE = re.compile(
@@ -182,12 +196,6 @@ _PAST_TIME = re.compile(
 _CLAUSE_END = re.compile(r"[.!?;,\n¿]")
 
 
-def _clause(text: str, start: int, end: int) -> str:
-    left = max((m.end() for m in _CLAUSE_END.finditer(text, 0, start)), default=0)
-    right = _CLAUSE_END.search(text, end)
-    return text[left : right.end() if right else len(text)]
-
-
 def _dated_payment(norm: str, mentions: list[dates.DateMention], r: date) -> tuple[float, str]:
     """Extra promise weight for a payment act dated in the future (or vaguely: "en breve").
 
@@ -196,10 +204,11 @@ def _dated_payment(norm: str, mentions: list[dates.DateMention], r: date) -> tup
     """
     best, phrase = 0.0, ""
     message_pays = bool(rules.PAY_WORD.search(norm))
+    sentences = _Boundaries(norm, _SENTENCE_END)
     for m in mentions:
         if m.day is not None and not r <= m.day <= r + timedelta(days=183):
             continue  # past, or a day-month already gone this year that rolled to the next
-        sentence = _sentence(norm, m.start, m.end)
+        sentence = sentences.around(m.start, m.end)
         if rules.PAST_MARK.search(sentence):
             continue
         if rules.PAY_ACTION.search(sentence):
@@ -221,9 +230,10 @@ def _past_payment(norm: str, mentions: list[dates.DateMention], r: date) -> tupl
     """Extra already-paid weight for a payment told with a past time ("ayer", "on June 6")."""
     spans = [(m.start, m.end) for m in mentions if (m.day is not None and m.day < r) or m.rolled]
     spans += [t.span() for t in _PAST_TIME.finditer(norm)]
+    sentences, clauses = _Boundaries(norm, _SENTENCE_END), _Boundaries(norm, _CLAUSE_END)
     for start, end in spans:
-        sentence = _sentence(norm, start, end)
-        clause = _clause(norm, start, end)
+        sentence = sentences.around(start, end)
+        clause = clauses.around(start, end, keep_mark=True)
         if _FUTURE_MARK.search(sentence) or "?" in clause:
             continue
         if rules.PAY_WORD.search(sentence) or rules.PAST_MARK.search(sentence):
@@ -232,6 +242,22 @@ def _past_payment(norm: str, mentions: list[dates.DateMention], r: date) -> tupl
 
 
 _AMOUNT = re.compile(r"(?:[$€£]\s*\d|\d\s*(?:%|€|euros?|pesos|reais|dolares|dollars|usd|eur|mxn))")
+
+
+#: Only the start of a message is read (the customer's words come first; what follows is
+#: quoted history or attachments pasted as text): at most this many characters are searched
+#: for the quote...
+MAX_SCANNED_CHARS = 32_000
+#: ...and at most this many of the customer's own words are classified. A 5 MB message
+#: then costs what a short one does.
+MAX_CLASSIFIED_CHARS = 4_000
+
+
+def classified_part(text: str) -> str:
+    """The part of a message that is classified: the sender's own words (quoted history,
+    signatures and footers dropped, `quoting.strip_quoted`), at most `MAX_CLASSIFIED_CHARS`
+    of them, read from the first `MAX_SCANNED_CHARS` of the message."""
+    return strip_quoted((text or "")[:MAX_SCANNED_CHARS])[:MAX_CLASSIFIED_CHARS]
 
 
 def classify(
@@ -264,8 +290,9 @@ def classify_many(
     prepared = []
     day = today()  # for messages that say nothing of when they arrived
     for text, received_on, lang in items:
-        own = strip_quoted(text or "")
-        prepared.append((own, normalize(own), received_on or day, lang, text or ""))
+        scanned = (text or "")[:MAX_SCANNED_CHARS]
+        own = classified_part(scanned)
+        prepared.append((own, normalize(own), received_on or day, lang, scanned))
     intent_model = default_model() if model is True else model or None
     if intent_model is not None and prepared:
         probabilities = intent_model.probabilities_many([p[1] for p in prepared])

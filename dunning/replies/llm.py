@@ -21,8 +21,13 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
-from dunning.replies.classify import INTENTS, Classification, classify, find_contact
-from dunning.replies.quoting import strip_quoted
+from dunning.replies.classify import (
+    INTENTS,
+    Classification,
+    classified_part,
+    classify,
+    find_contact,
+)
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +187,7 @@ def classify_with_fallback(
         confidence=max(result.confidence, LLM_CONFIDENCE),
         promise_date=answer.promise_date if intent == "promise_to_pay" else None,
         angry=angry,
-        new_contact=find_contact(strip_quoted(text), result.lang)
+        new_contact=find_contact(classified_part(text), result.lang)
         if intent == "wrong_contact"
         else None,
         evidence=(*result.evidence, f"llm: {answer.intent}"),

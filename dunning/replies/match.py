@@ -38,6 +38,8 @@ from dunning.ledger.contacts import (
 )
 from dunning.whatsapp.phones import same_number
 
+#: How much of a message's text is searched for invoice numbers.
+MAX_SCANNED_CHARS = 32_000
 _MESSAGE_IDS = re.compile(r"<[^<>\s]+>")
 # Invoice-number-like tokens: letters, digits and separators, with at least one digit.
 _TOKENS = re.compile(r"(?<![\w-])[A-Za-z0-9][\w./-]*\d[\w/-]*")
@@ -109,7 +111,10 @@ def _by_message_id(message: InboundMessage, ledger: Ledger) -> Match | None:
 def _by_invoice_number(
     message: InboundMessage, ledger: Ledger, by_sender: Match | None
 ) -> Match | None:
-    tokens = {t.strip("./-") for t in _TOKENS.findall(f"{message.subject}\n{message.text}")}
+    # Invoice numbers are named up front: only the start of a long message is searched, so a
+    # huge message cannot turn into a query for a million candidate numbers.
+    head = f"{message.subject}\n{(message.text or '')[:MAX_SCANNED_CHARS]}"
+    tokens = {t.strip("./-") for t in _TOKENS.findall(head)}
     tokens = {t for t in tokens if len(t) >= 3}
     if not tokens:
         return None
