@@ -1,4 +1,4 @@
-"""Read invoice files (CSV, XLSX) into the normalized schema, quarantining bad rows.
+"""Read invoice files (CSV, XLSX, XLS, ODS) into the normalized schema, quarantining bad rows.
 
 Validation is vectorized: a 1M-row file is checked in a few seconds. A row with any problem
 goes to the quarantine frame (one line per problem, with the row number, the field and what
@@ -9,6 +9,8 @@ the file itself (missing, undecodable, a mapped column that is not there) raise
 
 from __future__ import annotations
 
+import codecs
+import difflib
 import numbers
 import re
 import zoneinfo
@@ -16,16 +18,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import yaml
 from babel import Locale
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dunning.schema import (
     CHANNELS,
     CLOSED_DATE,
     CURRENCIES,
     DEFAULT_CURRENCY,
+    HEADER_SYNONYMS,
     INVOICE_COLUMNS,
     OPT_IN_VALUES,
     OPTIONAL_COLUMNS,
@@ -35,7 +41,9 @@ from dunning.schema import (
     STATUSES,
     Invoice,
     file_line,
+    header_key,
     row_numbers,
+    status_word_key,
 )
 
 _EMAIL = r"[^@\s,;<>]+@[^@\s,;<>]+\.[A-Za-z]{2,}"
@@ -46,6 +54,175 @@ _TIMEZONES = frozenset(zoneinfo.available_timezones())
 
 class SourceError(ValueError):
     """The invoice source as a whole cannot be read; the message says what to fix."""
+
+
+#: Spreadsheet file suffixes, each read by pandas with its engine (openpyxl, xlrd, odfpy);
+#: anything else is read as CSV.
+SPREADSHEET_SUFFIXES: tuple[str, ...] = (".xlsx", ".xlsm", ".xls", ".ods")
+#: What a mapping file holds, for `dunning init` to write and users to copy.
+MAPPING_FILE_EXAMPLE = """\
+# How to read your invoice file (dunning plan/sweep --mapping FILE; dunning import check).
+# Our field -> your column header. Fields: invoice_number and due_date are required;
+# customer_id, customer_name, email, phone, country, language, timezone, currency,
+# amount_total, amount_due, issue_date, status, payment_link, pdf_path, preferred_channel
+# and whatsapp_opt_in are read when mapped or when a header has that name.
+column_mapping:
+  invoice_number: "Nº factura"
+  customer_name: "Cliente"
+  email: "Correo"
+  amount_due: "Importe pendiente"
+  due_date: "Vencimiento"
+  status: "Estado"
+date_format: "%d/%m/%Y"      # quote it: YAML reads a leading % as a directive
+decimal_separator: ","       # "." or ","
+thousands_separator: "."     # ".", ",", " ", "'" or "" (default: the other of . and ,)
+delimiter: ";"               # CSV only
+encoding: "utf-8"            # CSV only; latin-1 or cp1252 for older exports
+sheet: 0                     # spreadsheets only: the sheet's name or its position from 0
+# Your status words -> open, paid, cancelled or disputed (English, Spanish and Portuguese
+# words such as pendiente, vencida, pagada, cobrada, anulada, em aberto are known already).
+status_mapping:
+  en revisión: disputed
+"""
+
+
+class ReadOptions(BaseModel):
+    """How to read an invoice file laid out by someone else: the one model of these options.
+
+    `blocks.CsvInvoiceSource` has a field of the same name for each, the command line reads
+    them from a mapping file (`load_mapping_file`), `read_invoice_file` applies them. Unknown
+    names are errors: a misspelt option must not be silently ignored.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    column_mapping: dict[str, str] = Field(
+        default_factory=dict,
+        description="Our field -> the file's column header, for headers that differ.",
+    )
+    date_format: str = Field("%Y-%m-%d", description="strftime format of date cells.")
+    decimal_separator: Literal[".", ","] = Field(".", description='"." or ",".')
+    thousands_separator: Literal[".", ",", " ", "'", ""] | None = Field(
+        None,
+        description='Digit group separator: ".", ",", " ", "\'" or "" (none); '
+        'default: "," with a decimal point and "." with a decimal comma.',
+    )
+    delimiter: str = Field(",", min_length=1, description="CSV field separator.")
+    encoding: str = Field("utf-8", description="CSV text encoding.")
+    sheet: str | int | None = Field(
+        None, description="Spreadsheet sheet: its name or position from 0 (default: first)."
+    )
+    status_mapping: dict[str, str] = Field(
+        default_factory=dict,
+        description="The file's status words -> open, paid, cancelled or disputed, besides "
+        "the English, Spanish and Portuguese words known already.",
+    )
+
+    @field_validator("column_mapping", mode="before")
+    @classmethod
+    def _headers_as_text(cls, value: object) -> object:
+        # YAML reads a header such as 2026 or yes as a number or a boolean.
+        if isinstance(value, Mapping):
+            return {str(k).strip(): str(v).strip() for k, v in value.items()}
+        return value
+
+    @field_validator("column_mapping")
+    @classmethod
+    def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        fields = (*INVOICE_COLUMNS, *OPTIONAL_COLUMNS)
+        unknown = [f for f in value if f not in fields]
+        if unknown:
+            raise ValueError(
+                f"unknown field {', '.join(map(repr, unknown))}; the fields are "
+                f"{', '.join(fields)} (our field -> your header)"
+            )
+        return value
+
+    @field_validator("status_mapping", mode="before")
+    @classmethod
+    def _statuses(cls, value: object) -> object:
+        if not isinstance(value, Mapping):
+            return value
+        mapping = {status_word_key(str(k)): str(v).strip().lower() for k, v in value.items()}
+        wrong = {k: v for k, v in mapping.items() if v not in STATUSES}
+        if wrong:
+            raise ValueError(
+                "maps "
+                + ", ".join(f"{k!r} to {v!r}" for k, v in wrong.items())
+                + f"; a status is one of {', '.join(STATUSES)}"
+            )
+        return mapping
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(
+                f"unknown encoding {value!r}; use for example utf-8, latin-1 or cp1252"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _separators_differ(self) -> ReadOptions:
+        if self.thousands_separator == self.decimal_separator:
+            raise ValueError(
+                f"decimal_separator and thousands_separator are both "
+                f"{self.decimal_separator!r}; they must differ"
+            )
+        return self
+
+    @classmethod
+    def build(
+        cls, options: ReadOptions | Mapping[str, Any] | None = None, *, source: str = "", **fields
+    ) -> ReadOptions:
+        """`options` (a model or a plain mapping) with `fields` on top, checked; raises
+        :class:`SourceError` naming each bad or unknown key and the allowed keys."""
+        base = options.model_dump() if isinstance(options, ReadOptions) else dict(options or {})
+        try:
+            return cls.model_validate({**base, **fields})
+        except ValidationError as exc:
+            raise SourceError(_options_error(exc, source or "the reading options")) from None
+
+
+def _options_error(exc: ValidationError, where: str) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown key {key!r}; the keys are {', '.join(ReadOptions.model_fields)}")
+        else:
+            lines.append(f"{key}: {message}" if key else message)
+    return f"{where}: " + "; ".join(lines)
+
+
+def load_mapping_file(path: str | Path) -> ReadOptions:
+    """Read a mapping file: YAML with `ReadOptions`' keys (see `MAPPING_FILE_EXAMPLE`).
+
+    Raises:
+        SourceError: the file is missing, is not YAML, is not a mapping, or has an unknown
+            key or a bad value (the message names the key and the allowed keys).
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SourceError(f"mapping file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise SourceError(
+            f"mapping file {path} is not valid YAML ({exc}); quote values that start with % "
+            'or contain ": ", for example date_format: "%d/%m/%Y"'
+        ) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise SourceError(
+            f"mapping file {path} must be a mapping of keys "
+            f"({', '.join(ReadOptions.model_fields)}), not a {type(data).__name__}"
+        )
+    return ReadOptions.build(data, source=f"mapping file {path}")
 
 
 @dataclass
@@ -63,82 +240,136 @@ class ImportResult:
 
 
 def read_invoice_file(
-    path: str | Path,
-    *,
-    column_mapping: Mapping[str, str] | None = None,
-    date_format: str = "%Y-%m-%d",
-    decimal_separator: str = ".",
-    delimiter: str = ",",
-    encoding: str = "utf-8",
-    sheet: str | int | None = None,
+    path: str | Path, options: ReadOptions | Mapping[str, Any] | None = None, **fields: Any
 ) -> ImportResult:
-    """Read a CSV or XLSX file of invoices and validate it.
+    """Read a CSV or spreadsheet file of invoices and validate it.
 
     Args:
-        path: the file; `.xlsx`/`.xlsm` are read as spreadsheets, anything else as CSV.
-        column_mapping: our field name -> the file's column name, for files whose headers
-            differ from the default layout (see `dunning.schema.INVOICE_COLUMNS`).
-        date_format: `strftime` format of `issue_date` and `due_date` cells.
-        decimal_separator: "." or ","; with "," a "." is read as a thousands separator.
-        delimiter: CSV field separator.
-        encoding: CSV text encoding.
-        sheet: worksheet name or index for spreadsheets (default: the first).
+        path: the file; `.xlsx`, `.xlsm`, `.xls` and `.ods` are read as spreadsheets,
+            anything else as CSV.
+        options: how to read it (`ReadOptions`, or a mapping of its fields).
+        **fields: `ReadOptions` fields on top of `options`: `column_mapping` (our field ->
+            the file's header), `date_format`, `decimal_separator`, `thousands_separator`,
+            `delimiter`, `encoding`, `sheet`, `status_mapping`.
+
+    Raises:
+        SourceError: the file cannot be read, or a required column is not found (the
+            message suggests the closest headers).
 
     Example:
         >>> result = read_invoice_file("invoices.csv", date_format="%d/%m/%Y")
+        >>> result = read_invoice_file("facturas.ods", load_mapping_file("mapping.yaml"))
         >>> result.invoices[["invoice_number", "amount_due"]]
         >>> result.quarantine  # row, line, invoice_number, field, value, reason
     """
-    raw = _read_raw(
-        Path(path),
-        delimiter=delimiter,
-        encoding=encoding,
-        sheet=sheet,
-        decimal_separator=decimal_separator,
-    )
-    return normalize(
-        raw,
-        column_mapping=column_mapping,
-        date_format=date_format,
-        decimal_separator=decimal_separator,
-        source=str(path),
+    opts = ReadOptions.build(options, **fields)
+    return normalize(_read_raw(Path(path), opts), opts, source=str(path))
+
+
+@dataclass
+class FileCheck:
+    """What `check_invoice_file` understood of a file, for a person to confirm."""
+
+    rows: int
+    #: Our field -> the file's header it is read from.
+    columns: dict[str, str]
+    #: Our optional fields the file has no column for -> close headers (did you mean).
+    not_found: dict[str, list[str]]
+    #: The file's headers no field reads.
+    unused: list[str]
+    #: Each status word as written (stripped) -> the status understood, or "" (unknown).
+    statuses: dict[str, str]
+    result: ImportResult
+
+
+def check_invoice_file(
+    path: str | Path, options: ReadOptions | Mapping[str, Any] | None = None, **fields: Any
+) -> FileCheck:
+    """Read a file as `read_invoice_file` does and say how: which header feeds which field,
+    what is not found, how each status word is read, and the result.
+
+    Raises:
+        SourceError: as `read_invoice_file`.
+    """
+    opts = ReadOptions.build(options, **fields)
+    raw = _read_raw(Path(path), opts).rename(columns=lambda c: str(c).strip())
+    columns = match_columns(list(raw.columns), opts.column_mapping, str(path))
+    result = normalize(raw, opts, source=str(path))
+    used = set(columns.values())
+    words = raw[columns["status"]] if "status" in columns else pd.Series([], dtype=str)
+    aliases = status_aliases(opts.status_mapping)
+    return FileCheck(
+        rows=len(raw),
+        columns=columns,
+        not_found={
+            f: suggest_headers(f, [h for h in raw.columns if h not in used])
+            for f in (*INVOICE_COLUMNS, *OPTIONAL_COLUMNS)
+            if f not in columns
+        },
+        unused=[h for h in raw.columns if h not in used],
+        statuses={
+            w: aliases.get(status_word_key(w), "")
+            for w in _text(words).unique()
+            if w  # an empty status is open, or paid with a closed_date
+        },
+        result=result,
     )
 
 
-def _read_raw(
-    path: Path,
-    *,
-    delimiter: str,
-    encoding: str,
-    sheet: str | int | None,
-    decimal_separator: str = ".",
-) -> pd.DataFrame:
+def _read_raw(path: Path, options: ReadOptions) -> pd.DataFrame:
     if not path.is_file():
         raise SourceError(
             f"invoice file {path} does not exist; check the source's path "
             f"(it is resolved from {Path.cwd()})"
         )
     try:
-        if path.suffix.lower() in (".xlsx", ".xlsm"):
-            raw = pd.read_excel(path, sheet_name=sheet or 0, dtype=object, keep_default_na=False)
-            return raw.map(lambda cell: _cell_text(cell, decimal_separator))
+        if path.suffix.lower() in SPREADSHEET_SUFFIXES:
+            return _read_spreadsheet(path, options)
+        encoding = options.encoding
         return pd.read_csv(
             path,
-            sep=delimiter,
+            sep=options.delimiter,
             dtype=str,
             keep_default_na=False,
             encoding="utf-8-sig" if encoding.lower().replace("_", "-") == "utf-8" else encoding,
             skipinitialspace=True,
         )
+    except SourceError:
+        raise
     except UnicodeDecodeError as exc:
         raise SourceError(
-            f"cannot decode {path} as {encoding} (byte {exc.start}); "
+            f"cannot decode {path} as {options.encoding} (byte {exc.start}); "
             "set the source's encoding, for example latin-1 or cp1252"
         ) from exc
     except pd.errors.EmptyDataError as exc:
         raise SourceError(f"{path} is empty; expected a header row and invoices") from exc
     except (pd.errors.ParserError, ValueError) as exc:
         raise SourceError(f"cannot parse {path}: {exc}") from exc
+
+
+def _read_spreadsheet(path: Path, options: ReadOptions) -> pd.DataFrame:
+    try:
+        book = pd.ExcelFile(path)
+    except Exception as exc:  # each engine (openpyxl, xlrd, odfpy) raises its own errors
+        raise SourceError(
+            f"cannot read {path} as a {path.suffix} spreadsheet ({exc}); if it is a CSV or "
+            "HTML export named like a spreadsheet, rename it to .csv or save it as .xlsx"
+        ) from exc
+    with book:
+        sheets = [str(name) for name in book.sheet_names]
+        sheet = options.sheet if options.sheet is not None else 0
+        if (isinstance(sheet, str) and sheet not in sheets) or (
+            isinstance(sheet, int) and not 0 <= sheet < len(sheets)
+        ):
+            raise SourceError(
+                f"{path} has no sheet {sheet!r}; its sheets are {sheets} "
+                "(set sheet to a name, or a position counted from 0)"
+            )
+        try:
+            raw = pd.read_excel(book, sheet_name=sheet, dtype=object, keep_default_na=False)
+        except Exception as exc:  # each engine (openpyxl, xlrd, odfpy) raises its own errors
+            raise SourceError(f"cannot read sheet {sheet!r} of {path}: {exc}") from exc
+    return raw.map(lambda cell: _cell_text(cell, options.decimal_separator))
 
 
 def _cell_text(cell: object, decimal_separator: str) -> str:
@@ -151,24 +382,27 @@ def _cell_text(cell: object, decimal_separator: str) -> str:
 
 def normalize(
     raw: pd.DataFrame,
+    options: ReadOptions | Mapping[str, Any] | None = None,
     *,
-    column_mapping: Mapping[str, str] | None = None,
-    date_format: str = "%Y-%m-%d",
-    decimal_separator: str = ".",
     source: str = "the source",
+    **fields: Any,
 ) -> ImportResult:
-    """Map, convert and validate a frame of raw string cells into the invoice schema.
+    """Map, convert and validate a frame of raw cells into the invoice schema.
 
-    The source's `column_mapping` is applied (a missing required column raises
-    :class:`SourceError`), then `validate_invoices` checks every cell; an empty currency is
-    `dunning.schema.DEFAULT_CURRENCY`.
+    The options' `column_mapping` is applied (a missing required column raises
+    :class:`SourceError` with the closest headers), then `validate_invoices` checks every
+    cell with the options' formats and status words; an empty currency is
+    `dunning.schema.DEFAULT_CURRENCY`. `options` and `fields` are as in `read_invoice_file`.
     """
-    frame = _apply_mapping(raw, column_mapping or {}, source)
+    opts = ReadOptions.build(options, **fields)
+    frame = _apply_mapping(raw, opts.column_mapping, source)
     checked = validate_invoices(
         frame,
-        date_format=date_format,
-        decimal_separator=decimal_separator,
+        date_format=opts.date_format,
+        decimal_separator=opts.decimal_separator,
+        thousands_separator=opts.thousands_separator,
         default_currency=DEFAULT_CURRENCY,
+        status_mapping=opts.status_mapping,
     )
     return ImportResult(
         invoices=checked.invoices.drop(columns=CLOSED_DATE), quarantine=checked.quarantine
@@ -206,6 +440,8 @@ def validate_invoices(
     decimal_separator: str = ".",
     default_currency: str | None = DEFAULT_CURRENCY,
     required_dates: tuple[str, ...] = ("due_date",),
+    thousands_separator: str | None = None,
+    status_mapping: Mapping[str, str] | None = None,
 ) -> ImportResult:
     """Check and convert a frame of invoices in our column names: the one invoice validator.
 
@@ -223,6 +459,10 @@ def validate_invoices(
         default_currency: currency of a row with an empty `currency`; None: an empty
             currency is a problem (amounts in different currencies are never summed).
         required_dates: date columns whose empty cell is a problem.
+        thousands_separator: digit group separator of amounts given as text; None: "," with
+            a decimal point, "." with a decimal comma.
+        status_mapping: a source's own status words (in `status_word_key` form) -> status,
+            on top of `dunning.schema.STATUS_ALIASES`.
 
     Returns:
         The valid rows (column `row` first, then the schema's columns, then the frame's
@@ -338,24 +578,24 @@ def validate_invoices(
             flag(blank, name, f"missing {name.replace('_', ' ')}", raw_cells)
         dates[name] = parsed
 
-    status_text = text("status").str.lower()
+    status_text = text("status")
+    aliases = status_aliases(status_mapping)
+    # Each distinct word is keyed once: a million rows hold a handful of status words.
+    status = status_text.map({w: aliases.get(status_word_key(w), "") for w in status_text.unique()})
     # An empty status is open, or paid when the source gives the day it was closed.
-    status = status_text.mask(
-        status_text == "", np.where(dates[CLOSED_DATE].notna(), "paid", "open")
-    )
-    status = status.map(lambda s: STATUS_ALIASES.get(s, s))
+    status = status.mask(status_text == "", np.where(dates[CLOSED_DATE].notna(), "paid", "open"))
     flag(
-        ~status.isin(STATUSES),
+        status == "",
         "status",
-        f"unknown status; use one of {', '.join(STATUSES)} (empty means open, or paid when "
-        f"{CLOSED_DATE} is given)",
+        f"unknown status; {accepted_status_words(status_mapping)} (empty means open, or paid "
+        f"when {CLOSED_DATE} is given), or map the word in the mapping file's status_mapping",
         status_text,
     )
     out["status"] = status
 
     for name in ("amount_total", "amount_due"):
         raw_cells = cells(name)
-        number = _to_number(raw_cells, decimal_separator)
+        number = _to_number(raw_cells, decimal_separator, thousands_separator)
         flag(
             (_text(raw_cells) != "") & number.isna(),
             name,
@@ -414,30 +654,100 @@ def validate_invoices(
 
 def _apply_mapping(raw: pd.DataFrame, mapping: Mapping[str, str], source: str) -> pd.DataFrame:
     raw = raw.rename(columns=lambda c: str(c).strip())
+    columns = match_columns(list(raw.columns), mapping, source)
+    frame = pd.DataFrame(index=raw.index)
+    for f in (*INVOICE_COLUMNS, *OPTIONAL_COLUMNS):
+        frame[f] = raw[columns[f]].astype(str) if f in columns else ""
+    return frame
+
+
+def match_columns(headers: list[str], mapping: Mapping[str, str], source: str) -> dict[str, str]:
+    """Our field -> the header it is read from: the mapped header, else the header named
+    like the field. Raises :class:`SourceError` when a mapped header is not in the file or a
+    required field has no column, suggesting the closest headers ("did you mean")."""
     unknown_fields = sorted(set(mapping) - set(INVOICE_COLUMNS) - set(OPTIONAL_COLUMNS))
     if unknown_fields:
         raise SourceError(
             f"column mapping of {source} names unknown fields {unknown_fields}; "
             f"fields are {', '.join((*INVOICE_COLUMNS, *OPTIONAL_COLUMNS))}"
         )
-    missing = {f: c for f, c in mapping.items() if c not in raw.columns}
+    present = set(headers)
+    unmapped = [h for h in headers if h not in set(mapping.values())]
+    missing = {f: h for f, h in mapping.items() if h not in present}
     if missing:
-        raise SourceError(
+        lines = [
             f"column mapping of {source} refers to columns not in the file: "
-            + ", ".join(f"{f} -> '{c}'" for f, c in missing.items())
-            + f"; the file has {list(raw.columns)}"
+            + ", ".join(f"{f} -> '{h}'" for f, h in missing.items())
+            + f"; the file has {headers}"
+        ]
+        for f, h in missing.items():
+            close = suggest_headers(f, unmapped, also=h)
+            if close:
+                lines.append(
+                    f"no column '{h}' for {f}: did you mean '{close[0]}'? "
+                    "fix it in the mapping file's column_mapping"
+                )
+        raise SourceError("\n".join(lines))
+    columns = {
+        f: mapping.get(f, f)
+        for f in (*INVOICE_COLUMNS, *OPTIONAL_COLUMNS)
+        if mapping.get(f, f) in present
+    }
+    absent = [f for f in REQUIRED_COLUMNS if f not in columns]
+    if absent:
+        lines = []
+        for f in absent:
+            close = suggest_headers(f, unmapped)
+            if close:
+                lines.append(
+                    f"no column '{f}': did you mean '{close[0]}'? map it in the mapping file "
+                    f'(column_mapping: {{{f}: "{close[0]}"}})'
+                )
+            else:
+                lines.append(
+                    f"no column '{f}'; map the file's column for it in the mapping file "
+                    f'(column_mapping: {{{f}: "<your header>"}})'
+                )
+        lines.append(
+            f"{source} has the columns {headers}; rename the headers or set the source's "
+            "column_mapping (field -> column)"
         )
-    columns = {f: mapping.get(f, f) for f in (*INVOICE_COLUMNS, *OPTIONAL_COLUMNS)}
-    require_columns(
-        raw.columns,
-        [columns[f] for f in REQUIRED_COLUMNS],
-        source=source,
-        hint="Rename the headers or set the source's column_mapping (field -> column)",
+        raise SourceError("\n".join(lines))
+    return columns
+
+
+def suggest_headers(field_name: str, headers: Iterable[str], *, also: str = "") -> list[str]:
+    """The headers closest to our field `field_name` (best first, at most three): compared
+    without case or accents against the field's name, its well-known Spanish, Portuguese and
+    English headers (`dunning.schema.HEADER_SYNONYMS`) and `also` (a misspelt header)."""
+    names = {header_key(field_name), *HEADER_SYNONYMS.get(field_name, ())}
+    if also:
+        names.add(header_key(also))
+    scores: dict[str, float] = {}
+    for header in headers:
+        key = header_key(str(header))
+        best = max(difflib.SequenceMatcher(None, key, name).ratio() for name in names)
+        if best >= 0.75:
+            scores[str(header)] = best
+    return sorted(scores, key=lambda h: -scores[h])[:3]
+
+
+def status_aliases(status_mapping: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The status words understood (`status_word_key` form) -> status: the schema's
+    `STATUS_ALIASES` with a source's own `status_mapping` on top."""
+    own = {status_word_key(k): v for k, v in (status_mapping or {}).items()}
+    return {**STATUS_ALIASES, **own}
+
+
+def accepted_status_words(status_mapping: Mapping[str, str] | None = None) -> str:
+    """ "open: unpaid, pendiente, ...; paid: ..." - every word understood, by status, for the
+    quarantine reason of an unknown status."""
+    by_status: dict[str, list[str]] = {s: [] for s in STATUSES}
+    for word, status in status_aliases(status_mapping).items():
+        by_status[status].append(word)
+    return "accepted words: " + "; ".join(
+        f"{status}: {', '.join(words)}" for status, words in by_status.items()
     )
-    frame = pd.DataFrame(index=raw.index)
-    for f, c in columns.items():
-        frame[f] = raw[c].astype(str) if c in raw.columns else ""
-    return frame
 
 
 def _text(values: pd.Series) -> pd.Series:
@@ -454,18 +764,26 @@ def _typed(cells: pd.Series, kinds: tuple[type, ...]) -> pd.Series:
     return cells.map(lambda v: isinstance(v, kinds) and not isinstance(v, bool))
 
 
-def _to_number(cells: pd.Series, decimal_separator: str) -> pd.Series:
+def _to_number(
+    cells: pd.Series, decimal_separator: str, thousands_separator: str | None = None
+) -> pd.Series:
     if pd.api.types.is_numeric_dtype(cells) and not pd.api.types.is_bool_dtype(cells):
         return cells.astype("float64")
     typed = _typed(cells, (numbers.Number,))
     text = _text(cells).mask(typed, "")
+    # Spaces and apostrophes (1 234,56; 1'234.56) and currency signs are always dropped.
     cleaned = text.str.replace(r"[\s\u00a0'€$£]", "", regex=True)
-    thousands = "." if decimal_separator == "," else ","
+    if thousands_separator is None:
+        thousands_separator = "." if decimal_separator == "," else ","
     # A thousands separator only between groups of three digits (1.234.567,89): a cell in
     # the other convention ("1,234.5" with decimal ",") is not a number, not 1.2345.
-    t, d = re.escape(thousands), re.escape(decimal_separator)
-    wellformed = cleaned.str.fullmatch(rf"[-+]?(\d{{1,3}}(?:{t}\d{{3}})+|\d*)(?:{d}\d*)?")
-    cleaned = cleaned.str.replace(thousands, "", regex=False)
+    d = re.escape(decimal_separator)
+    if thousands_separator in (".", ","):
+        t = re.escape(thousands_separator)
+        wellformed = cleaned.str.fullmatch(rf"[-+]?(\d{{1,3}}(?:{t}\d{{3}})+|\d*)(?:{d}\d*)?")
+        cleaned = cleaned.str.replace(thousands_separator, "", regex=False)
+    else:
+        wellformed = cleaned.str.fullmatch(rf"[-+]?\d*(?:{d}\d*)?")
     if decimal_separator == ",":
         cleaned = cleaned.str.replace(",", ".", regex=False)
     cleaned = cleaned.mask((cleaned == "") | ~wellformed.astype(bool))

@@ -9,6 +9,8 @@ written here: the statuses and their aliases, the currencies, the row numbering.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from datetime import date
 
 import pandas as pd
@@ -36,27 +38,116 @@ INVOICE_COLUMNS: tuple[str, ...] = (
 )
 
 #: Columns a source may have besides those: read when present, empty (unknown) otherwise.
-#: `preferred_channel` is email or whatsapp; `whatsapp_opt_in` the customer's recorded
+#: `preferred_channel` is email, whatsapp, sms or voice; `whatsapp_opt_in` the customer's recorded
 #: consent to WhatsApp messages ("true"/"false" once normalized, "" when unknown).
 OPTIONAL_COLUMNS: tuple[str, ...] = ("preferred_channel", "whatsapp_opt_in")
 REQUIRED_COLUMNS: tuple[str, ...] = ("invoice_number", "due_date")
-CHANNELS: tuple[str, ...] = ("email", "whatsapp")
+CHANNELS: tuple[str, ...] = ("email", "whatsapp", "sms", "voice")
 #: Source spellings of a yes/no opt-in (lower case), mapped to "true"/"false".
 OPT_IN_VALUES: dict[str, str] = {
     **dict.fromkeys(("true", "yes", "y", "1", "si", "sí", "s", "x"), "true"),
     **dict.fromkeys(("false", "no", "n", "0"), "false"),
 }
+
+
+def _words(text: str) -> tuple[str, ...]:
+    """ "a, b c" -> ("a", "b c"): the word lists below, one line per language."""
+    return tuple(w.strip() for w in text.split(","))
+
+
 STATUSES: tuple[str, ...] = ("open", "paid", "cancelled", "disputed")
-#: Source spellings accepted for a status, all mapped to one of STATUSES.
+#: Words sources write for a status (English, Spanish, Portuguese), each mapped to one of
+#: STATUSES. Keys are in `status_word_key` form (lower case, no accents, one space between
+#: words), so "Pendiente", "PENDIENTE" and "pendiente " are the same word. A partly paid
+#: invoice is open: its `amount_due` says what is still owed. "pending" is not here on
+#: purpose: pending what (payment, approval, issue)? A company's own words go in its
+#: source's `status_mapping`.
 STATUS_ALIASES: dict[str, str] = {
-    "": "open",
-    "canceled": "cancelled",
-    "void": "cancelled",
-    "unpaid": "open",
-    "overdue": "open",
-    "partial": "open",
-    "part_paid": "open",
+    **{status: status for status in STATUSES},
+    **dict.fromkeys(
+        (
+            *_words("unpaid, overdue, past due, due, outstanding, partial, part paid"),
+            *_words("partially paid"),
+            *_words("pendiente, pendiente de pago, pendiente de cobro, vencida, vencido"),
+            *_words("parcial, parcialmente pagada, pagada parcialmente, impagada, impagado"),
+            *_words("abierta, abierto, no pagada, por cobrar"),
+            *_words("em aberto, aberta, aberto, pendente, atrasada, em atraso"),
+            *_words("parcialmente paga, a receber"),
+        ),
+        "open",
+    ),
+    **dict.fromkeys(
+        (
+            *_words("settled"),
+            *_words("pagada, pagado, cobrada, cobrado, liquidada, saldada"),
+            *_words("paga, pago, quitada, recebida"),
+        ),
+        "paid",
+    ),
+    **dict.fromkeys(
+        (
+            *_words("canceled, void, voided"),
+            *_words("anulada, anulado, cancelada, cancelado"),
+            *_words("estornada"),
+        ),
+        "cancelled",
+    ),
+    **dict.fromkeys(
+        (
+            *_words("in dispute"),
+            *_words("en disputa, disputada, reclamada, impugnada, en litigio"),
+            *_words("em disputa, contestada, em litigio"),
+        ),
+        "disputed",
+    ),
 }
+#: Well-known headers for our columns in Spanish, Portuguese and English (`header_key`
+#: form). Only used to suggest a column ("did you mean 'Vencimiento'?") when a field is not
+#: found: a file's columns are mapped by the user, never guessed.
+HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "invoice_number": _words(
+        "factura, no factura, n factura, num factura, numero factura, numero de factura, "
+        "nro factura, fatura, numero da fatura, nota fiscal, invoice, invoice no, "
+        "invoice number"
+    ),
+    "customer_id": _words(
+        "cliente, codigo cliente, cod cliente, id cliente, nif, cif, codigo do cliente, cnpj, "
+        "customer, customer id"
+    ),
+    "customer_name": _words(
+        "cliente, nombre, nombre cliente, razon social, nome, nome do cliente, razao social, "
+        "customer name, name"
+    ),
+    "email": _words("correo, correo electronico, e mail, mail, email"),
+    "phone": _words("telefono, movil, celular, telefone, phone, mobile"),
+    "country": _words("pais, country"),
+    "language": _words("idioma, lengua, lingua, language"),
+    "timezone": _words("zona horaria, fuso horario, time zone"),
+    "currency": _words("moneda, divisa, moeda, currency"),
+    "amount_total": _words(
+        "importe, importe total, total, monto, monto total, valor, valor total, amount, "
+        "total amount"
+    ),
+    "amount_due": _words(
+        "importe pendiente, pendiente, saldo, saldo pendiente, monto pendiente, por cobrar, "
+        "valor em aberto, valor pendente, em aberto, a receber, amount due, balance, "
+        "outstanding"
+    ),
+    "issue_date": _words(
+        "fecha, fecha factura, fecha emision, fecha de emision, emision, data, data emissao, "
+        "data de emissao, emissao, invoice date, issue date, date"
+    ),
+    "due_date": _words(
+        "vencimiento, fecha vencimiento, fecha de vencimiento, vence, vto, vencimento, "
+        "data de vencimento, data vencimento, due, due date"
+    ),
+    "status": _words("estado, situacion, situacao, status, state"),
+    "payment_link": _words("enlace de pago, link de pago, link de pagamento, payment link"),
+    "pdf_path": _words("pdf, archivo, fichero, arquivo"),
+    "preferred_channel": _words("canal, canal preferido, channel"),
+    "whatsapp_opt_in": _words("whatsapp, acepta whatsapp, consentimiento whatsapp, opt in"),
+}
+
 #: The day an invoice was paid or cancelled, when the source knows it (the reports use it;
 #: the sweep learns it from the ledger instead). Empty while the invoice is open.
 CLOSED_DATE = "closed_date"
@@ -81,6 +172,25 @@ CURRENCIES: frozenset[str] = frozenset(list_currencies())
 DEFAULT_CURRENCY = "EUR"
 #: Columns of the quarantine frame: one row per problem found in the source.
 QUARANTINE_COLUMNS: tuple[str, ...] = ("row", "line", "invoice_number", "field", "value", "reason")
+
+
+def status_word_key(word: str) -> str:
+    """A status word as `STATUS_ALIASES` keys it: lower case, accents dropped, runs of
+    spaces, "_" and "-" as one space ("Em_Aberto" and "em aberto" are one word)."""
+    return " ".join(re.split(r"[\s_\-]+", _without_accents(word).casefold())).strip()
+
+
+def header_key(header: str) -> str:
+    """A column header as `HEADER_SYNONYMS` writes it: lower case, accents dropped, anything
+    but letters and digits as one space ("Nº factura" and "N° Factura" -> "n factura" or
+    "no factura", close enough for a suggestion)."""
+    return " ".join(re.split(r"[\W_]+", _without_accents(header).casefold())).strip()
+
+
+def _without_accents(text: str) -> str:
+    # NFKD splits "á" into "a" and a combining accent; only the accents are dropped, so a
+    # word in another script keeps its letters.
+    return re.sub("[\u0300-\u036f]", "", unicodedata.normalize("NFKD", text))
 
 
 def row_numbers(positions: int) -> range:
