@@ -7,11 +7,15 @@ Paths: `/webhooks/whatsapp` (GET handshake, POST events), `/webhooks/stripe`,
    a Stripe timestamp older than 5 minutes -> 401 (a replay), logged;
 2. the body is read: not JSON, or not the provider's shape -> 400, nothing stored;
 3. each event is written to the ledger (`webhook_events`) and its effect applied (inbox,
-   statuses, invoice closed); an event id seen before is ignored and logged;
+   statuses, invoice closed); an event id seen before is ignored and logged, unless its
+   effect never made it into the ledger (a crash between the two): then it is applied now.
+   At start, every stored event whose effect is missing is applied;
 4. the answer goes back (200), and the new events are emitted as Prefect events in the
    background; if Prefect is down they stay `stored` and are sent by the next round.
 
 A provider whose secret is not configured is answered 503: nothing is ever accepted unsigned.
+The WhatsApp verify token travels in the handshake's query string: the access log shows it
+redacted (`RedactVerifyToken`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +37,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from apps.webhooks.emit import PrefectEmitter
-from dunning.inbound.effects import apply_event, store_event
+from dunning.inbound.effects import apply_event, reapply_unapplied, store_event
 from dunning.inbound.providers import (
     Incoming,
     PayloadError,
@@ -120,6 +125,13 @@ def create_app(config: ReceiverConfig, emitter: PrefectEmitter | None = None) ->
         missing = [p for p, ok in config.configured().items() if not ok]
         if missing:
             log.warning("no secret for %s: those webhooks are refused (503)", ", ".join(missing))
+        _redact_access_log()
+        # Events an earlier run stored but died before applying: their effect goes in now.
+        reapplied = await run_in_threadpool(reapply_unapplied, rt.ledger)
+        if reapplied:
+            log.warning(
+                "applied %d webhook event(s) an earlier run stored but not applied", reapplied
+            )
         rt.wake.set()  # events left stored by an earlier run go out first
         task = asyncio.create_task(_emit_loop(rt))
         try:
@@ -232,6 +244,10 @@ async def _receive(
         events = parse(parse_json(body))
     except PayloadError as exc:
         return _refuse(400, provider, f"malformed: {exc}", request)
+    except (TypeError, AttributeError, ValueError, RecursionError, OverflowError) as exc:
+        # A signed body of a shape the readers did not foresee is still a malformed body:
+        # refused before anything is stored, never a 500.
+        return _refuse(400, provider, f"malformed: {type(exc).__name__}", request)
     try:
         stored, duplicates = await run_in_threadpool(_store_and_apply, rt.ledger, events)
     except Exception as exc:
@@ -278,3 +294,28 @@ def _refuse(status: int, provider: str, reason: str, request: Request | None = N
     client = request.client.host if request is not None and request.client else "?"
     log.warning("%s webhook refused (%d): %s [from %s]", provider, status, reason, client)
     return JSONResponse({"error": reason}, status)
+
+
+class RedactVerifyToken(logging.Filter):
+    """Hides the value of `hub.verify_token` in uvicorn's access log lines (uvicorn logs
+    the whole query string; the token is a secret)."""
+
+    PATTERN = re.compile(r"(?i)(hub(?:\.|%2e)verify_token=)[^&\s]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self.PATTERN.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = self.PATTERN.sub(r"\1[redacted]", record.msg)
+        return True
+
+
+def _redact_access_log() -> None:
+    """Install `RedactVerifyToken` on uvicorn's access logger (once; called at startup,
+    after uvicorn has configured its logging)."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactVerifyToken) for f in access.filters):
+        access.addFilter(RedactVerifyToken())

@@ -1,11 +1,17 @@
 """What a verified webhook event does to the ledger, before anyone else hears of it.
 
-1. `store_event`: the event is written to `webhook_events` first (unique per provider and
-   event id: a replay or a provider's retry is recognised and ignored);
+1. `store_event`: the event is written to `webhook_events` first, `received` (unique per
+   provider and event id: a replay or a provider's retry is recognised and ignored);
 2. `apply_event`: its effect on the ledger: a WhatsApp message goes to the inbox (state
    `new`, for the replies flow), a status onto the action that sent the message, a paid or
-   cancelled invoice is closed at once (`close_invoice`);
+   cancelled invoice is closed at once (`close_invoice`); then the row is marked `stored`;
 3. the receiver then emits it as a Prefect event (`apps.webhooks.emit`) and marks it.
+
+Steps 1 and 2 are two transactions. If the process dies between them the row stays
+`received`: the provider's retry is not taken for a duplicate but applies it, and the
+receiver applies every such event when it starts (`reapply_unapplied`). Effects are
+idempotent (the inbox is unique per message id, a closed invoice stays closed), so applying
+twice does no harm.
 
 The SQL behind each step is `dunning.ledger.inbound`'s (so is `closed_in_ledger`, what the
 act step asks just before sending: an invoice a webhook reported paid gets no reminder, even
@@ -22,8 +28,10 @@ from dunning.ledger import InboundMessage, Ledger
 from dunning.ledger.inbound import (
     CLOSED,
     close_invoice,
+    mark_webhook_applied,
     mark_webhook_failed,
     store_webhook_event,
+    unapplied_webhook_events,
 )
 from dunning.ledger.models import utcnow
 from dunning.whatsapp.phones import from_wa_id
@@ -60,10 +68,35 @@ def apply_event(ledger: Ledger, row_id: int, incoming: Incoming) -> dict[str, An
     answered 500 and retries; the retry applies it again (effects are idempotent).
     """
     try:
-        return _apply(ledger, incoming)
+        result = _apply(ledger, incoming)
     except Exception as exc:
         mark_webhook_failed(ledger, row_id, f"{type(exc).__name__}: {exc}")
         raise
+    mark_webhook_applied(ledger, row_id)
+    return result
+
+
+def reapply_unapplied(ledger: Ledger) -> int:
+    """Apply every stored event whose effect is not in the ledger (a crash between storing
+    and applying, or a failed effect); returns how many were applied.
+
+    An event that fails again stays `failed` (with its error) for the next try.
+    """
+    applied = 0
+    for row in unapplied_webhook_events(ledger):
+        incoming = Incoming(
+            provider=row["provider"],
+            event_id=row["event_id"],
+            kind=row["kind"],
+            invoice_number=row["invoice_number"],
+            payload=row["payload"] or {},
+        )
+        try:
+            apply_event(ledger, row["id"], incoming)
+        except Exception:  # recorded on the row by apply_event; the others still go
+            continue
+        applied += 1
+    return applied
 
 
 def _apply(ledger: Ledger, incoming: Incoming) -> dict[str, Any]:
@@ -151,5 +184,5 @@ def _text(message: dict[str, Any]) -> str:
 def _when(timestamp: Any) -> datetime:
     try:
         return datetime.fromtimestamp(int(timestamp), UTC)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, OSError):  # absent, or out of any range
         return utcnow()

@@ -12,10 +12,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 ERP_TYPES = ("invoice.created", "invoice.updated", "invoice.paid", "invoice.cancelled")
+#: No provider nests its JSON this deep; a deeper body is refused before anything reads it
+#: (Python's parser would raise RecursionError well before a 100k-deep body ends).
+MAX_DEPTH = 32
+#: The Unix times a provider may send (2000-01-01 to 2100-01-01); others are refused.
+TIMESTAMP_RANGE = (946_684_800, 4_102_444_800)
+#: The parts of a WhatsApp message that must be objects when present (effects read them).
+_MESSAGE_OBJECTS = ("context", "text", "button", "interactive")
 
 
 class PayloadError(ValueError):
@@ -34,11 +42,36 @@ class Incoming:
 
 
 def parse_json(body: bytes) -> Any:
-    """The body as JSON, or `PayloadError`."""
+    """The body as JSON nested at most `MAX_DEPTH` levels, or `PayloadError`."""
+    if _bracket_depth(body) > MAX_DEPTH:
+        raise PayloadError(f"body nests deeper than {MAX_DEPTH} levels")
     try:
         return json.loads(body)
+    except RecursionError:  # a safety net: the depth check above should catch it first
+        raise PayloadError(f"body nests deeper than {MAX_DEPTH} levels") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise PayloadError(f"body is not valid JSON ({exc})") from None
+
+
+def _bracket_depth(body: bytes) -> int:
+    """How deep `[`/`{` nest outside strings: a linear scan of the raw bytes (brackets
+    inside strings are stripped first with a regex, escapes included)."""
+    outside = _STRINGS.sub(b"", body)
+    depth = deepest = 0
+    # Only the bracket bytes matter: walk those (re.finditer is linear and fast in C).
+    for match in _BRACKETS.finditer(outside):
+        if match.group() in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_DEPTH:
+                break
+        else:
+            depth -= 1
+    return deepest
+
+
+_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKETS = re.compile(rb"[\[\]{}]")
 
 
 def whatsapp_events(doc: Any) -> list[Incoming]:
@@ -52,16 +85,25 @@ def whatsapp_events(doc: Any) -> list[Incoming]:
             if not isinstance(value, dict):
                 raise PayloadError("a change has no 'value' object")
             names = {
-                c.get("wa_id"): (c.get("profile") or {}).get("name", "")
+                str(c.get("wa_id")): str(_object(c, "profile", "contact").get("name") or "")
                 for c in _list(value, "contacts")
             }
             for message in _list(value, "messages"):
                 wamid = _required(message, "id", "message")
-                item = dict(message, profile_name=names.get(message.get("from"), ""))
+                _timestamp(message, "message")
+                for key in _MESSAGE_OBJECTS:
+                    if message.get(key) is not None and not isinstance(message[key], dict):
+                        raise PayloadError(f"message {wamid}: '{key}' must be an object")
+                sender = message.get("from")
+                if not isinstance(sender, str | int | None):
+                    raise PayloadError(f"message {wamid}: 'from' must be a phone number")
+                item = dict(message, profile_name=names.get(str(sender), ""))
                 out.append(Incoming("whatsapp", wamid, "message", payload=item))
             for status in _list(value, "statuses"):
                 wamid = _required(status, "id", "status")
                 name = _required(status, "status", "status")
+                _timestamp(status, "status")
+                _list(status, "errors")
                 out.append(
                     Incoming("whatsapp", f"{wamid}:{name}", f"status.{name}", payload=status)
                 )
@@ -77,9 +119,7 @@ def stripe_events(doc: Any) -> list[Incoming]:
         raise PayloadError("not a Stripe event: 'object' must be 'event'")
     event_id = _required(doc, "id", "event")
     kind = _required(doc, "type", "event")
-    obj = (doc.get("data") or {}).get("object") or {}
-    if not isinstance(obj, dict):
-        raise PayloadError("event data.object is not an object")
+    obj = _object(_object(doc, "data", "event"), "object", "event data")
     number = ""
     if obj.get("object") == "invoice":
         number = str(obj.get("number") or obj.get("id") or "")
@@ -99,6 +139,27 @@ def erp_events(doc: Any) -> list[Incoming]:
     if not number:
         raise PayloadError("event has no invoice.invoice_number")
     return [Incoming("erp", event_id, kind, number, doc)]
+
+
+def _object(obj: dict[str, Any], key: str, what: str) -> dict[str, Any]:
+    """`obj[key]` if it is an object, {} if absent; else `PayloadError`."""
+    value = obj.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PayloadError(f"{what} '{key}' must be an object")
+    return value
+
+
+def _timestamp(obj: dict[str, Any], what: str) -> None:
+    """A `timestamp`, when present, must be Unix seconds within `TIMESTAMP_RANGE`."""
+    value = obj.get("timestamp")
+    if value is None:
+        return
+    text = str(value)
+    first, last = TIMESTAMP_RANGE
+    if isinstance(value, bool) or not text.isdigit() or not first <= int(text) <= last:
+        raise PayloadError(f"{what} 'timestamp' {text[:30]!r} is not a Unix time in range")
 
 
 def _list(obj: Any, key: str) -> list[dict[str, Any]]:

@@ -35,7 +35,7 @@ def verify_sha256_header(body: bytes, header: str | None, secret: str, name: str
     given = header.strip()
     if not given.startswith("sha256="):
         raise SignatureError(f"{name} is not of the form sha256=<hex>")
-    if not hmac.compare_digest(hmac_hex(secret, body), given.removeprefix("sha256=")):
+    if not _same(hmac_hex(secret, body), given.removeprefix("sha256=")):
         raise SignatureError(f"{name} does not match the body")
 
 
@@ -44,8 +44,9 @@ def verify_stripe(
 ) -> int:
     """Check a `Stripe-Signature` header; returns its timestamp.
 
-    Raises `StaleSignature` when the timestamp is older than `tolerance` seconds (the
-    signature matched: someone replays a real call) and `SignatureError` otherwise.
+    Raises `StaleSignature` when the timestamp is more than `tolerance` seconds old (the
+    signature matched: someone replays a real call) or as far in the future (a signature
+    made for later use), and `SignatureError` otherwise.
     """
     if not header:
         raise SignatureError("no Stripe-Signature header")
@@ -63,12 +64,23 @@ def verify_stripe(
     if not signatures:
         raise SignatureError("Stripe-Signature has no v1 signature")
     expected = hmac_hex(secret, f"{t}.".encode() + body)
-    if not any(hmac.compare_digest(expected, s) for s in signatures):
+    if not any(_same(expected, s) for s in signatures):
         raise SignatureError("Stripe-Signature does not match the body")
     age = (time.time() if now is None else now) - t
     if age > tolerance:
         raise StaleSignature(f"Stripe-Signature timestamp is {int(age)} s old (limit {tolerance})")
+    if -age > tolerance:
+        raise StaleSignature(f"Stripe-Signature timestamp is {int(-age)} s in the future")
     return t
+
+
+def _same(expected: str, given: str) -> bool:
+    """Constant-time compare of our hex digest with a header's value. A header may carry
+    any byte (Starlette decodes headers as Latin-1), and `hmac.compare_digest` refuses
+    non-ASCII text with a TypeError: such a value is simply not a match."""
+    if not given.isascii():
+        return False
+    return hmac.compare_digest(expected.encode("ascii"), given.encode("ascii"))
 
 
 def stripe_header(body: bytes, secret: str, timestamp: int | None = None) -> str:

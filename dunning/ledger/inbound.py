@@ -1,7 +1,11 @@
 """Webhook events in the ledger (`webhook_events`) and what they close.
 
-- `store_webhook_event` writes a verified event once (unique per provider and event id);
-  `mark_webhook_failed` records an effect that failed, so the provider's retry applies it.
+- `store_webhook_event` writes a verified event once (unique per provider and event id), as
+  `received`; `mark_webhook_applied` moves it to `stored` once its effect is in the ledger,
+  `mark_webhook_failed` records an effect that failed. An event still `received` (the
+  process died between the two commits) or `failed` is applied again on the provider's
+  retry and when the receiver starts (`unapplied_webhook_events`): never lost, never
+  answered as a duplicate before its effect is in.
 - `pending_webhook_events`, `mark_emitted`, `note_emit_error`, `count_pending_webhook_events`:
   the receiver's bookkeeping of which events reached the Prefect server.
 - `close_invoice` closes an invoice a webhook reported paid or cancelled, and
@@ -22,6 +26,8 @@ if TYPE_CHECKING:
     from dunning.ledger.store import Ledger
 
 CLOSED = ("paid", "cancelled")
+#: Webhook events whose effect is not (yet) in the ledger.
+UNAPPLIED = ("received", "failed")
 #: How long a webhook's "paid" outweighs a source that still shows the invoice open (the
 #: source may lag; after this the source is believed again, e.g. a reversed payment).
 TRUST_WEBHOOK_CLOSE = timedelta(days=7)
@@ -36,10 +42,11 @@ def store_webhook_event(
     invoice_number: str,
     payload: dict[str, Any],
 ) -> tuple[int, bool]:
-    """Write the event once; returns (row id, True if new).
+    """Write the event once, as `received`; returns (row id, True if its effect is still
+    to be applied).
 
-    An event seen before whose effect failed (`failed`) counts as new again, so a
-    provider's retry gets it applied.
+    An event seen before whose effect is not in the ledger (`received`: a crash between
+    storing and applying; `failed`) counts as new again, so a provider's retry applies it.
     """
     row = {
         "provider": provider,
@@ -48,7 +55,7 @@ def store_webhook_event(
         "invoice_number": invoice_number,
         "payload": payload,
         "received_at": utcnow(),
-        "state": "stored",
+        "state": "received",
         "error": "",
     }
     try:
@@ -64,12 +71,34 @@ def store_webhook_event(
                 table.c.provider == provider, table.c.event_id == event_id
             )
         ).one()
-        if existing.state != "failed":
+        if existing.state not in UNAPPLIED:
             return int(existing.id), False
         conn.execute(
-            sa.update(table).where(table.c.id == existing.id).values(state="stored", error="")
+            sa.update(table).where(table.c.id == existing.id).values(state="received", error="")
         )
     return int(existing.id), True
+
+
+def mark_webhook_applied(ledger: Ledger, row_id: int) -> None:
+    """The event's effect is in the ledger: it now waits to be emitted (`stored`)."""
+    with ledger.engine.begin() as conn:
+        conn.execute(
+            sa.update(WebhookEvent)
+            .where(WebhookEvent.id == row_id, WebhookEvent.state.in_(UNAPPLIED))
+            .values(state="stored", error="")
+        )
+
+
+def unapplied_webhook_events(ledger: Ledger, limit: int = 1000) -> list[dict[str, Any]]:
+    """Events whose effect is not in the ledger (`received` or `failed`), oldest first."""
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(WebhookEvent.__table__)
+            .where(WebhookEvent.state.in_(UNAPPLIED))
+            .order_by(WebhookEvent.id)
+            .limit(limit)
+        ).mappings()
+        return [dict(r) for r in rows]
 
 
 def mark_webhook_failed(ledger: Ledger, row_id: int, error: str) -> None:

@@ -258,7 +258,9 @@ class WebhookEvent(SQLModel, table=True):
     """Every verified webhook call, written before anything else is done with it.
 
     Unique per provider and the provider's event id, so a replayed or retried delivery is
-    recognised and ignored; `state` says whether it was emitted as a Prefect event yet.
+    recognised and ignored. `state`: `received` (stored, effect not applied yet), `stored`
+    (applied, not yet emitted as a Prefect event), `emitted`, or `failed` (the effect
+    failed; applied again on the provider's retry).
     """
 
     __tablename__ = "webhook_events"
@@ -271,7 +273,9 @@ class WebhookEvent(SQLModel, table=True):
     invoice_number: str = Field(default="", index=True)
     payload: dict = Field(default_factory=dict, sa_column=Column(JSON))
     received_at: datetime = Field(default_factory=utcnow, index=True)
-    state: str = Field(default="stored", index=True, description="stored | emitted | failed")
+    state: str = Field(
+        default="received", index=True, description="received | stored | emitted | failed"
+    )
     emitted_at: datetime | None = None
     error: str = ""
 
