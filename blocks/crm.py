@@ -77,6 +77,11 @@ class LedgerCrm(CrmBlock):
     _logo_url = DATABASE_LOGO
     _documentation_url = docs_url(_block_type_name)
 
+    @property
+    def label(self) -> str:
+        """What it is, for the sweep's summary: no CRM beyond the ledger itself."""
+        return "the ledger (no external CRM)"
+
     def sink(self) -> CrmSink:
         """Delivers trivially: the ledger already has everything."""
         return LedgerSink()

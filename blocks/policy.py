@@ -8,6 +8,7 @@ from prefect.blocks.core import Block
 
 from blocks.catalog import PROCESS_LOGO, docs_url
 from dunning.policy import Policy, load_policy
+from dunning.settings import settings
 
 
 class DunningPolicy(Policy, Block):
@@ -53,6 +54,23 @@ class DunningPolicy(Policy, Block):
     def from_yaml(cls, path: str | Path | None = None) -> DunningPolicy:
         """A block from a policy YAML file (the built-in default ladder when no path)."""
         return cls.model_validate(load_policy(path).model_dump())
+
+    @classmethod
+    def from_settings(cls) -> DunningPolicy:
+        """The policy the `DUNNING_POLICY` setting names: a YAML file (`policy.yaml`, as
+        `dunning init` writes it) or a saved block; the built-in ladder when it is unset.
+
+        The flows use it when their `policy` parameter is empty, so the `.env` of the project
+        a worker runs in chooses the policy of every deployment."""
+        current = settings()
+        if not current.policy:
+            return cls.default()
+        path = current.policy_file()
+        if path is not None:
+            return cls.from_yaml(path)
+        from blocks.resolve import resolve_block
+
+        return resolve_block(current.policy, cls)
 
     @classmethod
     def default(cls) -> DunningPolicy:

@@ -8,8 +8,9 @@ source rather than a Python list that generates it because it is the file Prefec
 and documentation send a user to edit; a generated copy would be edited by hand and drift.
 
 What a process cannot take from the YAML is the work pool and its pull steps: a served flow
-runs in this process, from this checkout. For the machine it runs on, a few environment
-variables adjust what is served:
+runs in this process, from this checkout. For the machine it runs on, the settings
+(`dunning.settings`: the `DUNNING_*` variables, else the `.env` of the working directory)
+are laid over what the YAML declares:
 
 - `DUNNING_TIMEZONE`: the timezone of every cron schedule (the YAML says Europe/Madrid).
 - `DUNNING_SWEEP_CRON`: the cron of `dunning-sweep` (the YAML: 09:00 Monday-Friday).
@@ -18,12 +19,15 @@ variables adjust what is served:
   webhook receiver fills (the demo has no mailbox).
 - `DUNNING_REPLIES=0`: leaves `process-replies` out.
 - `DUNNING_REPORT_TO`: the `recipients` of `portfolio-report` (comma-separated).
+
+The CRM and the policy (`DUNNING_CRM`, `DUNNING_POLICY`) and, when a deployment leaves it
+empty, the report's recipients are read by the flows themselves when they run, so that
+deployments made by `prefect deploy` take them from the worker's settings too.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,8 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentTriggerTypes
 from prefect.schedules import Cron, Interval, RRule, Schedule
 from pydantic import TypeAdapter
+
+from dunning.settings import settings
 
 #: The deployments' one definition, beside this package.
 PREFECT_YAML = Path(__file__).resolve().parent.parent / "prefect.yaml"
@@ -50,33 +56,33 @@ def declared(path: Path = PREFECT_YAML) -> list[dict[str, Any]]:
 
 
 def deployments(timezone: str | None = None, path: Path = PREFECT_YAML) -> list[RunnerDeployment]:
-    """Every deployment of `path`, ready to serve, with this machine's overrides (see the
-    module's docstring); `timezone` overrides `DUNNING_TIMEZONE`."""
+    """Every deployment of `path`, ready to serve, with this machine's settings laid over
+    (see the module's docstring); `timezone` overrides `DUNNING_TIMEZONE`."""
     return [_runner(spec) for spec in _overridden(declared(path), timezone)]
 
 
 def _overridden(specs: list[dict[str, Any]], timezone: str | None) -> list[dict[str, Any]]:
-    """The specs with the environment's overrides applied (the specs are not changed)."""
-    env = os.environ
-    tz = timezone or env.get("DUNNING_TIMEZONE")
+    """The specs with the settings laid over (the specs are not changed)."""
+    current = settings()
+    tz = timezone or current.timezone
     result = []
     for spec in specs:
         name = spec["name"]
-        if name == "process-replies" and env.get("DUNNING_REPLIES", "1") == "0":
+        if name == "process-replies" and not current.replies:
             continue
         params = dict(spec.get("parameters") or {})
         schedules = [dict(s) for s in spec.get("schedules") or []]
         for schedule in schedules:
             if tz and "cron" in schedule:
                 schedule["timezone"] = tz
-            if name == "dunning-sweep" and "cron" in schedule and "DUNNING_SWEEP_CRON" in env:
-                schedule["cron"] = env["DUNNING_SWEEP_CRON"]
-            if name == "process-replies" and "interval" in schedule:
-                schedule["interval"] = int(env.get("DUNNING_REPLIES_EVERY", schedule["interval"]))
-        if name == "process-replies" and "DUNNING_REPLIES_MAILBOX" in env:
-            params["mailbox"] = env["DUNNING_REPLIES_MAILBOX"] or None
-        if name == "portfolio-report" and "DUNNING_REPORT_TO" in env:
-            params["recipients"] = env["DUNNING_REPORT_TO"]
+            if name == "dunning-sweep" and "cron" in schedule and current.sweep_cron:
+                schedule["cron"] = current.sweep_cron
+            if name == "process-replies" and "interval" in schedule and current.replies_every:
+                schedule["interval"] = current.replies_every
+        if name == "process-replies" and current.replies_mailbox is not None:
+            params["mailbox"] = current.replies_mailbox or None
+        if name == "portfolio-report" and current.report_to:
+            params["recipients"] = current.report_to
         result.append(spec | {"parameters": params, "schedules": schedules})
     return result
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import textwrap
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -195,6 +196,14 @@ class Settings(BaseSettings):
         # `DUNNING_DESK_SECRET=` in a .env means "not set", as an empty export always did.
         return None if value == "" else value
 
+    def policy_file(self) -> Path | None:
+        """`policy` as a YAML file (a `.yaml`/`.yml` name or an existing file), else None
+        (unset, or the name of a saved block)."""
+        if not self.policy:
+            return None
+        path = Path(self.policy)
+        return path if path.suffix.lower() in {".yaml", ".yml"} or path.is_file() else None
+
     def secret_value(self, name: str) -> str | None:
         """The plain text of the secret field `name`, or None when unset."""
         secret = getattr(self, name)
@@ -272,3 +281,32 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
         message = error["msg"].removeprefix("Value error, ")
         lines.append(f"setting {name} (from {where}): {message}")
     return "; ".join(lines)
+
+
+def dotenv_template(values: dict[str, str] | None = None) -> str:
+    """A `.env` listing every setting under its meaning: commented out at its default, or
+    set to `values[field]` (what `dunning init` writes)."""
+    values = values or {}
+    lines = [
+        '# prefect-dunning settings (README.md, "Settings"). Read from this file in the working',
+        "# directory; an exported variable wins. Uncomment a line to change a setting.",
+    ]
+    for field, info in Settings.model_fields.items():
+        lines += [
+            "",
+            *textwrap.wrap(info.description or "", 90, initial_indent="# ", subsequent_indent="# "),
+        ]
+        if field in values:
+            lines.append(f"{env_name(field)}={values[field]}")
+        else:
+            lines.append(f"# {env_name(field)}={_shown(info.default)}")
+    return "\n".join(lines) + "\n"
+
+
+def _shown(default: object) -> str:
+    """A default as a `.env` value (empty when there is none)."""
+    if default is None:
+        return ""
+    if isinstance(default, bool):
+        return "1" if default else "0"
+    return str(default)

@@ -98,7 +98,7 @@ def to_markdown(s: SweepSummary, *, max_rows: int = 200) -> str:
     if s.crm:
         c = s.crm
         line = (
-            f"**CRM ({c.get('crm', '?')}):** {c.get('delivered', 0)} delivered, "
+            f"**CRM:** {c.get('crm', '?')}: {c.get('delivered', 0)} delivered, "
             f"{c.get('failed', 0)} refused, {c.get('pending', 0)} pending"
         )
         if c.get("error"):

@@ -19,6 +19,7 @@ from blocks import (
 from dunning.mail import split_addresses
 from dunning.policy import today
 from dunning.reports import report_numbers
+from dunning.settings import settings
 from tasks.portfolio import (
     compute_report,
     draw_charts,
@@ -52,7 +53,7 @@ def portfolio_report(
         ledger: the ledger-database block, or its name.
         channel: the email-channel block (SMTP and sender), or its name; empty: no email.
         recipients: the management list, comma-separated (`ceo@acme.es, cfo@acme.es`);
-            empty: artifacts only.
+            if empty, the `DUNNING_REPORT_TO` setting; both empty: artifacts only.
         source: the invoice-source block or its name, for real issue dates (the ledger
             keeps none and uses the day it first saw each invoice); empty: ledger only.
         as_of: the report's day; if empty, today in the policy's timezone.
@@ -62,7 +63,8 @@ def portfolio_report(
             empty: one section per currency (amounts are never mixed).
         base_currency: the currency the rates convert to.
         policy: the dunning-policy block or its name, for its timezone (which day "today"
-            is); the built-in default policy (Europe/Madrid) if empty.
+            is); if empty, the `DUNNING_POLICY` setting, else the built-in default policy
+            (Europe/Madrid).
 
     Returns:
         The headline numbers per currency, the artifact keys and the email sent (if any).
@@ -79,6 +81,7 @@ def portfolio_report(
         raise ValueError(
             f"locale {locale!r} is not a known locale; use e.g. es_ES, es_MX, en_US"
         ) from None
+    recipients = recipients or settings().report_to
     bad = [a for a in split_addresses(recipients) if "@" not in a.strip("@")]
     if bad:
         raise ValueError(
@@ -86,7 +89,7 @@ def portfolio_report(
             "comma-separated addresses, e.g. 'ceo@acme.es, cfo@acme.es'"
         )
     day = as_of or today(
-        resolve_block(policy, DunningPolicy, default=DunningPolicy.default).to_policy()
+        resolve_block(policy, DunningPolicy, default=DunningPolicy.from_settings).to_policy()
     )
     ledger_block = resolve_block(ledger, LedgerDatabase)
     source_block = resolve_block(source, SOURCE_TYPES) if source else None

@@ -48,7 +48,8 @@ def process_replies(
         source: the invoice source (for documents and the customer's language).
         channel: the email channel answers and alerts are sent through.
         ledger: the ledger-database block or its name.
-        policy: the dunning-policy block or its name; the built-in default if empty.
+        policy: the dunning-policy block or its name; if empty, the `DUNNING_POLICY` setting,
+            else the built-in default.
         llm: an OpenAI-compatible LLM block (or name) consulted when the offline
             classifier is unsure; its answers are validated. None: offline only.
 
@@ -60,7 +61,7 @@ def process_replies(
     source_block = resolve_block(source, SOURCE_TYPES)
     llm_block = resolve_block(llm, ReplyLLM) if llm else None
     channel_block = resolve_block(channel, EmailChannel)
-    rules = resolve_block(policy, DunningPolicy, default=DunningPolicy.default).to_policy()
+    rules = resolve_block(policy, DunningPolicy, default=DunningPolicy.from_settings).to_policy()
     fetched = fetch_replies(resolve_block(mailbox, ImapMailbox), ledger_block) if mailbox else []
 
     store = ledger_block.get_ledger()

@@ -33,6 +33,7 @@ from dunning.action import Outcome, PlannedAction
 from dunning.crm import count_by_state
 from dunning.importers import ImportResult
 from dunning.ledger import SyncReport
+from dunning.settings import settings
 from dunning.shards import in_shard
 from dunning.source_marks import changes_since, record_read
 from dunning.summary import SweepSummary
@@ -75,10 +76,11 @@ def dunning_sweep(
             saved name: `odoo-invoice-source/prod`, or a bare name (a CSV source first).
         channel: the email-channel block, or its name.
         ledger: the ledger-database block, or its name.
-        policy: the dunning-policy block or its name; the built-in default ladder if empty.
+        policy: the dunning-policy block or its name; if empty, the `DUNNING_POLICY` setting
+            (a YAML file or a block's name), else the built-in default ladder.
         now: the moment to plan for (ISO 8601 with offset); the current time if empty.
-        crm: the CRM block (`hubspot-crm/prod`, `odoo-crm/prod`) or its saved name; the
-            built-in ledger CRM if empty.
+        crm: the CRM block (`hubspot-crm/prod`, `odoo-crm/prod`) or its saved name; if
+            empty, the `DUNNING_CRM` setting, else the ledger (no external CRM).
         whatsapp: the WhatsApp Cloud channel block or its saved name; email only if empty.
             With it, each customer gets their preferred channel, then the policy's
             `channel_order` (WhatsApp only with an opt-in); a WhatsApp message Meta refuses
@@ -135,10 +137,11 @@ def _sweep(
     source = resolve_block(source_ref, SOURCE_TYPES)
     channel = resolve_block(channel_ref, EmailChannel)
     ledger = resolve_block(ledger_ref, LedgerDatabase)
-    crm = resolve_block(crm_ref, CRM_TYPES, default=LedgerCrm)
+    crm = resolve_block(crm_ref or settings().crm, CRM_TYPES, default=LedgerCrm)
     whatsapp = resolve_block(whatsapp_ref, WhatsAppCloudChannel) if whatsapp_ref else None
     channels = ("email", "whatsapp") if whatsapp else ("email",)
-    policy = resolve_block(policy_ref, DunningPolicy, default=DunningPolicy.default).to_policy()
+    policy_block = resolve_block(policy_ref, DunningPolicy, default=DunningPolicy.from_settings)
+    policy = policy_block.to_policy()
 
     # The core's sweep (`dunning.sweep.run_sweep`), each step one task run of this flow.
     tracked = invoice is None and source.supports_changes

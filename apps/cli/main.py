@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from apps.cli import desk as cli_desk
+from apps.cli import init as cli_init
 from apps.cli import replies as cli_replies
 from apps.cli import report as cli_report
 from apps.cli import risk as cli_risk
 from apps.cli import webhooks as cli_webhooks
 from dunning.importers import SourceError, describe_quarantine, read_invoice_file
-from dunning.policy import load_policy
+from dunning.policy import Policy, load_policy
+from dunning.settings import SettingsError, settings
 
 if TYPE_CHECKING:  # Prefect is imported lazily: `dunning plan` must not pay for it
     from blocks import EmailChannel
@@ -38,6 +40,7 @@ app.add_typer(cli_report.app, name="report")
 app.add_typer(cli_risk.app, name="risk")
 app.add_typer(cli_webhooks.app, name="webhooks")
 app.add_typer(cli_desk.app, name="desk")
+app.command("init")(cli_init.init)
 
 
 class OutputFormat(StrEnum):
@@ -66,9 +69,15 @@ def _fail(message: str, code: int = 2) -> None:
 
 InvoicesOpt = Annotated[Path, typer.Option("--invoices", help="CSV or XLSX file of invoices.")]
 PolicyOpt = Annotated[
-    Path | None, typer.Option("--policy", help="Policy YAML (default: built-in ladder).")
+    Path | None,
+    typer.Option(
+        "--policy", help="Policy YAML (default: DUNNING_POLICY, else the built-in ladder)."
+    ),
 ]
-LedgerOpt = Annotated[str | None, typer.Option("--ledger", help="Ledger SQLAlchemy URL.")]
+LedgerOpt = Annotated[
+    str | None,
+    typer.Option("--ledger", help="Ledger SQLAlchemy URL (default: DUNNING_LEDGER_URL)."),
+]
 NowOpt = Annotated[
     str | None, typer.Option("--now", help="ISO 8601 date-time with offset (default: now).")
 ]
@@ -108,8 +117,9 @@ def plan(
     from dunning.plan import plan_records
 
     moment = _parse_now(now)
+    ledger = ledger or settings().ledger_url
     try:
-        pol = load_policy(policy)
+        pol = load_policy(policy) if policy else _settings_policy()
         result = read_invoice_file(
             invoices, date_format=date_format, decimal_separator=decimal, delimiter=delimiter
         )
@@ -174,6 +184,16 @@ def sweep(
     smtp_host: Annotated[str | None, typer.Option("--smtp-host")] = None,
     smtp_port: Annotated[int | None, typer.Option("--smtp-port")] = None,
     from_address: Annotated[str | None, typer.Option("--from")] = None,
+    from_name: Annotated[
+        str | None, typer.Option("--from-name", help="Sender's display name (the company).")
+    ] = None,
+    reply_to: Annotated[
+        str | None,
+        typer.Option("--reply-to", help="Reply-To of every reminder: a mailbox a person reads."),
+    ] = None,
+    bcc: Annotated[
+        str | None, typer.Option("--bcc", help="Archive address(es) copied on every message.")
+    ] = None,
     invoice: Annotated[str | None, typer.Option("--invoice", help="Only this invoice.")] = None,
     source_block: Annotated[str, typer.Option(help="Saved CsvInvoiceSource name.")] = "default",
     channel_block: Annotated[str, typer.Option(help="Saved EmailChannel name.")] = "default",
@@ -192,12 +212,15 @@ def sweep(
 
     Without --invoices/--ledger/--smtp-host the saved blocks are used; each option
     overrides its block, so a script can point a sweep at any file, ledger or SMTP server.
+    The ledger, the policy and the CRM default to the settings (`DUNNING_LEDGER_URL`,
+    `DUNNING_POLICY`, `DUNNING_CRM`: exported or in the `.env` of the working directory).
     """
     from blocks import CsvInvoiceSource, DunningPolicy, LedgerDatabase, resolve_block
     from dunning.ledger.store import LedgerUnavailable
     from flows.sweep import dunning_invoice, dunning_sweep
 
     moment = _parse_now(now)
+    ledger = ledger or settings().ledger_url
     source = (
         CsvInvoiceSource(
             path=str(invoices),
@@ -208,7 +231,13 @@ def sweep(
         if invoices
         else resolve_block(source_block, CsvInvoiceSource)
     )
-    channel = _email_channel(channel_block, smtp_host, smtp_port, from_address)
+    sender = {
+        "from_address": from_address,
+        "from_name": from_name,
+        "reply_to": reply_to,
+        "bcc_archive": bcc,
+    }
+    channel = _email_channel(channel_block, smtp_host, smtp_port, sender)
     led = LedgerDatabase(url=ledger) if ledger else resolve_block(ledger_block, LedgerDatabase)
     pol = DunningPolicy.from_yaml(policy) if policy else None
     try:
@@ -238,32 +267,44 @@ def sweep(
     typer.echo(json.dumps(counts, ensure_ascii=False, default=str))
 
 
+def _settings_policy() -> Policy:
+    """The policy `DUNNING_POLICY` names (a YAML file, or a saved block), else the built-in
+    ladder; Prefect is imported only for a saved block."""
+    current = settings()
+    if not current.policy or current.policy_file() is not None:
+        return load_policy(current.policy_file())
+    from blocks import DunningPolicy
+
+    return DunningPolicy.from_settings().to_policy()
+
+
 def _email_channel(
-    name: str, smtp_host: str | None, smtp_port: int | None, from_address: str | None
+    name: str, smtp_host: str | None, smtp_port: int | None, sender: dict[str, str | None]
 ) -> EmailChannel:
-    """The saved email channel, with the command line's overrides applied."""
+    """The saved email channel, with the command line's overrides applied: the SMTP server
+    and the channel's sender fields (`sender`: from_address, from_name, reply_to,
+    bcc_archive; None leaves the block's)."""
     from prefect_email import EmailServerCredentials
 
     from blocks import EmailChannel, resolve_block
 
-    if not (smtp_host or smtp_port or from_address):
+    fields = {k: v for k, v in sender.items() if v is not None}
+    if not (smtp_host or smtp_port or fields):
         return resolve_block(name, EmailChannel)
     try:
         channel = resolve_block(name, EmailChannel)
     except ValueError:
-        if not from_address:
+        if not fields.get("from_address"):
             _fail("no saved email channel: give --from (and --smtp-host/--smtp-port)")
         channel = EmailChannel(
             credentials=EmailServerCredentials(
                 smtp_server="127.0.0.1", smtp_type="INSECURE", smtp_port=25
             ),
-            from_address=from_address,
+            from_address=fields["from_address"],
         )
     overrides = {"smtp_server": smtp_host, "smtp_port": smtp_port}
     creds = channel.credentials.model_copy(update={k: v for k, v in overrides.items() if v})
-    return channel.model_copy(
-        update={"credentials": creds, "from_address": from_address or channel.from_address}
-    )
+    return channel.model_copy(update=fields | {"credentials": creds})
 
 
 @ledger_app.command("in-doubt")
@@ -283,7 +324,12 @@ def in_doubt(ledger: Annotated[str, typer.Option("--ledger")]) -> None:
 
 
 def main() -> None:
-    app()
+    """The `dunning` command; a bad setting (the environment or `.env`) ends it with one line."""
+    try:
+        app()
+    except SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
