@@ -18,7 +18,7 @@ from prefect.blocks.core import Block
 from pydantic import Field, PrivateAttr
 
 from blocks.catalog import FILE_LOGO, docs_url
-from dunning.importers import ImportResult, read_invoice_file, to_invoice
+from dunning.importers import ImportResult, ReadOptions, read_invoice_file, to_invoice
 from dunning.schema import Invoice
 
 
@@ -72,22 +72,27 @@ class InvoiceSource(Block, ABC):
 
 
 class CsvInvoiceSource(InvoiceSource):
-    """Invoices from a CSV or XLSX file exported by the ERP or kept by hand.
+    """Invoices from a CSV or spreadsheet (XLSX, XLS, ODS) file exported by the ERP or kept
+    by hand.
 
     Headers default to the normalized schema (`invoice_number, customer_id, customer_name,
     email, phone, country, language, timezone, currency, amount_total, amount_due,
     issue_date, due_date, status, payment_link, pdf_path`); map other headers with
     `column_mapping`. Bad rows are quarantined with their row number and reason, never
     dropped silently; a missing file or a mapping to absent columns fails the run at once.
+    The reading fields are those of `dunning.importers.ReadOptions`, the same keys as a
+    mapping file (`dunning plan --mapping`).
 
     Attributes:
-        path: Path of the CSV or XLSX file (relative to the working directory).
+        path: Path of the CSV or spreadsheet file (relative to the working directory).
         column_mapping: Our field -> the file's column, for headers that differ.
         date_format: strftime format of the date columns.
         decimal_separator: "." or ",".
+        thousands_separator: ".", ",", " ", "'" or "" (default: the other of "." and ",").
         delimiter: CSV field separator.
         encoding: CSV text encoding.
-        sheet: Worksheet of an XLSX file (default: the first).
+        sheet: Sheet of a spreadsheet: its name or position from 0 (default: the first).
+        status_mapping: The file's own status words -> open, paid, cancelled or disputed.
         attachments_dir: Folder that relative `pdf_path` values are resolved against.
 
     Examples:
@@ -101,6 +106,7 @@ class CsvInvoiceSource(InvoiceSource):
             date_format="%d/%m/%Y",
             decimal_separator=",",
             delimiter=";",
+            status_mapping={"en revisión": "disputed"},
         ).save("BLOCK_NAME", overwrite=True)
         ```
 
@@ -115,20 +121,36 @@ class CsvInvoiceSource(InvoiceSource):
     """
 
     _block_type_name = "CSV Invoice Source"
-    _description = "Open invoices from a CSV or XLSX file, with column mapping and quarantine."
+    _description = (
+        "Open invoices from a CSV, XLSX, XLS or ODS file, with column mapping and quarantine."
+    )
     _logo_url = FILE_LOGO
     _documentation_url = docs_url(_block_type_name)
 
-    path: str = Field(description="Path of the CSV or XLSX file (relative to the working dir).")
+    path: str = Field(
+        description="Path of the CSV, XLSX, XLS or ODS file (relative to the working dir)."
+    )
     column_mapping: dict[str, str] = Field(
         default_factory=dict,
         description="Our field -> the file's column, for headers that differ from the schema.",
     )
     date_format: str = Field("%Y-%m-%d", description="strftime format of the date columns.")
     decimal_separator: str = Field(".", description='Decimal separator: "." or ",".')
+    thousands_separator: str | None = Field(
+        None,
+        description='Digit group separator: ".", ",", " ", "\'" or "" (default: the other of '
+        '"." and ",").',
+    )
     delimiter: str = Field(",", description="CSV field separator.")
     encoding: str = Field("utf-8", description="CSV text encoding.")
-    sheet: str | None = Field(None, description="Worksheet of an XLSX file (default: first).")
+    sheet: str | int | None = Field(
+        None, description="Sheet of a spreadsheet: name or position from 0 (default: first)."
+    )
+    status_mapping: dict[str, str] = Field(
+        default_factory=dict,
+        description="The file's status words -> open, paid, cancelled or disputed (English, "
+        "Spanish and Portuguese words are known already).",
+    )
     attachments_dir: str | None = Field(
         None, description="Folder that relative pdf_path values are resolved against."
     )
@@ -136,17 +158,17 @@ class CsvInvoiceSource(InvoiceSource):
     _cache: tuple[float, pd.DataFrame] | None = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
+    @property
+    def read_options(self) -> ReadOptions:
+        """The block's reading fields as the importer's options (checked: a bad value raises
+        `SourceError` naming the field)."""
+        return ReadOptions.build(
+            self.model_dump(include=set(ReadOptions.model_fields)), source=self.label
+        )
+
     def read(self) -> ImportResult:
         """Read and validate the whole file."""
-        return read_invoice_file(
-            self.path,
-            column_mapping=self.column_mapping,
-            date_format=self.date_format,
-            decimal_separator=self.decimal_separator,
-            delimiter=self.delimiter,
-            encoding=self.encoding,
-            sheet=self.sheet,
-        )
+        return read_invoice_file(self.path, self.read_options)
 
     def get_invoice(self, invoice_number: str) -> Invoice | None:
         """The invoice as the file says *now* (re-read when the file changed), or None."""
