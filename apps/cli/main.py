@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from apps.cli import desk as cli_desk
+from apps.cli import imports as cli_imports
 from apps.cli import init as cli_init
 from apps.cli import replies as cli_replies
 from apps.cli import report as cli_report
@@ -40,6 +41,7 @@ app.add_typer(cli_report.app, name="report")
 app.add_typer(cli_risk.app, name="risk")
 app.add_typer(cli_webhooks.app, name="webhooks")
 app.add_typer(cli_desk.app, name="desk")
+app.add_typer(cli_imports.app, name="import")
 app.command("init")(cli_init.init)
 
 
@@ -67,7 +69,9 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-InvoicesOpt = Annotated[Path, typer.Option("--invoices", help="CSV or XLSX file of invoices.")]
+InvoicesOpt = Annotated[
+    Path, typer.Option("--invoices", help="CSV or spreadsheet (xlsx, xls, ods) of invoices.")
+]
 PolicyOpt = Annotated[
     Path | None,
     typer.Option(
@@ -81,9 +85,14 @@ LedgerOpt = Annotated[
 NowOpt = Annotated[
     str | None, typer.Option("--now", help="ISO 8601 date-time with offset (default: now).")
 ]
-DateFormatOpt = Annotated[str, typer.Option("--date-format", help="strftime format of dates.")]
-DecimalOpt = Annotated[str, typer.Option("--decimal", help='Decimal separator, "." or ",".')]
-DelimiterOpt = Annotated[str, typer.Option("--delimiter", help="CSV field separator.")]
+# The reading flags override the --mapping file; unset, the file's value (or the default).
+DateFormatOpt = Annotated[
+    str | None, typer.Option("--date-format", help="strftime format of dates [%Y-%m-%d].")
+]
+DecimalOpt = Annotated[
+    str | None, typer.Option("--decimal", help='Decimal separator, "." or "," [.].')
+]
+DelimiterOpt = Annotated[str | None, typer.Option("--delimiter", help="CSV field separator [,].")]
 
 
 @app.command()
@@ -93,9 +102,10 @@ def plan(
     ledger: LedgerOpt = None,
     now: NowOpt = None,
     output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.json,
-    date_format: DateFormatOpt = "%Y-%m-%d",
-    decimal: DecimalOpt = ".",
-    delimiter: DelimiterOpt = ",",
+    mapping: cli_imports.MappingOpt = None,
+    date_format: DateFormatOpt = None,
+    decimal: DecimalOpt = None,
+    delimiter: DelimiterOpt = None,
     whatsapp: Annotated[
         bool,
         typer.Option(
@@ -120,9 +130,10 @@ def plan(
     ledger = ledger or settings().ledger_url
     try:
         pol = load_policy(policy) if policy else _settings_policy()
-        result = read_invoice_file(
-            invoices, date_format=date_format, decimal_separator=decimal, delimiter=delimiter
+        options = cli_imports.read_options(
+            mapping, date_format=date_format, decimal_separator=decimal, delimiter=delimiter
         )
+        result = read_invoice_file(invoices, options)
     except (SourceError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     for line in describe_quarantine(result.quarantine):
@@ -176,8 +187,10 @@ def plan(
 @app.command()
 def sweep(
     invoices: Annotated[
-        Path | None, typer.Option("--invoices", help="CSV/XLSX file (default: saved source block).")
+        Path | None,
+        typer.Option("--invoices", help="CSV or spreadsheet (default: the saved source block)."),
     ] = None,
+    mapping: cli_imports.MappingOpt = None,
     policy: PolicyOpt = None,
     ledger: LedgerOpt = None,
     now: NowOpt = None,
@@ -204,9 +217,9 @@ def sweep(
     ] = None,
     shards: Annotated[int, typer.Option(help="Split the portfolio by customer.")] = 1,
     shard: Annotated[int, typer.Option(help="The shard this run handles (0-based).")] = 0,
-    date_format: DateFormatOpt = "%Y-%m-%d",
-    decimal: DecimalOpt = ".",
-    delimiter: DelimiterOpt = ",",
+    date_format: DateFormatOpt = None,
+    decimal: DecimalOpt = None,
+    delimiter: DelimiterOpt = None,
 ) -> None:
     """Run the sweep flow now and send what is due; prints the summary as JSON.
 
@@ -221,16 +234,19 @@ def sweep(
 
     moment = _parse_now(now)
     ledger = ledger or settings().ledger_url
-    source = (
-        CsvInvoiceSource(
-            path=str(invoices),
-            date_format=date_format,
-            decimal_separator=decimal,
-            delimiter=delimiter,
-        )
-        if invoices
-        else resolve_block(source_block, CsvInvoiceSource)
-    )
+    reading = {"date_format": date_format, "decimal_separator": decimal, "delimiter": delimiter}
+    try:
+        options = cli_imports.read_options(mapping, **reading)
+    except SourceError as exc:
+        _fail(str(exc))
+    if invoices:
+        source = CsvInvoiceSource(path=str(invoices), **options.model_dump())
+    else:
+        # The mapping file, or the reading flags given, on top of the saved block.
+        given = {k: v for k, v in reading.items() if v is not None}
+        source = resolve_block(source_block, CsvInvoiceSource)
+        if mapping or given:
+            source = source.model_copy(update=options.model_dump() if mapping else given)
     sender = {
         "from_address": from_address,
         "from_name": from_name,
