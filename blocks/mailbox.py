@@ -16,13 +16,16 @@ class ImapMailbox(Block):
     """Read customers' replies from an IMAP mailbox (the reminders' Reply-To address).
 
     New messages in `folder` are stored in the ledger's inbox and then moved to
-    `processed_folder` (created if missing); nothing is deleted.
+    `processed_folder` (created if missing); nothing is deleted. A message too large, too
+    deeply nested or unparseable is stored raw, moved to `quarantine_folder` and reported
+    in a task; it never stops the others.
 
     Attributes:
         host, port, security: The IMAP server, its port and ssl, starttls or none.
         username, password: The login (the password is a secret).
         folder: Folder new replies are read from.
         processed_folder: Where read replies are moved.
+        quarantine_folder: Where unreadable messages are moved (a task says so).
         ca_file: CA bundle for a private certificate.
         timeout_seconds: IMAP network timeout.
 
@@ -62,6 +65,9 @@ class ImapMailbox(Block):
     password: SecretStr = Field(description="Password or app password.")
     folder: str = Field("INBOX", description="Folder to read new replies from.")
     processed_folder: str = Field("Processed", description="Where read replies are moved.")
+    quarantine_folder: str = Field(
+        "Quarantine", description="Where unreadable messages are moved (a task says so)."
+    )
     ca_file: str | None = Field(None, description="CA bundle for a private certificate.")
     timeout_seconds: float = Field(30.0, gt=0, description="IMAP network timeout.")
 
@@ -75,6 +81,7 @@ class ImapMailbox(Block):
             password=self.password,
             folder=self.folder,
             processed_folder=self.processed_folder,
+            quarantine_folder=self.quarantine_folder,
             timeout=self.timeout_seconds,
             ca_file=self.ca_file,
         )

@@ -4,6 +4,14 @@ Fetching is store-then-move: every message is written to the ledger (once, by Me
 before it leaves the watched folder, so a crash in between only means the next fetch finds
 it again and the ledger ignores the copy. Nothing is deleted.
 
+One message can never stop the others. Before a message is parsed, its size (the server's
+RFC822.SIZE, before downloading), its number of parts and of nested containers are
+checked against `MAX_MESSAGE_BYTES`, `MAX_PARTS` and `MAX_CONTAINERS` (2,000 nested
+multiparts made Python's parser recurse to death); after parsing, its depth against
+`MAX_DEPTH`. A message over a limit, or that fails to parse, is stored raw in the inbox
+(state `quarantined`: never classified or acted on), moved to the quarantine folder, and a
+task tells a person to look at it.
+
 Example:
     >>> settings = ImapSettings(host="imap.example.com", username="ar@example.com",
     ...                         password="...", processed_folder="Dunning/Processed")
@@ -12,6 +20,8 @@ Example:
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
 import hashlib
 import html
 import re
@@ -19,10 +29,12 @@ import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from imap_tools import BaseMailBox, MailBox, MailBoxStartTls, MailBoxUnencrypted, MailMessage
+from imap_tools.errors import MailboxFetchError
+from imap_tools.utils import check_command_status
 from pydantic import SecretStr
 
 from dunning.ledger import InboundMessage, Ledger
@@ -51,6 +63,27 @@ _AUTO_SUBJECT = re.compile(
 )
 
 
+#: Larger messages are not downloaded: only their header is stored, and they are set aside.
+MAX_MESSAGE_BYTES = 25_000_000
+#: At most this many MIME parts (Content-Type headers) in one message...
+MAX_PARTS = 500
+#: ...of which at most this many containers (multipart/* or message/*): this bounds the
+#: nesting depth before the parser sees the message...
+MAX_CONTAINERS = 100
+#: ...and the parsed message may nest at most this deep.
+MAX_DEPTH = 30
+#: How much of a message set aside is stored when it is too large to download.
+QUARANTINE_HEADER_BYTES = 64_000
+
+_CONTENT_TYPE = re.compile(rb"(?im)^content-type:[ \t]*(?:\r?\n[ \t]+)?(multipart/|message/)?")
+_SIZE = re.compile(rb"RFC822\.SIZE\s+(\d+)")
+_UID = re.compile(rb"UID\s+(\d+)")
+
+
+class UnreadableMessage(ValueError):
+    """A message that is over a limit or cannot be parsed (the message says which)."""
+
+
 class MailboxError(RuntimeError):
     """The mailbox could not be read: wrong host, port, TLS mode or credentials."""
 
@@ -70,6 +103,7 @@ class ImapSettings:
     security: Literal["ssl", "starttls", "none"] = "ssl"
     folder: str = "INBOX"
     processed_folder: str = "Processed"
+    quarantine_folder: str = "Quarantine"
     timeout: float = 30.0
     ca_file: str | None = None
 
@@ -110,16 +144,126 @@ def open_mailbox(settings: ImapSettings) -> Iterator[BaseMailBox]:
 
 def fetch_into(ledger: Ledger, settings: ImapSettings, *, limit: int = 500) -> list[int]:
     """Store new messages of the watched folder in the ledger's inbox, then move them to
-    the processed folder. Returns the ids of the inbox rows that are new."""
+    the processed folder. Returns the ids of the inbox rows that are new (to act on).
+
+    A message over a limit or that cannot be parsed is stored raw as `quarantined`, moved
+    to `settings.quarantine_folder` and reported in a task (see the module docstring).
+    """
     with open_mailbox(settings) as box:
-        fetched = list(box.fetch("ALL", limit=limit, mark_seen=False, bulk=True))
-        if not fetched:
+        uids = box.uids("ALL")[:limit]
+        if not uids:
             return []
-        new_ids = ledger.store_inbound([to_inbound(m) for m in fetched])
-        if not box.folder.exists(settings.processed_folder):
-            box.folder.create(settings.processed_folder)
-        box.move([m.uid for m in fetched if m.uid], settings.processed_folder)
+        sizes = _sizes(box, uids)
+        read: dict[str, InboundMessage] = {}
+        unreadable: dict[str, tuple[bytes, str]] = {}  # uid -> (raw or its header, reason)
+        for uid in uids:
+            size = sizes.get(uid, 0)
+            if size > MAX_MESSAGE_BYTES:
+                head = _fetch(box, uid, "BODY.PEEK[HEADER]")[:QUARANTINE_HEADER_BYTES]
+                unreadable[uid] = (head, f"too large ({size:,} bytes; limit {MAX_MESSAGE_BYTES:,})")
+                continue
+            raw = _fetch(box, uid, "BODY.PEEK[]")
+            try:
+                read[uid] = to_inbound(parse_message(raw))
+            except Exception as exc:  # whatever one message does, the others go on
+                reason = str(exc) if isinstance(exc, UnreadableMessage) else type(exc).__name__
+                unreadable[uid] = (raw, f"cannot be read: {reason}")
+        new_ids = ledger.store_inbound(list(read.values()))
+        _quarantine(ledger, settings, unreadable)
+        for folder, moved in (
+            (settings.processed_folder, list(read)),
+            (settings.quarantine_folder, list(unreadable)),
+        ):
+            if moved:
+                if not box.folder.exists(folder):
+                    box.folder.create(folder)
+                box.move(moved, folder)
     return new_ids
+
+
+def parse_message(raw: bytes) -> MailMessage:
+    """Parse one raw message, after checking what could make the parser or its users blow
+    up: the number of parts and of nested containers (counted on the bytes), then the depth.
+
+    Raises `UnreadableMessage` saying which limit the message is over.
+    """
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise UnreadableMessage(f"{len(raw):,} bytes, over {MAX_MESSAGE_BYTES:,}")
+    kinds = [m.group(1) for m in _CONTENT_TYPE.finditer(raw)]
+    containers = sum(1 for kind in kinds if kind)
+    if len(kinds) > MAX_PARTS or containers > MAX_CONTAINERS:
+        raise UnreadableMessage(
+            f"{len(kinds)} parts of which {containers} multipart or message containers "
+            f"(limits {MAX_PARTS} and {MAX_CONTAINERS})"
+        )
+    message = MailMessage([(b"", raw)])
+    depth, stack = 0, [(message.obj, 1)]
+    while stack:  # iterative: the depth check itself must not recurse
+        part, level = stack.pop()
+        depth = max(depth, level)
+        if part.is_multipart():
+            stack.extend((sub, level + 1) for sub in part.get_payload())
+    if depth > MAX_DEPTH:
+        raise UnreadableMessage(f"nested {depth} levels deep (limit {MAX_DEPTH})")
+    return message
+
+
+def _sizes(box: BaseMailBox, uids: list[str]) -> dict[str, int]:
+    """uid -> the server's RFC822.SIZE, for all of `uids` in one command."""
+    result = box.client.uid("FETCH", ",".join(uids), "(UID RFC822.SIZE)")
+    check_command_status(result, MailboxFetchError)
+    sizes = {}
+    for item in result[1]:
+        line = item[0] if isinstance(item, tuple) else item
+        uid, size = _UID.search(line or b""), _SIZE.search(line or b"")
+        if uid and size:
+            sizes[uid.group(1).decode()] = int(size.group(1))
+    return sizes
+
+
+def _fetch(box: BaseMailBox, uid: str, part: str) -> bytes:
+    """One message's raw bytes (or its header), without parsing or marking it seen."""
+    result = box.client.uid("FETCH", uid, f"({part})")
+    check_command_status(result, MailboxFetchError)
+    return b"".join(item[1] for item in result[1] if isinstance(item, tuple))
+
+
+def _quarantine(
+    ledger: Ledger, settings: ImapSettings, unreadable: dict[str, tuple[bytes, str]]
+) -> None:
+    """Store each unreadable message raw (never acted on) and open a task for it, once."""
+    for raw, reason in unreadable.values():
+        # Only the top-level header is parsed: it cannot nest, whatever the body does.
+        header = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+        provider_id = " ".join(str(header.get("message-id", "")).split())
+        provider_id = (
+            provider_id or f"<sha256.{hashlib.sha256(raw).hexdigest()[:32]}@no-message-id>"
+        )
+        sender = " ".join(str(header.get("from", "")).split())[:200]
+        ids = ledger.store_inbound(
+            [
+                InboundMessage(
+                    provider_id=provider_id,
+                    channel="email",
+                    received_at=datetime.now(UTC),
+                    sender=sender.lower(),
+                    subject=" ".join(str(header.get("subject", "")).split())[:500],
+                    # Raw, as received (a NUL byte is not storable in PostgreSQL text).
+                    text=raw.decode("utf-8", "replace").replace("\x00", "\ufffd"),
+                    state="quarantined",
+                    outcome=f"not processed: {reason}; moved to {settings.quarantine_folder}",
+                )
+            ]
+        )
+        for inbound_id in ids:  # empty when it was stored (and reported) before
+            ledger.open_task(
+                key=f"reply:{inbound_id}:quarantine",
+                title=f"Unreadable email from {sender or 'unknown sender'} ({reason}): open it "
+                f"in the mailbox folder {settings.quarantine_folder} and act on it by hand",
+                assignee="account_owner",
+                due_on=datetime.now(UTC).date() + timedelta(days=1),
+                note=f"Inbox message {inbound_id}, {provider_id}",
+            )
 
 
 def to_inbound(message: MailMessage) -> InboundMessage:
