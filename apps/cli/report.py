@@ -137,6 +137,7 @@ def report(
 def write_report_files(report: PortfolioReport, out: Path, *, locale: str = "es_ES") -> list[str]:
     """Write every file of the report to `out` (created if needed); returns their names."""
     from dunning.charts import chart_title, portfolio_charts
+    from dunning.exports import write_csv
     from dunning.report_mail import (
         open_items_xlsx,
         render_report,
@@ -161,7 +162,8 @@ def write_report_files(report: PortfolioReport, out: Path, *, locale: str = "es_
     files["report.json"] = json.dumps(report_numbers(report), indent=2, ensure_ascii=False)
     tables = report_frames(report)
     for name in TABLE_FILES:
-        files[f"{name}.csv"] = tables[name].to_csv(index=False)
+        # Text cells a spreadsheet would run as formulas are written as plain text.
+        files[f"{name}.csv"] = write_csv(tables[name])
     if report.problems:
         files["problems.txt"] = "\n".join(report.problems) + "\n"
     for name, content in files.items():

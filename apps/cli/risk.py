@@ -132,6 +132,7 @@ def score(
         dunning risk score --invoices ../shared/data/ibm_accounts_receivable.csv --format ibm \\
             --model var/risk-ibm.joblib --out var/ibm-scores.csv
     """
+    from dunning.exports import write_csv
     from dunning.risk import RiskModel, RiskModelError
 
     try:
@@ -154,7 +155,7 @@ def score(
     p_late = fitted.score_frame(targets, past)
     table = _score_table(targets, p_late, data.problems, with_number=fmt is not Format.sap)
     out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False)
+    write_csv(table, out)  # invoice numbers and names from the file: never as formulas
     scored = int(table["p_late"].notna().sum())
     typer.echo(
         f"scored {scored} of {len(table)} invoices"

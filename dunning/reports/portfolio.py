@@ -18,6 +18,7 @@ import pandas as pd
 from babel import Locale
 from babel.numbers import format_currency, format_decimal, format_percent
 
+from dunning.exports import markdown_text
 from dunning.reports.activity import (
     CONVERSION_DAYS,
     LedgerFrames,
@@ -373,7 +374,8 @@ def report_markdown(
     ]
     for r in report.summary.itertuples():
         lines.append(
-            f"| {r.currency} | {money(r.receivables, r.currency)} | {money(r.overdue, r.currency)}"
+            f"| {_cell(r.currency)} | {money(r.receivables, r.currency)} "
+            f"| {money(r.overdue, r.currency)}"
             f" | {pct(r.overdue_share)} | {num(r.dso_countback)} | {num(r.dso_simple)} "
             f"| {num(r.cei)} | {num(r.avg_days_late)} | {money(r.collected, r.currency)} |"
         )
@@ -382,7 +384,7 @@ def report_markdown(
     lines += ["", "## Aging", "", "| currency | bucket | invoices | amount | share |"]
     lines.append("|---|---|---:|---:|---:|")
     lines += [
-        f"| {r.currency} | {r.bucket} | {r.count} | {money(r.amount, r.currency)} "
+        f"| {_cell(r.currency)} | {r.bucket} | {r.count} | {money(r.amount, r.currency)} "
         f"| {pct(r.share)} |"
         for r in report.aging.itertuples()
     ]
@@ -391,7 +393,7 @@ def report_markdown(
         lines += ["| currency | customer | overdue | invoices | oldest (days) |"]
         lines.append("|---|---|---:|---:|---:|")
         lines += [
-            f"| {r.currency} | {_cell(r.customer_name)} | {money(r.overdue, r.currency)} "
+            f"| {_cell(r.currency)} | {_cell(r.customer_name)} | {money(r.overdue, r.currency)} "
             f"| {r.invoices} | {r.oldest_days} |"
             for r in report.top_overdue.itertuples()
         ]
@@ -451,4 +453,6 @@ def _activity_markdown(report: PortfolioReport, pct, num) -> list[str]:  # noqa:
 
 
 def _cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    # Names, notes and problems come from the source: shown literally, never as an image,
+    # link or HTML (`dunning.exports.markdown_text`).
+    return markdown_text(text)
