@@ -23,14 +23,19 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from deployments.server import SERVER_SETTINGS
+from dunning.settings import SettingsError, settings
 
+try:  # the DEMO_* settings: exported, or in the .env of the working directory
+    SETTINGS = settings()
+except SettingsError as exc:
+    sys.exit(f"error: {exc}")
 ROOT = Path(__file__).resolve().parent.parent
-VAR = Path(os.environ.get("DEMO_VAR", ROOT / "var")).resolve()
+VAR = (SETTINGS.demo_var or ROOT / "var").resolve()
 HOST = "127.0.0.1"
-PREFECT_PORT = int(os.environ.get("DEMO_PREFECT_PORT", "4200"))
-SMTP_PORT = int(os.environ.get("DEMO_SMTP_PORT", "1025"))
-WEBHOOK_PORT = int(os.environ.get("DEMO_WEBHOOK_PORT", "8787"))
-DESK_PORT = int(os.environ.get("DEMO_DESK_PORT", "8788"))
+PREFECT_PORT = SETTINGS.demo_prefect_port
+SMTP_PORT = SETTINGS.demo_smtp_port
+WEBHOOK_PORT = SETTINGS.demo_webhook_port
+DESK_PORT = SETTINGS.demo_desk_port
 DEMO_DESK_USER = ("demo@acme.example", "demo-desk-pass")  # demo-only login
 #: Demo-only secrets for the webhook receiver (real ones live in blocks or the environment).
 DEMO_WEBHOOK_SECRETS = {
@@ -234,7 +239,7 @@ def wait_for_deployment(name: str, server: subprocess.Popen) -> None:
 
 
 def main() -> int:
-    oneshot = os.environ.get("DEMO_ONESHOT") == "1"
+    oneshot = SETTINGS.demo_oneshot
     VAR.mkdir(exist_ok=True)
     # A demo starts from a clean slate: fresh ledger and outbox.
     shutil.rmtree(VAR / "outbox", ignore_errors=True)
