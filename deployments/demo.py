@@ -5,10 +5,18 @@ that keeps every message under `var/outbox/`, registers the blocks and saves dem
 writes a sample portfolio it generates (`apps.sample`; no data outside the repository),
 serves the deployments, runs one sweep and prints where to look. With `DEMO_ONESHOT=1` it
 stops everything it started after that sweep and exits 0 if the sweep completed.
+
+Every process it starts runs in its own process group, recorded in `var/demo/demo.pid`; Ctrl-C,
+SIGTERM (a service manager) and SIGHUP (a closed terminal) stop those groups. A demo refuses
+to start while processes of an earlier one still run (`python -m deployments.demo --stop`
+stops them), and a port taken by another program stops it before it starts anything, with
+one line naming the port and the `DEMO_*_PORT` variable that moves it.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import shutil
 import signal
@@ -18,6 +26,7 @@ import sys
 import time
 from datetime import date, datetime
 from pathlib import Path
+from typing import NoReturn
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -45,6 +54,12 @@ DEMO_WEBHOOK_SECRETS = {
     "DUNNING_WHATSAPP_APP_SECRET": "demo-app-secret",
 }
 API_URL = f"http://{HOST}:{PREFECT_PORT}/api"
+#: This demo's pid and its children's (each the leader of its own process group).
+PIDFILE = VAR / "demo" / "demo.pid"
+#: Seconds a child gets to exit after SIGTERM before its group gets SIGKILL.
+STOP_GRACE_S = 6.0
+#: Every process this demo started, oldest first.
+CHILDREN: list[subprocess.Popen] = []
 TIMEZONE = "Europe/Madrid"
 
 os.environ["PREFECT_API_URL"] = API_URL
@@ -70,9 +85,154 @@ def _healthy() -> bool:
         return False
 
 
+def _port_free(port: int) -> bool:
+    """Whether a server could listen on `port` now (a closed socket in TIME_WAIT does not
+    count, as for uvicorn, which also sets SO_REUSEADDR)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _port_taken(port: int, variable: str, what: str) -> NoReturn:
+    sys.exit(
+        f"[demo] port {port} is taken by another program: free it, or run the demo's {what} "
+        f"on another port with {variable}=<port>"
+    )
+
+
+def check_ports() -> None:
+    """Exit with one line before anything starts if another program holds a port the demo
+    needs. A Prefect server or mail server already answering on its port is used instead."""
+    if not _port_free(PREFECT_PORT) and not _healthy():
+        _port_taken(PREFECT_PORT, "DEMO_PREFECT_PORT", "Prefect server")
+    if not _port_free(WEBHOOK_PORT):
+        _port_taken(WEBHOOK_PORT, "DEMO_WEBHOOK_PORT", "webhook receiver")
+    if not _port_free(DESK_PORT):
+        _port_taken(DESK_PORT, "DEMO_DESK_PORT", "collections desk")
+
+
+def _write_pidfile() -> None:
+    PIDFILE.parent.mkdir(parents=True, exist_ok=True)
+    record = {"demo": os.getpid(), "children": [proc.pid for proc in CHILDREN]}
+    PIDFILE.write_text(json.dumps(record) + "\n")
+
+
+def _read_pidfile() -> tuple[int, list[int]] | None:
+    """The pid of the demo recorded in `PIDFILE` and its children's, or None."""
+    try:
+        record = json.loads(PIDFILE.read_text())
+        return int(record["demo"]), [int(pid) for pid in record["children"]]
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError):
+        sys.exit(f"[demo] {PIDFILE} is not a demo pid file; delete it if no demo runs")
+
+
+def _demo_alive(pid: int) -> bool:
+    """Whether `pid` is a running demo (where /proc tells, not a process that reused the pid)."""
+    if pid == os.getpid():
+        return False
+    if Path("/proc/self").exists():
+        try:
+            return b"deployments.demo" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _stop_groups(pgids: list[int]) -> None:
+    """SIGTERM every process group (the newest first), SIGKILL what is left after
+    `STOP_GRACE_S`: a child's own children go with it, as they share its group."""
+    for pgid in reversed(pgids):
+        _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    while time.monotonic() < deadline:
+        for proc in CHILDREN:
+            proc.poll()  # reap it: a zombie leader would keep its group alive
+        if not any(_group_alive(pgid) for pgid in pgids):
+            return
+        time.sleep(0.1)
+    for pgid in pgids:
+        _signal_group(pgid, signal.SIGKILL)
+    for proc in CHILDREN:
+        proc.wait()
+
+
+def _stop_command() -> str:
+    moved = f"DEMO_VAR={VAR} " if "DEMO_VAR" in os.environ else ""
+    return f"{moved}{sys.executable} -m deployments.demo --stop"
+
+
+def refuse_stale_demo() -> None:
+    """Exit, saying how to stop them, if a demo or processes an earlier demo started still
+    run: a new demo would wipe their ledger and talk to their servers."""
+    earlier = _read_pidfile()
+    if earlier is None:
+        return
+    demo_pid, pgids = earlier
+    if _demo_alive(demo_pid):
+        sys.exit(
+            f"[demo] a demo is already running (pid {demo_pid}): stop it with Ctrl-C in its "
+            f"terminal, `kill {demo_pid}` or `{_stop_command()}`"
+        )
+    alive = [pgid for pgid in pgids if _group_alive(pgid)]
+    if alive:
+        sys.exit(
+            f"[demo] processes an earlier demo started still run (process groups "
+            f"{', '.join(map(str, alive))}): stop them with `{_stop_command()}`"
+        )
+
+
+def stop_earlier_demo() -> int:
+    """`--stop`: stop the demo recorded in the pid file and every process group it started."""
+    earlier = _read_pidfile()
+    if earlier is None:
+        _say(f"no demo recorded in {PIDFILE}; nothing to stop")
+        return 0
+    demo_pid, pgids = earlier
+    if _demo_alive(demo_pid):
+        os.kill(demo_pid, signal.SIGTERM)  # it stops its own children
+        deadline = time.monotonic() + 2 * STOP_GRACE_S
+        while _demo_alive(demo_pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    _stop_groups(pgids)  # what is left, e.g. when the demo itself was killed with SIGKILL
+    PIDFILE.unlink(missing_ok=True)
+    _say(f"stopped the demo (pid {demo_pid}) and the process groups it started")
+    return 0
+
+
 def _start(args: list[str], log: str, **env: str) -> subprocess.Popen:
+    """Start a child in its own process group (a terminal's Ctrl-C reaches the demo only,
+    which then stops the group) and record it in the pid file."""
     out = open(VAR / log, "ab")  # noqa: SIM115 - the child keeps it open
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         args,
         stdout=out,
         stderr=subprocess.STDOUT,
@@ -80,62 +240,40 @@ def _start(args: list[str], log: str, **env: str) -> subprocess.Popen:
         start_new_session=True,
         env=os.environ | env,
     )
+    CHILDREN.append(proc)
+    _write_pidfile()
+    return proc
 
 
-def start_prefect_server(started: list[subprocess.Popen]) -> None:
+def start_prefect_server() -> None:
     if _healthy():
         _say(f"reusing the Prefect server at {API_URL}")
         return
-    if _listening(PREFECT_PORT):
-        sys.exit(
-            f"port {PREFECT_PORT} is taken by something that is not a Prefect server; "
-            "free it or set DEMO_PREFECT_PORT"
-        )
+    if not _port_free(PREFECT_PORT):
+        _port_taken(PREFECT_PORT, "DEMO_PREFECT_PORT", "Prefect server")
     _say(f"starting the Prefect server on {HOST}:{PREFECT_PORT} (log: {VAR}/prefect-server.log)")
-    started.append(
-        _start(
-            [
-                sys.executable,
-                "-m",
-                "prefect",
-                "server",
-                "start",
-                "--host",
-                HOST,
-                "--port",
-                str(PREFECT_PORT),
-            ],
-            "prefect-server.log",
-            **SERVER_SETTINGS,
-        )
+    server = _start(
+        [sys.executable, "-m", "prefect", "server", "start"]
+        + ["--host", HOST, "--port", str(PREFECT_PORT)],
+        "prefect-server.log",
+        **SERVER_SETTINGS,
     )
     deadline = time.monotonic() + 120
     while not _healthy():
-        if time.monotonic() > deadline or started[-1].poll() is not None:
+        if time.monotonic() > deadline or server.poll() is not None:
             sys.exit("the Prefect server did not start; see var/prefect-server.log")
         time.sleep(1)
 
 
-def start_mail_sink(started: list[subprocess.Popen]) -> None:
+def start_mail_sink() -> None:
     if _listening(SMTP_PORT):
         _say(f"something already listens on {HOST}:{SMTP_PORT}; using it as the mail server")
         return
     _say(f"starting the mail sink on {HOST}:{SMTP_PORT} -> var/outbox/")
-    started.append(
-        _start(
-            [
-                sys.executable,
-                "-m",
-                "apps.mailsink",
-                "--dir",
-                str(VAR / "outbox"),
-                "--host",
-                HOST,
-                "--port",
-                str(SMTP_PORT),
-            ],
-            "mailsink.log",
-        )
+    _start(
+        [sys.executable, "-m", "apps.mailsink", "--dir", str(VAR / "outbox")]
+        + ["--host", HOST, "--port", str(SMTP_PORT)],
+        "mailsink.log",
     )
     deadline = time.monotonic() + 20
     while not _listening(SMTP_PORT):
@@ -191,21 +329,21 @@ def _wait_listening(port: int, proc: subprocess.Popen, what: str, log: str) -> N
         time.sleep(0.2)
 
 
-def start_webhook_receiver(started: list[subprocess.Popen]) -> None:
+def start_webhook_receiver() -> None:
     """The receiver turning Stripe/ERP/WhatsApp webhooks into ledger rows and Prefect events."""
-    if _listening(WEBHOOK_PORT):
-        sys.exit(f"port {WEBHOOK_PORT} is taken; free it or set DEMO_WEBHOOK_PORT")
+    if not _port_free(WEBHOOK_PORT):
+        _port_taken(WEBHOOK_PORT, "DEMO_WEBHOOK_PORT", "webhook receiver")
     args = [sys.executable, "-m", "apps.cli", "webhooks", "serve", "--host", HOST]
     args += ["--port", str(WEBHOOK_PORT), "--ledger", f"sqlite:///{VAR / 'ledger.db'}"]
-    started.append(_start(args, "webhooks.log", **DEMO_WEBHOOK_SECRETS))
-    _wait_listening(WEBHOOK_PORT, started[-1], "the webhook receiver", "webhooks.log")
+    receiver = _start(args, "webhooks.log", **DEMO_WEBHOOK_SECRETS)
+    _wait_listening(WEBHOOK_PORT, receiver, "the webhook receiver", "webhooks.log")
     _say(f"webhook receiver on http://{HOST}:{WEBHOOK_PORT} (demo secrets; see docs/webhooks.md)")
 
 
-def start_desk(started: list[subprocess.Popen]) -> None:
+def start_desk() -> None:
     """The collections desk over the demo ledger, with a demo manager login."""
-    if _listening(DESK_PORT):
-        sys.exit(f"port {DESK_PORT} is taken; free it or set DEMO_DESK_PORT")
+    if not _port_free(DESK_PORT):
+        _port_taken(DESK_PORT, "DEMO_DESK_PORT", "collections desk")
     ledger = f"sqlite:///{VAR / 'ledger.db'}"
     cli = [sys.executable, "-m", "apps.cli", "desk"]
     subprocess.run(
@@ -218,8 +356,8 @@ def start_desk(started: list[subprocess.Popen]) -> None:
     )
     serve = [*cli, "serve", "--host", HOST, "--port", str(DESK_PORT), "--ledger", ledger]
     serve += ["--prefect-ui-url", f"http://{HOST}:{PREFECT_PORT}"]
-    started.append(_start(serve, "desk.log"))
-    _wait_listening(DESK_PORT, started[-1], "the collections desk", "desk.log")
+    desk = _start(serve, "desk.log")
+    _wait_listening(DESK_PORT, desk, "the collections desk", "desk.log")
     _say(f"collections desk on http://{HOST}:{DESK_PORT} (login {DEMO_DESK_USER[0]})")
 
 
@@ -238,17 +376,30 @@ def wait_for_deployment(name: str, server: subprocess.Popen) -> None:
                 time.sleep(1)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo (see the module docstring); `--stop` stops an earlier one."""
+    parser = argparse.ArgumentParser(prog="python -m deployments.demo")
+    parser.add_argument(
+        "--stop", action="store_true", help="stop the demo recorded in var/demo/demo.pid"
+    )
+    if parser.parse_args(argv).stop:
+        return stop_earlier_demo()
     oneshot = SETTINGS.demo_oneshot
     VAR.mkdir(exist_ok=True)
+    refuse_stale_demo()
+    check_ports()
+    _write_pidfile()
+    # A closed terminal (SIGHUP) or a service manager (SIGTERM) stops the demo as Ctrl-C
+    # does: KeyboardInterrupt unwinds to the `finally` below, which stops every child.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.default_int_handler)
     # A demo starts from a clean slate: fresh ledger and outbox.
     shutil.rmtree(VAR / "outbox", ignore_errors=True)
     for f in VAR.glob("ledger.db*"):
         f.unlink()
-    started: list[subprocess.Popen] = []
     try:
-        start_prefect_server(started)
-        start_mail_sink(started)
+        start_prefect_server()
+        start_mail_sink()
         now = demo_now()
         from apps.sample import write_demo_files
 
@@ -260,14 +411,13 @@ def main() -> int:
         server = _start(
             [sys.executable, "-m", "deployments.serve"], "serve.log", DUNNING_REPLIES_MAILBOX=""
         )
-        started.append(server)
         wait_for_deployment("dunning-sweep/dunning-sweep", server)
         _say(
             "deployments served: dunning-sweep (cron 0 9 * * 1-5), dunning-invoice "
             "(on webhook events), process-replies, portfolio-report (Monday 08:00)"
         )
-        start_webhook_receiver(started)
-        start_desk(started)
+        start_webhook_receiver()
+        start_desk()
 
         from prefect.deployments import run_deployment
 
@@ -301,14 +451,11 @@ def main() -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        for proc in reversed(started):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in started:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        # A second signal must not interrupt the stopping.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        _stop_groups([proc.pid for proc in CHILDREN])
+        PIDFILE.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
