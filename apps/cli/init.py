@@ -58,9 +58,7 @@ def init(
     existing = [path for path in files if path.exists()]
     if existing and not force:
         names = ", ".join(str(path) for path in existing)
-        typer.echo(
-            f"error: {names} already exist(s); nothing written (--force overwrites)", err=True
-        )
+        typer.echo(f"error: nothing written, already there: {names} (--force overwrites)", err=True)
         raise typer.Exit(1)
     directory.mkdir(parents=True, exist_ok=True)
     for path, text in files.items():
