@@ -239,3 +239,23 @@ def test_every_answer_carries_the_security_headers_and_bad_parameters_are_400(de
     with _client(desk) as collector:
         assert _login(collector, COLLECTOR).status_code == 303
         assert collector.get("/security").status_code == 403
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_sessions_and_failures_on_both_databases(backend, request, tmp_path):
+    url = f"sqlite:///{tmp_path}/l.db" if backend == "sqlite" else request.getfixturevalue("pg_url")
+    ledger = Ledger(url)
+    add_user(ledger, *COLLECTOR, role="collector")
+    user = User(COLLECTOR[0], "collector")
+    token = auth.start_session(ledger, user, hours=12)
+    assert auth.session_active_user(ledger, token) == user
+    assert auth.session_active_user(ledger, token + "x") is None
+    auth.end_session(ledger, token)
+    assert auth.session_active_user(ledger, token) is None
+    expired = auth.start_session(ledger, user, hours=0)
+    assert auth.session_active_user(ledger, expired) is None
+    for _ in range(auth.ACCOUNT_FREE_FAILURES):
+        assert auth.authenticate(ledger, COLLECTOR[0], "wrong-pass", "10.0.0.1") is None
+    with pytest.raises(auth.LoginLocked) as locked:
+        auth.authenticate(ledger, *COLLECTOR, "10.0.0.2")
+    assert 0 < locked.value.retry_after <= auth.FIRST_LOCKOUT.total_seconds()
