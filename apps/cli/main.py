@@ -324,7 +324,7 @@ def _email_channel(
 
 
 @ledger_app.command("in-doubt")
-def in_doubt(ledger: Annotated[str, typer.Option("--ledger")]) -> None:
+def in_doubt(ledger: LedgerOpt = None) -> None:
     """Actions that may have reached the mail server without being recorded (after a crash).
 
     They are never resent automatically: check the mailbox or ask the customer, then
@@ -332,6 +332,9 @@ def in_doubt(ledger: Annotated[str, typer.Option("--ledger")]) -> None:
     """
     from dunning.ledger import Ledger
 
+    ledger = ledger or settings().ledger_url
+    if not ledger:
+        _fail("no ledger: pass --ledger URL or set DUNNING_LEDGER_URL")
     frame = Ledger(ledger).in_doubt()
     if frame.empty:
         typer.echo("no actions in doubt")
