@@ -13,6 +13,7 @@ import codecs
 import difflib
 import numbers
 import re
+import warnings
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -348,6 +349,14 @@ def _read_raw(path: Path, options: ReadOptions) -> pd.DataFrame:
 
 
 def _read_spreadsheet(path: Path, options: ReadOptions) -> pd.DataFrame:
+    with warnings.catch_warnings():
+        # pandas 3 deprecates its xlrd engine in favour of calamine; xlrd is pinned, and
+        # tests/test_spreadsheets.py reads a real .xls, so its removal cannot go unnoticed.
+        warnings.filterwarnings("ignore", message="The xlrd engine is deprecated")
+        return _read_book(path, options)
+
+
+def _read_book(path: Path, options: ReadOptions) -> pd.DataFrame:
     try:
         book = pd.ExcelFile(path)
     except Exception as exc:  # each engine (openpyxl, xlrd, odfpy) raises its own errors
