@@ -7,18 +7,21 @@ Where to find every value in each system: docs/connectors.md.
 
 from __future__ import annotations
 
+import tempfile
 from abc import ABC
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import pandas as pd
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
 
 from blocks.catalog import API_LOGO, docs_url
 from blocks.http import HttpApiBlock
 from blocks.odoo import OdooCredentials
 from blocks.sources import CsvInvoiceSource, InvoiceSource
+from dunning.connectors.documents import with_downloaded_document
 from dunning.connectors.frame import to_result
 from dunning.connectors.holded import HoldedInvoices
 from dunning.connectors.odoo import OPEN_PAYMENT_STATES, OdooInvoices
@@ -30,17 +33,43 @@ from dunning.schema import Invoice
 
 class ApiInvoiceSource(HttpApiBlock, InvoiceSource, ABC):
     """An invoice source read over a system's HTTP API (an interface: save one of its
-    concrete blocks). Its client is the connector of `dunning.connectors` for the system."""
+    concrete blocks). Its client is the connector of `dunning.connectors` for the system.
+
+    A record's `pdf_path` is attached only from `attachments_dir`, or downloaded when it is
+    a URL on the API's own host (`dunning.connectors.documents`): never any other local file.
+    """
 
     _rate_limit_kind = "source"
+
+    attachments_dir: str | None = Field(
+        None,
+        description="Folder that pdf_path values may name (none: no local files; PDFs at a "
+        "URL of the API's own host are downloaded either way).",
+    )
+    _download_dir: str | None = PrivateAttr(default=None)
 
     def read(self) -> ImportResult:
         """Every invoice to consider, validated; bad records quarantined."""
         return self.client().read()
 
     def get_invoice(self, invoice_number: str) -> Invoice | None:
-        """The invoice as the system has it now, or None."""
-        return self.client().get_invoice(invoice_number)
+        """The invoice as the system has it now, or None; a `pdf_path` URL on the API's
+        host is downloaded into the attachments folder first."""
+        found = self.client().get_invoice(invoice_number)
+        if found is None:
+            return None
+        folder = Path(self.attachments_root)
+        folder = folder / "downloaded" if self.attachments_dir else folder
+        return with_downloaded_document(found, getattr(self.client(), "http", None), folder)
+
+    @property
+    def attachments_root(self) -> str:
+        """`attachments_dir`, else a private folder that holds only downloaded documents."""
+        if self.attachments_dir:
+            return self.attachments_dir
+        if self._download_dir is None:
+            self._download_dir = tempfile.mkdtemp(prefix="dunning-documents-")
+        return self._download_dir
 
     def read_changed_since(self, since: datetime) -> ImportResult:
         """Invoices changed since `since`, paid and cancelled ones included."""
@@ -73,6 +102,8 @@ class OdooInvoiceSource(ApiInvoiceSource):
         payment_states: `payment_state` values a full read asks for.
         portal_url_template: Payment/PDF link per invoice, from `{base_url}`, `{id}`,
             `{name}` and `{access_token}`.
+        attachments_dir: Folder that pdf_path values may name (else only PDFs at the API's
+            own URL are attached, downloaded with limits).
         timeout_seconds, retries, max_retry_wait_seconds, requests_per_second: As for every
             HTTP API block (`blocks.http.HttpApiBlock`).
 
@@ -157,6 +188,8 @@ class StripeInvoiceSource(ApiInvoiceSource):
         base_url: Stripe API address.
         collection_method: Only invoices collected this way (`send_invoice`); empty for all.
         timezone: Calendar the due dates are read in.
+        attachments_dir: Folder that pdf_path values may name (else only PDFs at the API's
+            own URL are attached, downloaded with limits).
         timeout_seconds, retries, max_retry_wait_seconds, requests_per_second: As for every
             HTTP API block (`blocks.http.HttpApiBlock`).
 
@@ -223,6 +256,8 @@ class HoldedInvoiceSource(ApiInvoiceSource):
         lookback_days: Read invoices dated this far back.
         timezone: The company's timezone in Holded.
         payment_link_template: Link in reminders, with `{id}` and `{docNumber}`.
+        attachments_dir: Folder that pdf_path values may name (else only PDFs at the API's
+            own URL are attached, downloaded with limits).
         timeout_seconds, retries, max_retry_wait_seconds, requests_per_second: As for every
             HTTP API block (`blocks.http.HttpApiBlock`).
 
@@ -293,6 +328,8 @@ class RestInvoiceSource(ApiInvoiceSource):
             ours.
         changed_since_param: Query parameter for "changed since" (incremental reads).
         item_url, item_path: One invoice's URL and where its record is in the answer.
+        attachments_dir: Folder that pdf_path values may name (else only PDFs at the API's
+            own URL are attached, downloaded with limits).
         timeout_seconds, retries, max_retry_wait_seconds, requests_per_second: As for every
             HTTP API block (`blocks.http.HttpApiBlock`).
 

@@ -13,7 +13,10 @@ A WhatsApp action (`channel` whatsapp) claims its own key and sends the stage's 
 template (`dunning.whatsapp.send_whatsapp_reminder`); when WhatsApp cannot take it (no
 consent any more, a number Meta does not know, a refused template) the same stage is claimed
 and sent by email under the email key, so the customer still hears from us once, and the
-outcome says it fell back and why.
+outcome says it fell back and why. SMS and automated calls (`channel` sms, voice; Twilio,
+`dunning.twilio`) go the same way: claimed under their own key, and when the number cannot
+take them (STOP, 21610, an invalid or landline number, no consent) the stage goes by email,
+or becomes a human task, in the same run. A placed call's outcome arrives later by webhook.
 
 Every message sent, human task opened and status set is also queued for the CRM
 (`dunning.crm`, one entry per key); the sweep delivers the queue to the configured CRM.
@@ -34,13 +37,16 @@ from dunning.crm import queue_note, queue_status
 from dunning.delivery import deliver
 from dunning.ledger import Ledger, closed_in_ledger
 from dunning.ledger.models import TAKEN_REASONS
-from dunning.mail import Envelope, build_email, resolve_attachment, split_addresses
+from dunning.mail import Envelope, build_email, find_attachment, split_addresses
 from dunning.policy import Policy, Stage
 from dunning.render import format_day, invoice_context, locale_for, render_email
 from dunning.schema import Invoice
 from dunning.smtp import SmtpPool
 
 if TYPE_CHECKING:
+    from dunning.twilio.client import TwilioClient
+    from dunning.twilio.sms import SmsSettings, TwilioResult
+    from dunning.twilio.voice import VoiceSettings
     from dunning.whatsapp.client import WhatsAppClient
     from dunning.whatsapp.templates import TemplateBook
 
@@ -70,6 +76,23 @@ class WhatsAppSender:
     templates: TemplateBook
 
 
+@dataclass(frozen=True)
+class SmsSender:
+    """The SMS side of the act step (from an `SmsChannel` block:
+    `SmsSender(block.client(), block.settings())`)."""
+
+    client: TwilioClient
+    settings: SmsSettings
+
+
+@dataclass(frozen=True)
+class VoiceSender:
+    """The calling side of the act step (from a `VoiceChannel` block)."""
+
+    client: TwilioClient
+    settings: VoiceSettings
+
+
 def execute_action(
     action: PlannedAction | Mapping[str, Any],
     *,
@@ -82,6 +105,8 @@ def execute_action(
     flow_run_id: str = "",
     attachments_root: str | None = None,
     whatsapp: WhatsAppSender | None = None,
+    sms: SmsSender | None = None,
+    voice: VoiceSender | None = None,
 ) -> Outcome:
     """Carry out one action of the plan (see module docstring).
 
@@ -136,28 +161,45 @@ def execute_action(
 
     if channel == "whatsapp" and whatsapp is None:
         raise ValueError("a WhatsApp action needs a WhatsApp channel (client and templates)")
+    if (channel == "sms" and sms is None) or (channel == "voice" and voice is None):
+        raise ValueError(f"an {channel} action needs the {channel} channel's block")
     if not _claim(ledger, outcome, fresh, policy, flow_run_id):
         return outcome
 
     stage = policy.stage(stage_name, action.segment or None)
-    if channel == "whatsapp":
-        assert whatsapp is not None
-        sent = _send_whatsapp(
-            action,
-            fresh,
-            stage,
-            outcome,
-            ledger=ledger,
-            whatsapp=whatsapp,
-            today=today,
-            identity=identity,
-        )
+    if channel in ("whatsapp", "sms", "voice"):
+        if channel == "whatsapp":
+            assert whatsapp is not None
+            sent = _send_whatsapp(
+                action,
+                fresh,
+                stage,
+                outcome,
+                ledger=ledger,
+                whatsapp=whatsapp,
+                today=today,
+                identity=identity,
+            )
+        else:
+            sent = _send_twilio(
+                action,
+                fresh,
+                stage,
+                outcome,
+                ledger=ledger,
+                sender=sms if channel == "sms" else voice,
+                today=today,
+                identity=identity,
+            )
         if not sent:
             return outcome
-        if outcome.channel == "whatsapp":
-            # Keyed as the email action's: a stage on both channels opens one task.
+        if outcome.channel == channel:
+            # Keyed as the email action's: a stage on both channels opens one task. A call
+            # stands in for the stage's task: a person is asked only if it is not answered.
             email_key = key.on("email")
-            outcome.escalations = _escalate(stage, fresh, email_key, ledger=ledger, today=today)
+            outcome.escalations = _escalate(
+                stage, fresh, email_key, ledger=ledger, today=today, task=channel != "voice"
+            )
             return outcome
         # Fell back: the email key now carries the stage, as if planned on email.
         if not _claim(ledger, outcome, fresh, policy, flow_run_id):
@@ -283,6 +325,73 @@ def _send_whatsapp(
     return True
 
 
+def _send_twilio(
+    action: PlannedAction,
+    inv: Invoice,
+    stage: Stage,
+    outcome: Outcome,
+    *,
+    ledger: Ledger,
+    sender: SmsSender | VoiceSender | None,
+    today: date,
+    identity: EmailIdentity | None,
+) -> bool:
+    """Send the claimed SMS, or place the claimed call. True when it went, or when it must
+    go by email (or a task) instead (then `outcome` names that key, and why); False when
+    the outcome is final (in doubt). Temporary failures and bad credentials are raised."""
+    from dunning.twilio.sms import send_sms_reminder
+    from dunning.twilio.voice import place_call
+
+    assert sender is not None
+    channel = outcome.channel
+    common = dict(
+        ledger=ledger,
+        client=sender.client,
+        key=str(outcome.key),
+        invoice=inv,
+        stage=stage.name,
+        language=_language_of(action, inv),
+        country=action.country or inv.country,
+        today=today,
+        company_name=identity.from_name if identity else "",
+    )
+    result: TwilioResult
+    if isinstance(sender, SmsSender):
+        result = send_sms_reminder(
+            settings=sender.settings, include_payment_link=stage.include_payment_link, **common
+        )
+        what = "SMS"
+    else:
+        result = place_call(settings=sender.settings, **common)
+        what = "Automated call"
+    outcome.recipient, outcome.message_id = result.recipient, result.message_id
+    if result.status == "sent":
+        outcome.status = "sent"
+        queue_note(
+            ledger,
+            key=f"{outcome.key}:note",
+            text=f"{what} '{stage.name}' to {result.recipient}: invoice {inv.invoice_number}, "
+            f"{_money(inv.amount_due, inv.currency)} due on {inv.due_date.isoformat()}. "
+            f"{result.text}"[:SENT_BODY_CHARS],
+            stage=stage.name,
+            channel=channel,
+            direction="out",
+            message_id=result.message_id,
+            amount_due=inv.amount_due,
+            currency=inv.currency,
+            **_crm_refs(inv),
+        )
+        return True
+    if not result.fallback:
+        outcome.status, outcome.reason = "failed", f"{result.reason}: {result.detail}"
+        return False
+    outcome.fallback_from = channel
+    outcome.fallback_reason = f"{result.reason}: {result.detail}"[:500]
+    outcome.key = outcome.key.on("email" if inv.email else "task")
+    outcome.recipient = outcome.message_id = ""
+    return True
+
+
 def _send_email(
     action: PlannedAction,
     inv: Invoice,
@@ -297,7 +406,17 @@ def _send_email(
     promised_on: date | None = None,
 ) -> None:
     key = str(outcome.key)
-    attachment = resolve_attachment(inv.pdf_path, attachments_root)
+    attachment, refused = find_attachment(inv.pdf_path, attachments_root)
+    if refused:  # the reminder still goes, without the document; the reason is kept
+        outcome.reason = f"sent without attachment {inv.pdf_path!r}: {refused}"[:500]
+        ledger.record_event(
+            "attachment_refused",
+            invoice_number=inv.invoice_number,
+            customer_id=inv.customer_id,
+            action_key=key,
+            pdf_path=inv.pdf_path[:500],
+            reason=refused,
+        )
     try:
         context = invoice_context(
             inv,
@@ -402,13 +521,13 @@ def _language_of(action: PlannedAction, inv: Invoice) -> str:
 
 
 def _escalate(
-    stage: Stage, inv: Invoice, key: ActionKey, *, ledger: Ledger, today: date
+    stage: Stage, inv: Invoice, key: ActionKey, *, ledger: Ledger, today: date, task: bool = True
 ) -> list[str]:
     done: list[str] = []
     esc = stage.escalation
     if esc is None:
         return done
-    if esc.human_task:
+    if esc.human_task and task:
         title = (
             f"{esc.human_task}: {inv.customer_name or inv.customer_id}, "
             f"invoice {inv.invoice_number}"

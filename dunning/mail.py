@@ -50,22 +50,36 @@ def domain_of(address: str) -> str:
 
 
 def resolve_attachment(path: str, root: str | None = None) -> Path | None:
-    """The file to attach: `path` as given, or under the source's `root` when relative;
-    None when there is none or it does not exist (the message then goes without it).
+    """The file to attach, or None (the message then goes without it; see `find_attachment`
+    for why)."""
+    return find_attachment(path, root)[0]
 
-    With a `root`, the file must be inside it: a `pdf_path` in the source data cannot make
-    us mail some other local file (`/etc/passwd`, `../secrets.env`); such a path is refused
-    and logged.
+
+def find_attachment(path: str, root: str | None = None) -> tuple[Path | None, str]:
+    """The file to attach and, when there is none, why (empty when no `path` was given).
+
+    Only files inside the source's attachments folder `root` are attached (a relative
+    `path` is read under it): a `pdf_path` in the source data cannot make us mail some other
+    local file (`/etc/passwd`, `../secrets.env`). Without a `root` no local file is attached
+    at all. A URL is never read here: an API source downloads its own documents (from its
+    own host, with limits) into its folder before the invoice reaches the sender.
     """
     if not path:
-        return None
-    full = Path(path)
-    if not full.is_absolute() and root:
-        full = Path(root) / full
-    if root and not full.resolve().is_relative_to(Path(root).resolve()):
-        log.warning("attachment %s is outside the attachments folder %s: not attached", path, root)
-        return None
-    return full if full.is_file() else None
+        return None, ""
+    if "://" in path:
+        why = "a URL the source did not download (only its own API host's PDFs are)"
+    elif not root:
+        why = "the source has no attachments folder, so no local file may be attached"
+    else:
+        full = Path(path) if Path(path).is_absolute() else Path(root) / path
+        if not full.resolve().is_relative_to(Path(root).resolve()):
+            why = f"outside the attachments folder {root}"
+        elif not full.is_file():
+            why = "no such file"
+        else:
+            return full, ""
+    log.warning("attachment %r not attached: %s", path, why)
+    return None, why
 
 
 def build_email(

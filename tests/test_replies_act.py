@@ -113,6 +113,7 @@ def receive(
         pool=env["pool"],
         identity=IDENTITY,
         classify=lambda *a, **k: understood,
+        attachments_root=str(env["tmp"]),  # as CsvInvoiceSource: the invoice file's folder
     )
     return outcome.to_dict()
 

@@ -17,9 +17,11 @@ import pytest
 from imap_tools import MailBoxUnencrypted
 
 from apps.mailsink import MailSink
-from blocks import ImapMailbox
+from blocks import ImapMailbox, RestInvoiceSource
+from dunning.act import execute_action
 from dunning.importers import read_invoice_file
-from dunning.ledger import HumanTask, InboundMessage, Ledger, Pause, Promise
+from dunning.ledger import Event, HumanTask, InboundMessage, Ledger, Pause, Promise
+from dunning.mail import find_attachment
 from dunning.policy import BankDetails, default_policy
 from dunning.replies import classify
 from dunning.replies.act import handle_reply
@@ -28,6 +30,9 @@ from dunning.replies.imap import MAX_CONTAINERS, ImapSettings, fetch_into
 from dunning.replies.match import is_public_mail_domain, match_message
 from dunning.schema import Invoice
 from dunning.smtp import SmtpPool, SmtpSettings
+from tests.connectors.fake_rest import FakeRest
+from tests.connectors.fakeapi import Request, Response
+from tests.connectors.test_rest import MAPPING as REST_MAPPING
 from tests.invoices import write_invoices
 from tests.test_replies_act import IDENTITY, RECEIVED, Understood
 
@@ -56,7 +61,14 @@ def env(tmp_path: Path):
     )
     with MailSink(tmp_path / "outbox", port=0) as sink:
         pool = SmtpPool(SmtpSettings(host=sink.host, port=sink.port, security="INSECURE"))
-        yield dict(ledger=ledger, sink=sink, pool=pool, policy=policy, lookup=by_number.get)
+        yield dict(
+            ledger=ledger,
+            sink=sink,
+            pool=pool,
+            policy=policy,
+            lookup=by_number.get,
+            folder=str(tmp_path),
+        )
         pool.close()
 
 
@@ -82,6 +94,7 @@ def receive(env: dict, understood: Understood, *, sender: str, text: str, **fiel
         pool=env["pool"],
         identity=IDENTITY,
         classify=lambda *a, **k: understood,
+        attachments_root=env["folder"],
     )
     return outcome.to_dict()
 
@@ -272,3 +285,94 @@ def test_a_nested_mail_bomb_is_set_aside_and_the_good_message_beside_it_is_read(
         assert len(box.uids()) == 2
         box.folder.set("Processed")
         assert len(box.uids()) == 1
+
+
+# -- 3. an API source's record naming a local file --------------------------------------------
+
+PDF = b"%PDF-1.4 invoice from the API"
+
+
+class FakeRestWithDocuments(FakeRest):
+    """The in-house API, which also serves each invoice's PDF under /docs/."""
+
+    def route(self, req: Request) -> Response:
+        if req.path.startswith("/docs/"):
+            if req.headers.get("x-api-key") != self.api_key:
+                return Response(403, {"message": "forbidden"})
+            kind = "text/html" if req.path.endswith(".html") else "application/pdf"
+            return Response(
+                200, PDF if kind == "application/pdf" else b"<html>", {"Content-Type": kind}
+            )
+        return super().route(req)
+
+
+@pytest.mark.parametrize(
+    "pdf_path, attached",
+    [
+        ("/etc/hostname", None),
+        ("../../secret.txt", None),
+        ("http://elsewhere.invalid/docs/R-00001.pdf", None),  # another host: not fetched
+        ("{api}/docs/R-00001.html", None),  # the API's host, but not a PDF
+        ("{api}/docs/R-00001.pdf", PDF),  # the API's own document: downloaded and attached
+    ],
+)
+def test_an_api_record_can_only_attach_the_apis_own_document(tmp_path, pdf_path, attached):
+    (tmp_path.parent / "secret.txt").write_text("the secret")
+    with MailSink(tmp_path / "outbox", port=0) as sink, FakeRestWithDocuments() as api:
+        api.add(number="R-00001", pdf_path=pdf_path.format(api=api.url))
+        source = RestInvoiceSource(
+            url=f"{api.url}/api/invoices",
+            auth_header="X-Api-Key",
+            auth_value=api.api_key,
+            records_path="data",
+            field_mapping={**REST_MAPPING, "pdf_path": "pdf_path"},
+            status_mapping={"unpaid": "open"},
+            amounts_in_minor_units=True,
+            item_url=f"{api.url}/api/invoices/{{invoice_number}}",
+            item_path="invoice",
+            retries=0,
+        )
+        ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
+        pool = SmtpPool(SmtpSettings(host=sink.host, port=sink.port, security="INSECURE"))
+        outcome = execute_action(
+            {
+                "key": "R-00001:overdue_7:email",
+                "invoice": "R-00001",
+                "customer": "K1",
+                "stage": "overdue_7",
+                "channel": "email",
+                "language": "es",
+                "country": "ES",
+                "timezone": "Europe/Madrid",
+            },
+            ledger=ledger,
+            policy=default_policy(),
+            lookup=source.get_invoice,
+            pool=pool,
+            identity=IDENTITY,
+            now=datetime(2026, 12, 10, 10, tzinfo=UTC),
+            attachments_root=source.attachments_root,
+        )
+        pool.close()
+        (mail,) = sink.messages()  # the reminder still goes
+    assert outcome.status == "sent"
+    files = [a.get_content() for a in mail.iter_attachments()]
+    assert files == ([attached] if attached else [])
+    refused = ledger.frame(Event, kind="attachment_refused")
+    if attached:
+        assert refused.empty and outcome.reason == ""
+    else:  # the reason is recorded, on the outcome and in the ledger
+        assert pdf_path.format(api=api.url) in outcome.reason
+        assert refused["action_key"].tolist() == ["R-00001:overdue_7:email"]
+
+
+def test_without_a_folder_no_local_file_is_attached(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the secret")
+    attached, why = find_attachment(str(secret), None)  # before: the file itself
+    assert attached is None and "no attachments folder" in why
+    inside = tmp_path / "docs" / "F-1.pdf"
+    inside.parent.mkdir()
+    inside.write_bytes(PDF)
+    assert find_attachment("F-1.pdf", str(inside.parent)) == (inside, "")
+    assert find_attachment("../secret.txt", str(inside.parent))[0] is None

@@ -18,7 +18,7 @@ import contextvars
 import email.utils
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -204,6 +204,53 @@ class HttpClient:
             wait = self.retry.wait(attempt, retry_after)
             self.waited += wait
             self.sleep(wait)
+
+    def download(self, url: str, *, max_bytes: int, content_types: Collection[str]) -> bytes:
+        """GET a document from this client's own host (scheme, host and port of `base_url`;
+        redirects are not followed), refusing it when it is not one of `content_types`, is
+        larger than `max_bytes` or takes longer than the client's timeout in all.
+
+        Not retried: a document that cannot be fetched goes out as a link or not at all.
+        Raises `ConnectorError` saying which limit was hit.
+        """
+        base, target = self._client.base_url, self._client.build_request("GET", url).url
+        where = f"GET {target.path}"
+        if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
+            raise ConnectorError(
+                f"{self.name}: {target.host or url!r} is not the API's host {base.host}: "
+                "documents are only downloaded from the API itself"
+            )
+        throttle = _THROTTLE.get()
+        if throttle is not None:
+            throttle()
+        self.requests += 1
+        deadline = time.monotonic() + self._client.timeout.read
+        headers = {"Accept": ", ".join(content_types)}
+        try:
+            with self._client.stream("GET", url, headers=headers, follow_redirects=False) as got:
+                kind = got.headers.get("content-type", "").split(";")[0].strip().lower()
+                declared = int(got.headers.get("content-length") or 0)
+                if got.status_code != 200:
+                    problem = f"answered {got.status_code}"
+                elif kind not in content_types:
+                    problem = f"is {kind or 'untyped'}, not {' or '.join(sorted(content_types))}"
+                elif declared > max_bytes:
+                    problem = f"is {declared:,} bytes, over the {max_bytes:,} limit"
+                else:
+                    body = bytearray()
+                    for chunk in got.iter_bytes():
+                        body += chunk
+                        if len(body) > max_bytes:
+                            problem = f"is over the {max_bytes:,} bytes limit"
+                            break
+                        if time.monotonic() > deadline:
+                            problem = f"took over {self._client.timeout.read:g} s"
+                            break
+                    else:
+                        return bytes(body)
+        except httpx.HTTPError as exc:
+            problem = f"failed ({type(exc).__name__})"
+        raise ConnectorError(f"{self.name}: {where} {problem}: document not downloaded")
 
     def get_json(self, url: str, *, params: Any = None) -> Any:
         """GET and decode the JSON body."""

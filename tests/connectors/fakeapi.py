@@ -70,11 +70,14 @@ class FakeApi:
                     body=self.rfile.read(length) if length else b"",
                 )
                 resp = fake._dispatch(req)
-                payload = b"" if resp.body is None else json.dumps(resp.body).encode()
+                # A bytes body (a document) goes as it is, with the Content-Type it names.
+                raw = isinstance(resp.body, bytes)
+                payload = resp.body if raw else b"" if resp.body is None else json.dumps(resp.body)
+                payload = payload.encode() if isinstance(payload, str) else payload
+                headers = {"Content-Type": "application/json", **resp.headers}
                 self.send_response(resp.status)
-                self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
-                for k, v in resp.headers.items():
+                for k, v in headers.items():
                     self.send_header(k, v)
                 self.end_headers()
                 self.wfile.write(payload)
