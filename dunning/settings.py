@@ -223,38 +223,43 @@ def known_names() -> dict[str, str]:
     return {env_name(field): field for field in Settings.model_fields}
 
 
+#: Every setting's variable, as the environment spells it (keys the cache of `settings`).
+_NAMES = frozenset(known_names())
+
+
 def settings(env_file: str | Path | None = ENV_FILE) -> Settings:
     """The settings now: the environment, then `env_file` (default `.env` in the working
     directory; None: the environment only), then the defaults.
 
     Building them takes milliseconds and a sweep asks per message (the templates folder), so
     they are kept for as long as what they are read from is unchanged: our variables in the
-    environment, the working directory and the file's modification time and size. A test or
-    a service that changes any of these sees the change at the next call.
+    environment and the file (which one, its modification time and size). A test or a
+    service that changes either sees the change at the next call.
 
     Raises:
         SettingsError: a `DUNNING_*`/`DEMO_*` key of the file is no setting, or a value is
             unusable; the message names the variable and what to do.
     """
-    path = Path(env_file).absolute() if env_file is not None else None
     try:
-        stat = path.stat() if path is not None else None
+        stat = os.stat(env_file) if env_file is not None else None
     except OSError:  # no such file: the environment and the defaults
         stat = None
-    ours = tuple(sorted((k, v) for k, v in os.environ.items() if k.upper().startswith(PREFIXES)))
-    return _read(path, stat and (stat.st_mtime_ns, stat.st_size, stat.st_ino), ours)
+    version = stat and (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    ours = sorted(_NAMES.intersection(os.environ))  # no lookup of absent names: they are slow
+    return _read(env_file if version else None, version, tuple((n, os.environ[n]) for n in ours))
 
 
 @lru_cache(maxsize=8)
-def _read(path: Path | None, version: tuple[int, int, int] | None, _env: tuple) -> Settings:
-    """The settings from `path` (None or no `version`: no file) and the environment."""
-    env_file = path if version is not None else None
-    if env_file is not None:
-        _check_dotenv(env_file)
+def _read(env_file: str | Path | None, _version: tuple | None, _env: tuple) -> Settings:
+    """The settings from `env_file` (None: no file) and the environment; the other
+    arguments only key the cache."""
+    path = Path(env_file) if env_file is not None else None
+    if path is not None:
+        _check_dotenv(path)
     try:
-        return Settings(_env_file=env_file)
+        return Settings(_env_file=path)
     except ValidationError as exc:
-        raise SettingsError(_describe(exc, env_file)) from None
+        raise SettingsError(_describe(exc, path)) from None
 
 
 def _check_dotenv(path: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -109,7 +110,7 @@ def test_every_reader_takes_the_dotenv(project):
     from dunning.render import templates_dir
     from dunning.replies.model import training_path
 
-    templates = project / "my-templates"
+    templates = shutil.copytree(ROOT / "templates", project / "my-templates")
     policy = yaml.safe_load((ROOT / "dunning" / "default_policy.yaml").read_text())
     policy["name"] = "from-dotenv"
     (project / "policy.yaml").write_text(yaml.safe_dump(policy))
