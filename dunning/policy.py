@@ -7,18 +7,41 @@ channel, a template and a tone, and may escalate to a person. The same schema is
 
 from __future__ import annotations
 
+import difflib
+import types
+import typing
 import zoneinfo
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("default_policy.yaml")
 
+#: The parts of an email template, each looked up as `email/<lang>/<template>.<part>`.
+EMAIL_TEMPLATE_PARTS = ("subject.txt", "txt", "html")
 
-class Escalation(BaseModel):
+
+class PolicyError(ValueError):
+    """A policy that cannot be used: one line per problem, each naming where it is."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+class _Strict(BaseModel):
+    """A policy part that rejects unknown keys: a misspelt or invented key (e.g.
+    `send_customer_message: false`) must fail at load, never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Escalation(_Strict):
     """What a stage hands to people besides the message."""
 
     human_task: str | None = Field(None, description="Title of a task opened for a person.")
@@ -29,7 +52,7 @@ class Escalation(BaseModel):
     )
 
 
-class Stage(BaseModel):
+class Stage(_Strict):
     """One rung of the ladder."""
 
     name: str = Field(description="Stage id, also the template name (e.g. overdue_7).")
@@ -51,7 +74,7 @@ class Stage(BaseModel):
         return self.template or self.name
 
 
-class Window(BaseModel):
+class Window(_Strict):
     """Local hours in which messages may be sent (customer's timezone)."""
 
     start: time = time(9, 0)
@@ -64,7 +87,7 @@ class Window(BaseModel):
         return self
 
 
-class Segment(BaseModel):
+class Segment(_Strict):
     """Customers that get their own ladder. All given conditions must hold."""
 
     name: str
@@ -81,7 +104,7 @@ class Segment(BaseModel):
     stages: list[Stage]
 
 
-class BankDetails(BaseModel):
+class BankDetails(_Strict):
     """Where customers pay: sent to whoever asks for the bank details.
 
     The IBAN (and BIC, if given) are checked with schwifty when the policy is loaded, so a
@@ -134,7 +157,7 @@ def _broken_promise_stage() -> Stage:
     )
 
 
-class Replies(BaseModel):
+class Replies(_Strict):
     """How customers' replies are acted on."""
 
     min_confidence: float = Field(
@@ -155,7 +178,7 @@ class Replies(BaseModel):
     )
 
 
-class Policy(BaseModel):
+class Policy(_Strict):
     """The whole dunning policy.
 
     Example (YAML):
@@ -208,6 +231,12 @@ class Policy(BaseModel):
         ge=1,
         description="A claimed action not handed to the mail server after this is retaken.",
     )
+    templates_dir: str | None = Field(
+        None,
+        description="A folder of your own templates laid over the built-in ones file by file "
+        "(same layout: email/<lang>/<template>.subject.txt, .txt, .html): a new stage needs "
+        "only its own three files. A relative path is read from the policy file's folder.",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -240,14 +269,126 @@ class Policy(BaseModel):
         raise KeyError(f"no stage {name!r} in the ladder of segment {segment or 'default'}")
 
 
-def load_policy(path: str | Path | None = None) -> Policy:
-    """Read a policy YAML file; with no path, the built-in default ladder."""
+def load_policy(
+    path: str | Path | None = None, *, languages: Iterable[str] | None = None
+) -> Policy:
+    """Read a policy YAML file; with no path, the built-in default ladder.
+
+    Strict: an unknown key, a bad value or a stage whose email template is missing in a
+    language the portfolio uses (`languages`; default the policy's `language`) raises
+    `PolicyError` naming each problem's path, e.g. `stages[3].escalation.asignee: unknown
+    key (did you mean 'assignee'?); allowed keys: ...`. A relative `templates_dir` is
+    resolved against the file's folder.
+    """
     path = Path(path) if path else DEFAULT_POLICY_FILE
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"policy file {path} does not exist") from exc
-    return Policy.model_validate(data or {})
+    except yaml.YAMLError as exc:
+        raise PolicyError(str(path), [f"not valid YAML ({exc})"]) from None
+    if data is not None and not isinstance(data, dict):
+        raise PolicyError(str(path), [f"expected a mapping of keys, got {type(data).__name__}"])
+    data = data or {}
+    if isinstance(data.get("templates_dir"), str):
+        data["templates_dir"] = str((path.parent / data["templates_dir"]).resolve())
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError(str(path), describe_errors(exc, Policy)) from None
+    problems = missing_templates(policy, languages)
+    if problems:
+        raise PolicyError(str(path), problems)
+    return policy
+
+
+def describe_errors(exc: ValidationError, model: type[BaseModel]) -> list[str]:
+    """One line per validation error: its path (`stages[3].escalation`) and what is wrong;
+    for an unknown key, the keys allowed there and the closest one."""
+    lines = []
+    for err in exc.errors():
+        where = _path(err["loc"])
+        if err["type"] == "extra_forbidden":
+            key = str(err["loc"][-1])
+            allowed = sorted(_model_at(model, err["loc"][:-1]).model_fields)
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            lines.append(f"{where}: unknown key{hint}; allowed keys: {', '.join(allowed)}")
+        else:
+            message = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{where or '(top level)'}: {message}")
+    return lines
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as the user wrote it: `stages[3].escalation.asignee`."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel]:
+    """The model class found at `loc` (list indexes skipped, optional types unwrapped)."""
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            break
+        found = _model_in(field.annotation)
+        if found is None:
+            break
+        model = found
+    return model
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (list, typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def missing_templates(policy: Policy, languages: Iterable[str] | None = None) -> list[str]:
+    """Every stage whose email template is missing in one of `languages` (default: the
+    policy's `language`), looked up in the policy's `templates_dir` and then the built-in
+    templates; one line per stage and language, with its path in the policy."""
+    from dunning.render import template_exists, templates_dir  # no cycle: render imports no policy
+
+    if not (templates_dir() / "email").is_dir():
+        # A templates folder that is not there at all (DUNNING_TEMPLATES set ahead of the
+        # files) is a setting's problem, not the policy's: `dunning policy check` and the
+        # first render name it. Every stage would be listed here otherwise.
+        return []
+    langs = sorted(set(languages or ()) | {policy.language})
+    ladders = [("stages", policy.stages)] + [
+        (f"segments[{i}].stages", seg.stages) for i, seg in enumerate(policy.segments)
+    ]
+    problems = []
+    for where, ladder in ladders:
+        for i, stage in enumerate(ladder):
+            for lang in langs:
+                missing = [
+                    part
+                    for part in EMAIL_TEMPLATE_PARTS
+                    if not template_exists(
+                        f"email/{lang}/{stage.template_name}.{part}", policy.templates_dir
+                    )
+                ]
+                if missing:
+                    files = ", ".join(f"{stage.template_name}.{p}" for p in missing)
+                    lines = (
+                        f"{where}[{i}].template: stage {stage.name!r} has no {lang!r} email "
+                        f"template (missing email/{lang}/{files}); add the files to the "
+                        "policy's templates_dir or name an existing template"
+                    )
+                    problems.append(lines)
+    return problems
 
 
 def default_policy() -> Policy:
@@ -272,3 +413,22 @@ def today(policy: Policy | None = None, now: datetime | None = None) -> date:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(zoneinfo.ZoneInfo(zone)).date()
+
+
+#: The roles an escalation's `assignee` may name instead of an email address.
+ROLES = ("account_owner", "manager")
+
+
+def resolve_assignee(
+    assignee: str, policy: Policy, *, owner_email: str = "", manager_email: str = ""
+) -> str:
+    """Who a task for `assignee` goes to for one invoice: an email address as it is; the
+    `account_owner` role as the invoice's owner (`owner_email`), the `manager` role as its
+    `manager_email`, else the policy's first `replies.manager_emails`; else the role itself
+    (the task stays with the role, for whoever works that queue)."""
+    if assignee == "account_owner":
+        return owner_email.strip() or assignee
+    if assignee == "manager":
+        managers = policy.replies.manager_emails
+        return manager_email.strip() or (managers[0] if managers else assignee)
+    return assignee

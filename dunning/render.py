@@ -26,6 +26,7 @@ from babel.dates import format_date
 from babel.numbers import format_currency
 from jinja2 import (
     BaseLoader,
+    ChoiceLoader,
     FileSystemLoader,
     StrictUndefined,
     TemplateNotFound,
@@ -64,16 +65,20 @@ def _packaged_templates() -> Path:
     return root
 
 
-def template_environment(root: str | Path, *, strict: bool = True) -> SandboxedEnvironment:
+def template_environment(
+    root: str | Path, *, strict: bool = True, overlay: str | Path | None = None
+) -> SandboxedEnvironment:
     """A new Jinja environment over the templates under `root`: how every template is run.
 
     Sandboxed, because users edit the templates and a template must not reach Python
     internals; HTML autoescaped, because customer names and replies come from outside.
     `strict` (StrictUndefined) makes a typo fail loudly rather than render as a blank; the
-    desk's pages, which test optional values with `if`, turn it off.
+    desk's pages, which test optional values with `if`, turn it off. `overlay` (a policy's
+    `templates_dir`) is searched first, file by file, so it holds only what it changes or
+    adds and still extends the built-in layouts.
     """
     return SandboxedEnvironment(
-        loader=FileSystemLoader(str(root)),
+        loader=_loader(root, overlay),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=StrictUndefined if strict else Undefined,
         trim_blocks=True,
@@ -81,10 +86,28 @@ def template_environment(root: str | Path, *, strict: bool = True) -> SandboxedE
     )
 
 
+def _loader(root: str | Path, overlay: str | Path | None) -> BaseLoader:
+    if not overlay:
+        return FileSystemLoader(str(root))
+    return ChoiceLoader([FileSystemLoader(str(overlay)), FileSystemLoader(str(root))])
+
+
 @lru_cache(maxsize=8)
-def shared_environment(root: str) -> SandboxedEnvironment:
-    """The strict environment over `root`, built once per folder (email and report messages)."""
-    return template_environment(root)
+def shared_environment(root: str, overlay: str | None = None) -> SandboxedEnvironment:
+    """The strict environment over `root` (and a policy's `overlay` folder first), built once
+    per pair of folders (email and report messages)."""
+    return template_environment(root, overlay=overlay)
+
+
+def template_exists(name: str, overlay: str | Path | None = None) -> bool:
+    """Whether template `name` (e.g. `email/es/due.subject.txt`) is found in `overlay` or in
+    the built-in templates: what a policy is checked against when it is loaded."""
+    try:
+        root = str(templates_dir())
+        _loader(root, overlay).get_source(shared_environment(root), name)
+    except TemplateNotFound:
+        return False
+    return True
 
 
 def layout_words(env: SandboxedEnvironment, name: str) -> Mapping[str, Any]:
@@ -224,14 +247,17 @@ def render_email(
     *,
     fallback_language: str = "en",
     root: Path | None = None,
+    overlay: str | Path | None = None,
 ) -> RenderedMessage:
     """Render subject, text and HTML of `template` in `language` (or the fallback language).
+
+    `overlay` is the policy's `templates_dir`, searched before `root` file by file.
 
     Example:
         >>> ctx = message_context(customer_name="Acme", invoice_number="F-1", ...)
         >>> render_email("overdue_7", "es", ctx).subject
     """
-    env = shared_environment(str(root or templates_dir()))
+    env = shared_environment(str(root or templates_dir()), str(overlay) if overlay else None)
     for lang in dict.fromkeys((language, fallback_language, "en")):
         try:
             layout = {"lang": lang, "words": layout_words(env, f"email/{lang}/strings.yaml")}

@@ -18,9 +18,11 @@ import typer
 from apps.cli import desk as cli_desk
 from apps.cli import imports as cli_imports
 from apps.cli import init as cli_init
+from apps.cli import policy as cli_policy
 from apps.cli import replies as cli_replies
 from apps.cli import report as cli_report
 from apps.cli import risk as cli_risk
+from apps.cli import tasks as cli_tasks
 from apps.cli import webhooks as cli_webhooks
 from dunning.importers import SourceError, describe_quarantine, read_invoice_file
 from dunning.policy import Policy, load_policy
@@ -42,6 +44,8 @@ app.add_typer(cli_risk.app, name="risk")
 app.add_typer(cli_webhooks.app, name="webhooks")
 app.add_typer(cli_desk.app, name="desk")
 app.add_typer(cli_imports.app, name="import")
+app.add_typer(cli_policy.app, name="policy")
+app.add_typer(cli_tasks.app, name="tasks")
 app.command("init")(cli_init.init)
 
 
@@ -120,8 +124,10 @@ def plan(
     JSON: one object per line per invoice with invoice, customer, stage, channel, send_at
     (in the customer's offset), or skip_reason; `channels` when a stage goes on several,
     `channel_note` when the preferred channel was passed over and why; `segment` and
-    `p_late` (with the policy's `risk_model`, scored on the --ledger's history). Quarantined
-    rows go to stderr; exit 0.
+    `p_late` (with the policy's `risk_model`, scored on the --ledger's history). A planned
+    stage also shows what else it does: `escalation`, the resolved `assignee` of its task,
+    `notify`, the `customer_status` it sets and the message's rendered `subject`.
+    Quarantined rows go to stderr; exit 0.
     """
     from dunning.plan import plan as make_plan
     from dunning.plan import plan_records
@@ -157,6 +163,7 @@ def plan(
     channels = frozenset({"email", "whatsapp"} if whatsapp else {"email"})
     planned = make_plan(invoices, pol, moment, state, channels_available=channels, whatsapp=facts)
     records = plan_records(planned)
+    cli_policy.preview(records, planned, invoices, pol)
     if output is OutputFormat.json:
         out = sys.stdout
         for rec in records:
@@ -165,6 +172,8 @@ def plan(
     import pandas as pd
 
     frame = pd.DataFrame(records).fillna("")
+    if "escalation" in frame:  # the task's title; the rest has its own columns
+        frame["task"] = [e.get("human_task") or "" if e else "" for e in frame["escalation"]]
     cols = [
         c
         for c in (
@@ -178,6 +187,10 @@ def plan(
             "amount_due",
             "currency",
             "days_overdue",
+            "task",
+            "assignee",
+            "customer_status",
+            "subject",
         )
         if c in frame
     ]
