@@ -23,6 +23,7 @@ from blocks.odoo import OdooCredentials
 from blocks.policy import DunningPolicy
 from blocks.resolve import resolve_block
 from blocks.sources import CsvInvoiceSource, InvoiceSource
+from blocks.twilio import SmsChannel, TwilioCredentials, VoiceChannel
 from blocks.webhooks import WebhookSecrets
 from blocks.whatsapp import WhatsAppCloudChannel
 
@@ -45,7 +46,10 @@ __all__ = [
     "OdooInvoiceSource",
     "ReplyLLM",
     "RestInvoiceSource",
+    "SmsChannel",
     "StripeInvoiceSource",
+    "TwilioCredentials",
+    "VoiceChannel",
     "WebhookSecrets",
     "WhatsAppCloudChannel",
     "resolve_block",

@@ -6,14 +6,17 @@ Per invoice with a stage, the candidates are, in order:
 - stage channel `preferred` (the default): the customer's `preferred_channel`, then the
   policy's `channel_order`;
 - `email`: email only (without an address, a human task, as always);
-- `whatsapp`: WhatsApp, then `channel_order`;
-- `all`: every channel the customer can get (e.g. a final notice on both).
+- `whatsapp`, `sms`, `voice`: that channel, then `channel_order`;
+- `all`: every message channel the customer can get (email, WhatsApp, SMS; not calls).
 
 A candidate is usable when the channel is configured for the run and:
 email - the invoice has an address and no email opt-out; WhatsApp - a WhatsApp block is
 given, the customer opted in (a `whatsapp_opt_in` of the source, or one recorded in the
 ledger), there is no WhatsApp opt-out, and the phone reads as a valid number of the
-customer's country that was not reported as not being on WhatsApp. The first usable
+customer's country that was not reported as not being on WhatsApp; SMS - an `SmsChannel`
+is given, no SMS opt-out, an SMS opt-in where the customer's country requires one, and a
+valid number not reported unusable for SMS (21211/21614); voice - a `VoiceChannel` is given,
+no voice opt-out and a valid number not reported unusable for calls. The first usable
 candidate is the channel; `channel_note` says why the ones before it were passed over
 ("preferred whatsapp: no opt-in"). With no usable candidate the invoice gets a human task,
 or nothing (`opted_out`) when its email is opted out.
@@ -33,7 +36,9 @@ if TYPE_CHECKING:
     from dunning.ledger import Ledger
 
 EMAIL_ONLY: frozenset[str] = frozenset({"email"})
-ALL_CHANNELS: tuple[str, ...] = ("email", "whatsapp")
+ALL_CHANNELS: tuple[str, ...] = ("email", "whatsapp", "sms")
+#: The channels that need a readable phone number, and how a reason names them.
+PHONE_CHANNELS: dict[str, str] = {"whatsapp": "WhatsApp", "sms": "SMS", "voice": "voice"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,34 @@ class WhatsAppFacts:
         from dunning.whatsapp.consent import invalid_contacts, opted_in_customers
 
         return cls(frozenset(opted_in_customers(ledger)), frozenset(invalid_contacts(ledger)))
+
+
+@dataclass(frozen=True)
+class TwilioFacts:
+    """What the ledger knows about SMS and voice contacts, for planning a whole frame.
+
+    `opted_in`: customers with a recorded SMS opt-in; `invalid`: (channel, customer id,
+    E.164 number) reported unusable; `opt_in_countries`: where SMS needs an opt-in (the
+    `SmsChannel` block's list).
+    """
+
+    opted_in: frozenset[str] = field(default_factory=frozenset)
+    invalid: frozenset[tuple[str, str, str]] = field(default_factory=frozenset)
+    opt_in_countries: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def from_ledger(
+        cls, ledger: Ledger, opt_in_countries: frozenset[str] = frozenset()
+    ) -> TwilioFacts:
+        """Read the SMS opt-ins and the numbers marked unusable (three small queries)."""
+        from dunning.twilio.consent import invalid_contacts, opted_in_customers
+
+        invalid = {(c, *pair) for c in ("sms", "voice") for pair in invalid_contacts(ledger, c)}
+        return cls(
+            frozenset(opted_in_customers(ledger, "sms")),
+            frozenset(invalid),
+            frozenset(c.upper() for c in opt_in_countries),
+        )
 
 
 @dataclass
@@ -87,6 +120,7 @@ def choose_channels(
     pauses: pd.DataFrame,
     available: frozenset[str] = EMAIL_ONLY,
     facts: WhatsAppFacts | None = None,
+    twilio: TwilioFacts | None = None,
 ) -> ChannelChoice:
     """Choose the channel(s) of every row with a stage (see the module docstring).
 
@@ -97,6 +131,7 @@ def choose_channels(
         pauses: the active pauses (kind, channel, invoice_number, customer_id).
         available: the channels configured for this run (`{"email"}` without WhatsApp).
         facts: the ledger's WhatsApp opt-ins and invalid numbers.
+        twilio: the ledger's SMS opt-ins and the numbers unusable for SMS or calls.
     """
     n = len(df)
     has_stage = stage != ""
@@ -110,6 +145,9 @@ def choose_channels(
     ).astype(object)
     wanted = has_stage & _wants_whatsapp(mode, pref, policy)
     reason["whatsapp"] = _whatsapp_reasons(df, pauses, wanted, available, facts or WhatsAppFacts())
+    for c in ("sms", "voice"):
+        wants = has_stage & _wants(c, mode, pref, policy)
+        reason[c] = _twilio_reasons(c, df, pauses, wants, available, twilio or TwilioFacts())
 
     channel = np.full(n, "", dtype=object)
     channels = np.full(n, "", dtype=object)
@@ -148,21 +186,77 @@ def choose_channels(
 def _order(mode: str, preferred: str, channel_order: list[str]) -> list[str]:
     if mode == "email":
         order = ["email"]
-    elif mode == "whatsapp":
-        order = ["whatsapp", *channel_order]
+    elif mode in PHONE_CHANNELS:
+        order = [mode, *channel_order]
     else:  # preferred, all
         order = [preferred, *channel_order] if preferred else list(channel_order)
     return list(dict.fromkeys(order))
 
 
 def _wants_whatsapp(mode: np.ndarray, pref: np.ndarray, policy: Policy) -> np.ndarray:
-    in_order = "whatsapp" in policy.channel_order
+    return _wants("whatsapp", mode, pref, policy)
+
+
+def _wants(channel: str, mode: np.ndarray, pref: np.ndarray, policy: Policy) -> np.ndarray:
+    """Rows whose candidates include `channel` (only those are checked, e.g. parsed)."""
+    in_order = channel in policy.channel_order
     return (
-        (mode == "whatsapp")
-        | (mode == "all")
-        | (pref == "whatsapp") & (mode != "email")
+        (mode == channel)
+        | ((mode == "all") & (channel in ALL_CHANNELS))
+        | (pref == channel) & (mode != "email")
         | (in_order & (mode != "email"))
     )
+
+
+def _twilio_reasons(
+    channel: str,
+    df: pd.DataFrame,
+    pauses: pd.DataFrame,
+    wanted: np.ndarray,
+    available: frozenset[str],
+    facts: TwilioFacts,
+) -> np.ndarray:
+    """Why SMS (or voice) cannot be used for each row ("" where it can): the channel
+    configured, opt-out, SMS consent where the country requires it, the number, a number
+    reported unusable; on the rows that want it only."""
+    n = len(df)
+    out = np.full(n, "", dtype=object)
+    if channel not in available:
+        out[:] = f"no {PHONE_CHANNELS[channel]} channel configured"
+        return out
+    customer = df["customer_id"].astype(str)
+    opted_out = _opted_out(df, pauses, channel)
+    out[opted_out] = "opted out"
+    if channel == "sms" and facts.opt_in_countries:
+        country = pd.Series(_text(df, "country")).str.upper()
+        needs = country.isin(facts.opt_in_countries).to_numpy()
+        consent = customer.isin(facts.opted_in).to_numpy()
+        out[~opted_out & needs & ~consent] = "no opt-in (required in the country)"
+    check = wanted & (out == "")
+    if check.any():
+        from dunning.whatsapp.phones import normalize_phones
+
+        rows = np.flatnonzero(check)
+        sub = df.iloc[rows]
+        phone = sub["phone"].fillna("").astype(str)
+        country = sub["country"].fillna("").astype(str)
+        e164 = normalize_phones(phone, country).to_numpy(dtype=object)
+        bad = e164 == ""
+        empty = (phone.str.strip() == "").to_numpy()
+        unreadable = "phone '" + phone.to_numpy(dtype=object) + "' not a valid number for "
+        out[rows] = np.where(
+            empty,
+            "no phone number",
+            np.where(bad, unreadable + country.to_numpy(dtype=object), ""),
+        )
+        invalid = {(c, p) for ch, c, p in facts.invalid if ch == channel}
+        if invalid:
+            pairs = pd.Series(list(zip(customer.iloc[rows], e164, strict=True)))
+            reported = pairs.isin(invalid).to_numpy() & ~bad
+            out[rows[reported]] = (
+                "number " + e164[reported] + f" reported unusable for {PHONE_CHANNELS[channel]}"
+            )
+    return out
 
 
 def _whatsapp_reasons(

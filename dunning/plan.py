@@ -35,7 +35,13 @@ from dunning.calendar import (
     next_business_day_after,
     roll_forward,
 )
-from dunning.channels import EMAIL_ONLY, WhatsAppFacts, choose_channels, stage_channels
+from dunning.channels import (
+    EMAIL_ONLY,
+    TwilioFacts,
+    WhatsAppFacts,
+    choose_channels,
+    stage_channels,
+)
 from dunning.ledger.models import TAKEN_REASONS
 from dunning.ledger.store import LedgerState
 from dunning.policy import Policy, Window
@@ -98,6 +104,7 @@ def plan(
     window: Window | None = None,
     channels_available: frozenset[str] = EMAIL_ONLY,
     whatsapp: WhatsAppFacts | None = None,
+    twilio: TwilioFacts | None = None,
 ) -> pd.DataFrame:
     """Plan the next action of every invoice (one row each, in input order).
 
@@ -111,6 +118,8 @@ def plan(
             or `{"email", "whatsapp"}` when a WhatsApp block is given.
         whatsapp: the ledger's WhatsApp opt-ins and invalid numbers
             (`WhatsAppFacts.from_ledger`); none known if None.
+        twilio: the ledger's SMS opt-ins and numbers unusable for SMS or calls
+            (`TwilioFacts.from_ledger`), for runs with "sms" or "voice" available.
 
     Returns:
         A frame with `PLAN_COLUMNS`: `stage`, `channel` and `send_at` (UTC) for an action,
@@ -146,6 +155,7 @@ def plan(
         pauses,
         channels_available,
         whatsapp,
+        twilio,
     )
     channel = choice.channel
     note = np.where(channel == "task", "no usable email: a human task instead", "")

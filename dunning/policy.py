@@ -57,12 +57,14 @@ class Stage(_Strict):
 
     name: str = Field(description="Stage id, also the template name (e.g. overdue_7).")
     offset_days: int = Field(description="Days relative to the due date (negative = before).")
-    channel: Literal["preferred", "email", "whatsapp", "all"] = Field(
+    channel: Literal["preferred", "email", "whatsapp", "sms", "voice", "all"] = Field(
         "preferred",
         description="preferred: the customer's preferred channel, then the policy's "
         "channel_order; email: email only (a human task without an address); whatsapp: "
-        "WhatsApp first, then channel_order; all: every channel the customer can get "
-        "(e.g. a final notice on both).",
+        "WhatsApp first, then channel_order; sms, voice: an SMS or an automated call "
+        "first, then channel_order (a call not answered after the voice channel's attempts "
+        "becomes a task); all: every message channel the customer can get (e.g. a final "
+        "notice on both).",
     )
     template: str | None = Field(None, description="Template name; defaults to the stage name.")
     tone: Literal["friendly", "neutral", "firm", "final"] = "neutral"
@@ -209,7 +211,7 @@ class Policy(_Strict):
     segments: list[Segment] = Field(
         default_factory=list, description="Customers that get their own ladder."
     )
-    channel_order: list[Literal["email", "whatsapp"]] = Field(
+    channel_order: list[Literal["email", "whatsapp", "sms", "voice"]] = Field(
         default_factory=lambda: ["email"],
         min_length=1,
         description="Channels tried in order after the customer's preferred one; WhatsApp "

@@ -9,7 +9,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from blocks.ledger import LedgerDatabase
-from dunning.channels import WhatsAppFacts
+from dunning.channels import TwilioFacts, WhatsAppFacts
 from dunning.plan import plan
 from dunning.policy import Policy, Window
 from tasks._logging import task_logger
@@ -23,12 +23,15 @@ def plan_actions(
     now: datetime,
     window: Window | None = None,
     channels: tuple[str, ...] = ("email",),
+    sms_opt_in_countries: tuple[str, ...] = (),
 ) -> pd.DataFrame:
     """The next action (or the reason for none) of every invoice, vectorized.
 
     One task run for the whole portfolio, not one per invoice: 100k invoices plan in about
     a second. `channels` are the channels configured for the run: with "whatsapp" the
-    ledger's WhatsApp opt-ins and invalid numbers are read for the channel choice. With the
+    ledger's WhatsApp opt-ins and invalid numbers are read for the channel choice (with
+    "sms" or "voice", the SMS opt-ins, required in `sms_opt_in_countries`, and the numbers
+    Twilio refused). With the
     policy's `risk_model`, every invoice is scored first (`p_late`, shown in the plan) so
     that risk segments apply.
 
@@ -53,6 +56,9 @@ def plan_actions(
         window=window,
         channels_available=frozenset(channels),
         whatsapp=WhatsAppFacts.from_ledger(led) if "whatsapp" in channels else None,
+        twilio=TwilioFacts.from_ledger(led, frozenset(sms_opt_in_countries))
+        if {"sms", "voice"} & set(channels)
+        else None,
     )
     acting = planned["skip_reason"].isna()
     task_logger().info(

@@ -1,7 +1,9 @@
 """The webhook receiver: a small Starlette app, served by uvicorn (`dunning webhooks serve`).
 
 Paths: `/webhooks/whatsapp` (GET handshake, POST events), `/webhooks/stripe`,
-`/webhooks/erp`, `/healthz`. For every POST, in this order:
+`/webhooks/erp`, `/webhooks/twilio/{sms/status,sms/inbound,voice/status,voice/gather}`
+(`apps.webhooks.twilio`: form posts checked by `X-Twilio-Signature`, 403 when refused),
+`/healthz`. For every POST, in this order:
 
 1. the signature is checked on the raw body: missing or wrong -> 401, nothing stored;
    a Stripe timestamp older than 5 minutes -> 401 (a replay), logged;
@@ -37,6 +39,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from apps.webhooks.emit import PrefectEmitter
+from apps.webhooks.twilio import TwilioReceiverConfig, twilio_routes
 from dunning.inbound.effects import apply_event, reapply_unapplied, store_event
 from dunning.inbound.providers import (
     Incoming,
@@ -78,6 +81,8 @@ class ReceiverConfig:
     whatsapp_app_secret: SecretStr | None = None
     stripe_secret: SecretStr | None = None
     erp_secret: SecretStr | None = None
+    #: Twilio's Auth Token and the SMS/voice blocks' public URL (`/webhooks/twilio/...`).
+    twilio: TwilioReceiverConfig | None = None
     prefect_api_url: str | None = None
     stripe_tolerance_seconds: int = 300
     #: Seconds between rounds that send events Prefect did not take yet.
@@ -101,6 +106,7 @@ class ReceiverConfig:
             "whatsapp": self.whatsapp_app_secret is not None,
             "stripe": self.stripe_secret is not None,
             "erp": self.erp_secret is not None,
+            "twilio": self.twilio is not None,
         }
 
 
@@ -209,6 +215,7 @@ def create_app(config: ReceiverConfig, emitter: PrefectEmitter | None = None) ->
             Route("/webhooks/whatsapp", whatsapp, methods=["POST"]),
             Route("/webhooks/stripe", stripe, methods=["POST"]),
             Route("/webhooks/erp", erp, methods=["POST"]),
+            *twilio_routes(config.twilio, rt.ledger, rt.wake.set),
         ],
         lifespan=lifespan,
     )

@@ -10,6 +10,10 @@ Event names, so deployment triggers can react within seconds:
 | ERP `invoice.updated`, other Stripe `invoice.*` | `dunning.invoice.updated` | same |
 | WhatsApp message | `dunning.reply.received` | `dunning.reply.<wamid>` |
 | WhatsApp status | `dunning.whatsapp.status.<status>` | `dunning.message.<wamid>` |
+| Twilio inbound SMS | `dunning.reply.received` | `dunning.reply.<MessageSid>` |
+| Twilio SMS status | `dunning.twilio.sms.status.<status>` | `dunning.message.<MessageSid>` |
+| Twilio call status | `dunning.twilio.voice.status.<status>` | `dunning.call.<CallSid>` |
+| Twilio call menu | `dunning.twilio.voice.gather` | `dunning.call.<CallSid>` |
 
 Every payload carries `invoice_number` (may be empty), `provider`, `event_id` and `kind`.
 The Prefect event id is derived from the provider's event id, so emitting twice (a retry
@@ -70,6 +74,9 @@ def event_spec(row: dict[str, Any]) -> PrefectEventSpec:
         data["sender"] = "+" + str(payload.get("from") or "")
     if provider == "whatsapp" and kind.startswith("status."):
         data["message_id"] = str(payload.get("id") or "")
+    if provider == "twilio":
+        data["sender"] = str(payload.get("From") or "")
+        data["message_id"] = str(payload.get("MessageSid") or payload.get("CallSid") or "")
     return PrefectEventSpec(
         id=uuid.uuid5(_NAMESPACE, f"{provider}:{row['event_id']}"),
         event=name,
@@ -82,6 +89,15 @@ def event_spec(row: dict[str, Any]) -> PrefectEventSpec:
 def _name_and_resource(
     provider: str, kind: str, number: str, event_id: str, payload: dict[str, Any]
 ) -> tuple[str, dict[str, str]]:
+    if provider == "twilio":
+        if kind == "sms.inbound":
+            return "dunning.reply.received", {
+                "prefect.resource.id": f"dunning.reply.{event_id}",
+                "dunning.channel": "sms",
+            }
+        sid = str(payload.get("MessageSid") or payload.get("CallSid") or event_id)
+        what = "message" if kind.startswith("sms.") else "call"
+        return f"dunning.twilio.{kind}", {"prefect.resource.id": f"dunning.{what}.{sid}"}
     if provider == "whatsapp":
         if kind == "message":
             return "dunning.reply.received", {

@@ -40,3 +40,31 @@ def last_inbound_at(ledger: Ledger, channel: str, sender: str) -> datetime | Non
     if at is None:
         return None
     return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def end_opt_out(ledger: Ledger, customer_id: str, channel: str, *, reason: str = "") -> int:
+    """End the customer's active opt-out of `channel` only (an SMS START does not undo an
+    email opt-out); returns how many ended, each recorded as `pause_opt_out_ended`."""
+    from dunning.ledger.models import utcnow
+
+    stmt = (
+        sa.update(Pause)
+        .where(
+            Pause.active,
+            Pause.kind == "opt_out",
+            Pause.channel == channel,
+            Pause.customer_id == customer_id,
+        )
+        .values(active=False, ended_at=utcnow())
+    )
+    with ledger.engine.begin() as conn:
+        ended = conn.execute(stmt).rowcount
+    if ended:
+        ledger.record_event(
+            "pause_opt_out_ended",
+            customer_id=customer_id,
+            actor="customer",
+            channel=channel,
+            reason=reason,
+        )
+    return ended

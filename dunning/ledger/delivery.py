@@ -71,3 +71,90 @@ def record_delivery_status(
         if values:
             conn.execute(sa.update(table).where(table.c.key == row.key).values(**values))
     return DeliveredAction(row.key, row.invoice_number, row.customer_id, row.recipient)
+
+
+def action_by_message_id(ledger: Ledger, message_id: str) -> DeliveredAction | None:
+    """The action that sent (or placed) the provider's message or call `message_id`."""
+    table = Action.__table__
+    with ledger.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(
+                table.c.key, table.c.invoice_number, table.c.customer_id, table.c.recipient
+            ).where(table.c.message_id == message_id)
+        ).first()
+    return None if row is None else DeliveredAction(*row)
+
+
+def set_delivery_outcome(ledger: Ledger, key: str, outcome: str, at: datetime) -> None:
+    """Record a call's outcome (completed, busy, no-answer, failed, machine) on its action:
+    unlike message statuses these do not rank, the latest attempt's outcome is the one."""
+    values: dict[str, Any] = {"delivery_status": outcome}
+    if outcome in ("completed", "machine"):
+        values["delivered_at"] = at
+    update_action(ledger, key, **values)
+
+
+def customers_with_recipient(ledger: Ledger, channel: str, recipient: str) -> list[str]:
+    """Customers we sent to `recipient` (an E.164 number) on `channel`, most recent first."""
+    table = Action.__table__
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(table.c.customer_id, sa.func.max(table.c.id).label("last"))
+            .where(table.c.channel == channel, table.c.recipient == recipient)
+            .group_by(table.c.customer_id)
+            .order_by(sa.desc("last"))
+        ).all()
+    return [r.customer_id for r in rows if r.customer_id]
+
+
+def action_attempts(ledger: Ledger, key: str) -> int:
+    """How many times the action was tried (a call's attempts; 1 for a message)."""
+    with ledger.engine.connect() as conn:
+        value = conn.execute(sa.select(Action.attempts).where(Action.key == key)).scalar()
+    return int(value or 1)
+
+
+def calls_to_retry(
+    ledger: Ledger, outcomes: set[str], max_attempts: int, before: datetime
+) -> list[dict[str, Any]]:
+    """Sent voice actions whose last call ended in one of `outcomes`, with fewer than
+    `max_attempts` calls, last updated before `before`."""
+    table = Action.__table__
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                table.c.key,
+                table.c.invoice_number,
+                table.c.customer_id,
+                table.c.stage,
+                table.c.recipient,
+                table.c.attempts,
+                table.c.delivery_status,
+            ).where(
+                table.c.channel == "voice",
+                table.c.state == "sent",
+                table.c.delivery_status.in_(sorted(outcomes)),
+                table.c.attempts < max_attempts,
+                table.c.updated_at < before,
+            )
+        ).mappings()
+        return [dict(r) for r in rows]
+
+
+def claim_call_retry(ledger: Ledger, key: str, attempts: int, outcome: str) -> bool:
+    """Take the next attempt of a call: one conditional update, so of two sweeps retrying
+    the same call only one wins (the other sees the attempt count moved)."""
+    from dunning.ledger.models import utcnow
+
+    table = Action.__table__
+    with ledger.engine.begin() as conn:
+        won = conn.execute(
+            sa.update(table)
+            .where(
+                table.c.key == key,
+                table.c.attempts == attempts,
+                table.c.delivery_status == outcome,
+            )
+            .values(attempts=attempts + 1, delivery_status="retrying", updated_at=utcnow())
+        ).rowcount
+    return bool(won)
