@@ -239,3 +239,40 @@ def test_a_dotenv_drives_a_sweep_and_the_sender_flags_reach_the_message(prefect_
         )
     assert "**CRM:** the ledger (no external CRM):" in summary.data
     assert "unsaved" not in summary.data
+
+
+def test_the_flows_fill_empty_parameters_from_the_dotenv(prefect_api, project):
+    """Deployments made by `prefect deploy` leave recipients and crm empty: the flows take
+    them from the settings of the folder they run in."""
+    from datetime import date, datetime
+
+    from apps.mailsink import MailSink
+    from blocks import CsvInvoiceSource, LedgerDatabase
+    from dunning.importers import read_invoice_file
+    from dunning.ledger import Ledger
+    from flows.portfolio import portfolio_report
+    from flows.sweep import dunning_sweep
+    from tests.invoices import write_invoices
+    from tests.test_flows import channel_for
+
+    (project / ".env").write_text(
+        "DUNNING_REPORT_TO=cfo@acme.example, ceo@acme.example\nDUNNING_CRM=no-such-crm\n"
+    )
+    csv = write_invoices(project / "inv.csv", [dict(invoice_number="R-1", due_date="2026-12-02")])
+    url = f"sqlite:///{project}/ledger.db"
+    now = datetime.fromisoformat("2026-12-09T10:00:00+01:00")
+    Ledger(url).sync_invoices(read_invoice_file(csv).invoices, now=now)
+    with MailSink(project / "outbox", port=0) as sink:
+        portfolio_report(
+            ledger=LedgerDatabase(url=url), channel=channel_for(sink), as_of=date(2026, 12, 9)
+        )
+        [report] = sink.messages()
+        with pytest.raises(ValueError, match="no-such-crm"):
+            dunning_sweep(
+                source=CsvInvoiceSource(path=str(csv)),
+                channel=channel_for(sink),
+                ledger=LedgerDatabase(url=url),
+                now=now,
+            )
+    envelope = {a.strip() for a in report["X-Envelope-To"].split(",")}
+    assert envelope == {"cfo@acme.example", "ceo@acme.example"}
