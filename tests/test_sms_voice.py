@@ -538,3 +538,86 @@ def test_a_call_in_progress_when_the_sweep_died_is_not_placed_again(api, ledger)
     ledger.mark_sending(key, "")  # the process died here, Twilio may be ringing
     outcome = act(ledger, inv, "voice", stage="overdue_15", api=api)
     assert outcome.status == "skipped" and api.state.requests == []
+
+
+# -- the sweep, under Prefect -----------------------------------------------------------------
+
+
+def test_a_sweep_sends_the_sms_stage_once_and_stop_moves_the_next_stage_to_a_task(
+    prefect_api, api, tmp_path
+):
+    from prefect_email import EmailServerCredentials
+
+    from blocks import (
+        CsvInvoiceSource,
+        DunningPolicy,
+        EmailChannel,
+        LedgerDatabase,
+        SmsChannel,
+        TwilioCredentials,
+    )
+    from flows.sweep import dunning_sweep
+    from tests.invoices import write_invoices
+
+    csv = write_invoices(
+        tmp_path / "inv.csv",
+        [
+            dict(invoice_number="F-1", customer_id="C1", email="", phone="600 12 34 56",
+                 amount_due="1234.56", amount_total="1234.56", due_date="2026-12-02",
+                 payment_link="https://pay.example/F-1"),
+            dict(invoice_number="F-2", customer_id="C2", email="ap@beta.example",
+                 phone="", due_date="2026-12-02"),
+        ],
+    )  # fmt: skip
+    ledger_url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    sms = SmsChannel(
+        credentials=TwilioCredentials(account_sid=ACCOUNT, auth_token=TOKEN, base_url=api.base_url),
+        from_number=SENDER,
+        webhook_base_url=BASE,
+    )
+    policy = DunningPolicy.default().model_copy(update={"channel_order": ["email", "sms"]})
+    with MailSink(tmp_path / "outbox", port=0) as sink:
+        email = EmailChannel(
+            credentials=EmailServerCredentials(
+                smtp_server=sink.host, smtp_port=sink.port, smtp_type="INSECURE"
+            ),
+            from_address="cobros@acme.example",
+            from_name="Acme S.L.",
+        )
+
+        def sweep(now: str) -> dict:
+            return dunning_sweep(
+                source=CsvInvoiceSource(path=str(csv)),
+                channel=email,
+                ledger=LedgerDatabase(url=ledger_url),
+                policy=policy,
+                now=datetime.fromisoformat(now),
+                sms=sms,
+            )
+
+        first = sweep("2026-12-09T10:00:00+01:00")
+        assert first["sent"] == 2, first
+        (form,) = api.state.created("Messages")
+        assert form["To"] == "+34600123456"
+        assert "F-1" in form["Body"] and "1.234,56 €" in form["Body"]
+        assert "https://pay.example/F-1" in form["Body"] and measure(form["Body"]).segments <= 2
+        assert [m["To"] for m in sink.messages()] == ["ap@beta.example"]
+
+        again = sweep("2026-12-09T11:00:00+01:00")
+        assert again["sent"] == 0 and len(api.state.requests) == 1
+
+        ledger = Ledger(ledger_url)
+        config = ReceiverConfig(
+            ledger_url=ledger_url,
+            twilio=TwilioReceiverConfig(auth_token=SecretStr(TOKEN), sms_base_url=BASE),
+        )
+        with TestClient(create_app(config)) as receiver:
+            stop = inbound_form("SM" + "8" * 32, "STOP")
+            assert post(receiver, "/webhooks/twilio/sms/inbound", stop).status_code == 200
+
+        later = sweep("2026-12-17T10:00:00+01:00")  # overdue_15
+        assert len(api.state.requests) == 1  # no SMS after STOP
+    tasks = ledger.frame(HumanTask).set_index("key")
+    assert "F-1:overdue_15:task" in tasks.index, (later, list(tasks.index))
+    timeline = ledger.frame(Event, customer_id="C1")["kind"].tolist()
+    assert "sms_opt_out" in timeline and "pause_opt_out" in timeline
