@@ -621,3 +621,68 @@ def test_a_sweep_sends_the_sms_stage_once_and_stop_moves_the_next_stage_to_a_tas
     assert "F-1:overdue_15:task" in tasks.index, (later, list(tasks.index))
     timeline = ledger.frame(Event, customer_id="C1")["kind"].tolist()
     assert "sms_opt_out" in timeline and "pause_opt_out" in timeline
+
+
+# -- channel choice in the planner ------------------------------------------------------------
+
+
+def test_the_planner_chooses_sms_and_voice_by_preference_stage_consent_and_opt_out():
+    import pandas as pd
+
+    from dunning.channels import TwilioFacts
+    from dunning.importers import normalize
+    from dunning.ledger import LedgerState
+    from dunning.plan import plan
+    from dunning.policy import Stage
+
+    def row(number: str, **fields: str) -> dict[str, str]:
+        return {"invoice_number": number, "customer_id": f"C-{number}", "email": "",
+                "phone": "600 12 34 56", "country": "ES", "language": "es",
+                "timezone": "Europe/Madrid", "currency": "EUR", "amount_total": "100",
+                "amount_due": "100", "due_date": "2026-12-02",
+                "status": "open"} | fields  # fmt: skip
+
+    invoices = normalize(
+        pd.DataFrame(
+            [
+                row("F-1", email="a@x.example", preferred_channel="sms"),  # preferred
+                row("F-2"),  # only a phone: channel_order's sms
+                row("F-3", phone="12-34"),  # unreadable number: a task
+                row("F-4", country="US", phone="(212) 555-0143"),  # US: no opt-in yet
+                row("F-5", country="US", phone="(212) 555-0144"),  # US, opted in
+                row("F-6"),  # opted out of SMS
+            ],
+            dtype=str,
+        )
+    ).invoices
+    policy = default_policy().model_copy(update={"channel_order": ["email", "sms"]})
+    state = LedgerState(
+        pauses=pd.DataFrame(
+            [
+                {
+                    "kind": "opt_out",
+                    "channel": "sms",
+                    "invoice_number": None,
+                    "customer_id": "C-F-6",
+                    "until": None,
+                }
+            ]
+        )  # fmt: skip
+    )
+    facts = TwilioFacts(opted_in=frozenset({"C-F-5"}), opt_in_countries=frozenset({"US"}))
+    planned = plan(
+        invoices, policy, NOW, state, channels_available=frozenset({"email", "sms"}), twilio=facts
+    ).set_index("invoice")
+    assert planned["channel"].to_dict() == {
+        "F-1": "sms", "F-2": "sms", "F-3": "task", "F-4": "task", "F-5": "sms", "F-6": "task",
+    }  # fmt: skip
+    assert "no opt-in" in planned.loc["F-4", "channel_note"]
+    assert "opted out" in planned.loc["F-6", "channel_note"]
+    # A stage on `voice`: the call when a voice channel is given, else the order (a task here).
+    voice_ladder = [Stage(name="overdue_7", offset_days=7, channel="voice")]
+    calls = policy.model_copy(update={"stages": voice_ladder})
+    with_voice = plan(invoices, calls, NOW, channels_available=frozenset({"email", "voice"}))
+    without = plan(invoices, calls, NOW, channels_available=frozenset({"email"}))
+    assert with_voice.set_index("invoice").loc["F-2", "channel"] == "voice"
+    assert without.set_index("invoice").loc["F-2", "channel"] == "task"
+    assert with_voice.set_index("invoice").loc["F-3", "channel"] == "task"
