@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Webhook receiver (WhatsApp, Stripe, ERP).", no_args_is_help=True)
+app = typer.Typer(help="Webhook receiver (WhatsApp, Stripe, ERP, Twilio).", no_args_is_help=True)
 
 
 @app.command("serve")
@@ -34,6 +34,14 @@ def serve(
     secrets_block: Annotated[
         str | None, typer.Option(help="Saved WebhookSecrets block (Stripe and ERP secrets).")
     ] = None,
+    sms_block: Annotated[
+        str | None,
+        typer.Option(help="Saved SmsChannel block: Twilio's Auth Token and the public URL."),
+    ] = None,
+    voice_block: Annotated[
+        str | None,
+        typer.Option(help="Saved VoiceChannel block: the call menu, retries, public URL."),
+    ] = None,
     prefect_api_url: Annotated[
         str | None,
         typer.Option(help="Prefect API to emit events to; PREFECT_API_URL if empty."),
@@ -48,6 +56,8 @@ def serve(
     Secrets come from the `DUNNING_WHATSAPP_VERIFY_TOKEN`, `DUNNING_WHATSAPP_APP_SECRET`,
     `DUNNING_STRIPE_WEBHOOK_SECRET` and `DUNNING_ERP_WEBHOOK_SECRET` settings (variables or
     `.env`), else from the blocks named here. A provider without a secret is refused (503).
+    Twilio's routes (`/webhooks/twilio/...`) take the Auth Token and the public URL from the
+    SMS and/or voice channel blocks (`--sms-block`, `--voice-block`).
     """
     import logging
 
@@ -82,11 +92,20 @@ def serve(
         from prefect.settings import PREFECT_API_URL
 
         prefect_api_url = PREFECT_API_URL.value() or os.environ.get("PREFECT_API_URL")
+    twilio = None
+    if sms_block or voice_block:
+        from apps.webhooks.twilio import TwilioReceiverConfig
+        from blocks import SmsChannel, VoiceChannel, resolve_block
+
+        sms = resolve_block(sms_block, SmsChannel) if sms_block else None
+        voice = resolve_block(voice_block, VoiceChannel) if voice_block else None
+        twilio = TwilioReceiverConfig.from_blocks(sms, voice)
     config = ReceiverConfig.from_environment(
         ledger,
         defaults,
         prefect_api_url=prefect_api_url,
         emit_retry_seconds=emit_retry_seconds,
+        twilio=twilio,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     url = f"http://{host}:{port}"

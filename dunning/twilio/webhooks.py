@@ -24,7 +24,7 @@ from typing import Any
 
 from dunning.inbound.providers import Incoming, PayloadError
 from dunning.ledger import Ledger
-from dunning.policy import Policy, today
+from dunning.policy import Policy, default_policy, today
 from dunning.twilio.sms import apply_sms_status, store_inbound_sms
 from dunning.twilio.voice import VoiceSettings, answer_twiml, apply_call_status, apply_gather
 
@@ -100,7 +100,7 @@ def apply_twilio_event(
         return EMPTY_TWIML, {"action_key": key or ""}
     if kind == "sms.inbound":
         return EMPTY_TWIML, store_inbound_sms(ledger, p, at=now)
-    policy = effects.policy or Policy(stages=[{"name": "due", "offset_days": 0}])
+    policy = effects.policy or default_policy()
     day = today(policy, now)
     if kind.startswith("voice.status."):
         done = apply_call_status(
