@@ -686,3 +686,21 @@ def test_the_planner_chooses_sms_and_voice_by_preference_stage_consent_and_opt_o
     assert with_voice.set_index("invoice").loc["F-2", "channel"] == "voice"
     assert without.set_index("invoice").loc["F-2", "channel"] == "task"
     assert with_voice.set_index("invoice").loc["F-3", "channel"] == "task"
+
+
+def test_the_report_counts_sms_and_calls_per_channel_beside_email(api, ledger, receiver):
+    from dunning.reports.activity import message_stats, read_ledger
+
+    sms = act(ledger, invoice(), "sms", api=api)
+    post(receiver, "/webhooks/twilio/sms/status", status_form(sms.message_id, "delivered"))
+    call = act(ledger, invoice("F-200", customer_id="C2"), "voice", stage="overdue_15", api=api)
+    answered = call_status(call.message_id, "completed", "human")
+    post(receiver, "/webhooks/twilio/voice/status", answered)
+    missed = act(ledger, invoice("F-300", customer_id="C3"), "voice", stage="overdue_15", api=api)
+    post(receiver, "/webhooks/twilio/voice/status", call_status(missed.message_id, "no-answer"))
+    frames = read_ledger(ledger.url)  # as the portfolio report reads it
+    tomorrow = date.today() + timedelta(days=1)
+    stats = message_stats(frames.actions, frames.inbound, None, tomorrow).set_index("channel")
+    assert (stats.loc["sms", "sent"], stats.loc["sms", "delivered"]) == (1, 1)
+    # A call counts as delivered when it was answered (by a person, or a machine took it).
+    assert (stats.loc["voice", "sent"], stats.loc["voice", "delivered"]) == (2, 1)
