@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import date
+from pathlib import Path
 from typing import Annotated, Any, TextIO
 
 import typer
@@ -132,3 +133,99 @@ def classify_command(
     settings = block.settings() if block is not None else None
     classified, errors = classify_stream(sys.stdin, sys.stdout, today=day, llm=settings)
     typer.echo(f"classified {classified} replies, {errors} lines with errors", err=True)
+
+
+@app.command("ingest")
+def ingest_command(
+    files: Annotated[
+        list[Path], typer.Argument(help="Saved emails (.eml, RFC 822), as many as needed.")
+    ],
+    ledger: Annotated[
+        str | None,
+        typer.Option("--ledger", help="Ledger SQLAlchemy URL (default: DUNNING_LEDGER_URL)."),
+    ] = None,
+    invoices: Annotated[
+        Path | None,
+        typer.Option(
+            "--invoices", help="CSV or spreadsheet of invoices (default: the saved source block)."
+        ),
+    ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option("--policy", help="Policy YAML (default: DUNNING_POLICY, else built-in)."),
+    ] = None,
+    smtp_host: Annotated[str | None, typer.Option("--smtp-host")] = None,
+    smtp_port: Annotated[int | None, typer.Option("--smtp-port")] = None,
+    from_address: Annotated[str | None, typer.Option("--from")] = None,
+    channel_block: Annotated[str, typer.Option(help="Saved EmailChannel name.")] = "default",
+    source_block: Annotated[str, typer.Option(help="Saved invoice source name.")] = "default",
+) -> None:
+    """Process saved emails exactly as if they had come from the mailbox: forwarded replies,
+    support cases, tests.
+
+    Each file is read with the mailbox's own checks (size, parts, depth) and stored in the
+    ledger's inbox once (by Message-ID: a file ingested twice, or also fetched from the
+    mailbox, counts once); then the `process-replies` flow runs without a mailbox, so
+    matching, sender checks, actions and answers are the mailbox path's. A file that cannot
+    be read is named with the reason and the others go on (exit 1 at the end). Prints one
+    line per file, then the run's counts as JSON.
+
+        dunning replies ingest --ledger sqlite:///ledger.db --invoices invoices.csv reply.eml
+    """
+    from apps.cli.main import _email_channel
+    from blocks import SOURCE_TYPES, CsvInvoiceSource, DunningPolicy, LedgerDatabase, resolve_block
+    from dunning.ledger import Ledger
+    from dunning.replies.imap import parse_message, to_inbound
+    from dunning.settings import settings
+    from flows.replies import process_replies
+
+    url = ledger or settings().ledger_url
+    if not url:
+        typer.echo("error: no ledger: give --ledger URL or set DUNNING_LEDGER_URL", err=True)
+        raise typer.Exit(2)
+    unreadable = 0
+    store = Ledger(url)
+    for path in files:
+        try:
+            message = to_inbound(parse_message(path.read_bytes()))
+        except OSError as exc:
+            unreadable += 1
+            typer.echo(f"error: {path}: cannot be opened ({exc.strerror})", err=True)
+            continue
+        except Exception as exc:  # whatever one file holds, the others go on
+            unreadable += 1
+            typer.echo(f"error: {path}: cannot be read as an email ({exc})", err=True)
+            continue
+        new = store.store_inbound([message])
+        typer.echo(
+            f"{path}: inbox message {new[0]}"
+            if new
+            else f"{path}: already in the inbox ({message.provider_id}), not processed again"
+        )
+    try:
+        source = (
+            CsvInvoiceSource(path=str(invoices))
+            if invoices
+            else resolve_block(source_block, SOURCE_TYPES)
+        )
+        # Answers (a copy, the bank details, an alert) go out through this channel.
+        channel = _email_channel(
+            channel_block, smtp_host, smtp_port, {"from_address": from_address}
+        )
+    except ValueError as exc:
+        typer.echo(
+            f"error: {exc}; give --invoices, and --smtp-host/--smtp-port/--from, or save the "
+            "blocks",
+            err=True,
+        )
+        raise typer.Exit(2) from None
+    counts = process_replies(
+        mailbox=None,
+        source=source,
+        channel=channel,
+        ledger=LedgerDatabase(url=url),
+        policy=DunningPolicy.from_yaml(policy) if policy else None,
+    )
+    typer.echo(json.dumps(counts, ensure_ascii=False, default=str))
+    if unreadable:
+        raise typer.Exit(1)
