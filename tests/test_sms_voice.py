@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode
 
@@ -491,10 +491,14 @@ def test_no_answer_is_retried_by_policy_then_a_person_gets_a_task(api, ledger, r
 
     def retry(now: datetime) -> list[str]:
         return retry_unanswered_calls(ledger, client, VOICE, now=now, lookup=lambda _: inv,
-                                      language=lambda i: i.language, today=TODAY)  # fmt: skip
+                                      language=lambda i: i.language, today=TODAY,
+                                      window=default_policy().window)  # fmt: skip
 
-    assert retry(datetime.now(UTC)) == []  # too early: retry_after is 30 minutes
-    later = datetime.now(UTC) + timedelta(minutes=31)
+    placed_at = datetime.now(UTC)
+    assert retry(placed_at) == []  # too early: retry_after is 30 minutes
+    night = datetime.combine(placed_at.date() + timedelta(days=1), time(2, 0), UTC)
+    assert retry(night) == []  # 03:00 in Madrid: outside the sending window
+    later = datetime.combine(placed_at.date() + timedelta(days=1), time(9, 0), UTC)
     assert retry(later) == [key] and retry(later) == []  # placed once
     second = api.state.requests[-1]["answer"]["sid"]
     assert len(api.state.created("Calls")) == 2

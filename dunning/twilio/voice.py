@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -38,6 +39,7 @@ from dunning.ledger.delivery import (
     set_delivery_outcome,
     update_action,
 )
+from dunning.policy import Window
 from dunning.render import (
     format_day,
     invoice_context,
@@ -335,16 +337,21 @@ def retry_unanswered_calls(
     language: Callable[[Invoice], str],
     today: date,
     company_name: str = "",
+    window: Window | None = None,
+    timezone: str = "Europe/Madrid",
 ) -> list[str]:
     """Place again the calls not answered (busy, no-answer, failed) at least `retry_after`
     ago with attempts left; returns their keys. Each retry is claimed on the action (its
     attempt count), so two sweeps never ring the customer twice; a paid or paused invoice
-    is not called."""
+    is not called, nor a customer outside the sending `window` in their timezone (the
+    invoice's, else `timezone`): quiet hours hold for retries too."""
     outcomes = set(UNANSWERED) | ({"machine"} if settings.voicemail == "none" else set())
     placed = []
     for row in calls_to_retry(ledger, outcomes, settings.call_attempts, now - settings.retry_after):
         invoice = lookup(row["invoice_number"])
         if invoice is None or not invoice.is_payable or invoice.status == "disputed":
+            continue
+        if window is not None and not _inside(window, now, invoice.timezone or timezone):
             continue
         if ledger.pause_reason(invoice.invoice_number, invoice.customer_id, CHANNEL, today):
             continue
@@ -368,6 +375,11 @@ def retry_unanswered_calls(
         )  # fmt: skip
         placed.append(row["key"])
     return placed
+
+
+def _inside(window: Window, now: datetime, timezone: str) -> bool:
+    local = now.astimezone(zoneinfo.ZoneInfo(timezone)).time()
+    return window.start <= local < window.end
 
 
 def _create(client: TwilioClient, settings: VoiceSettings, to: str, twiml: str) -> Any:
