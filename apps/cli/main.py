@@ -228,6 +228,12 @@ def sweep(
         str | None,
         typer.Option("--whatsapp", help="Saved WhatsAppCloudChannel name (default: email only)."),
     ] = None,
+    sms: Annotated[
+        str | None, typer.Option("--sms", help="Saved SmsChannel name (Twilio SMS).")
+    ] = None,
+    voice: Annotated[
+        str | None, typer.Option("--voice", help="Saved VoiceChannel name (Twilio calls).")
+    ] = None,
     shards: Annotated[int, typer.Option(help="Split the portfolio by customer.")] = 1,
     shard: Annotated[int, typer.Option(help="The shard this run handles (0-based).")] = 0,
     date_format: DateFormatOpt = None,
@@ -279,6 +285,8 @@ def sweep(
                 policy=pol,
                 now=moment,
                 whatsapp=whatsapp,
+                sms=sms,
+                voice=voice,
             )
         else:
             counts = dunning_sweep(
@@ -288,6 +296,8 @@ def sweep(
                 policy=pol,
                 now=moment,
                 whatsapp=whatsapp,
+                sms=sms,
+                voice=voice,
                 shards=shards,
                 shard=shard,
             )
