@@ -9,5 +9,7 @@ importlib.resources, so a wheel install renders exactly what the source tree ren
 - `report/report.{html,txt,subject.txt}`: the portfolio report email, in the words of
   `report/<lang>/strings.yaml`.
 - `whatsapp/<stage>.yaml`: which approved WhatsApp template each stage uses.
+- `sms/<lang>/<stage>.txt`: each stage's SMS (kept within 2 segments, see docs/sms_voice.md).
+- `voice/<lang>.yaml`: the words of an automated reminder call.
 - `desk/`: the collections desk's pages.
 """
