@@ -708,3 +708,30 @@ def test_the_report_counts_sms_and_calls_per_channel_beside_email(api, ledger, r
     assert (stats.loc["sms", "sent"], stats.loc["sms", "delivered"]) == (1, 1)
     # A call counts as delivered when it was answered (by a person, or a machine took it).
     assert (stats.loc["voice", "sent"], stats.loc["voice", "delivered"]) == (2, 1)
+
+
+def test_an_sms_reply_goes_through_the_same_reply_understanding_as_email(api, ledger, receiver):
+    import pandas as pd
+
+    from dunning.importers import normalize
+    from dunning.replies.act import handle_reply
+
+    inv = invoice()
+    row = {k: str(v) for k, v in inv.model_dump().items() if v is not None}
+    ledger.sync_invoices(normalize(pd.DataFrame([row], dtype=str)).invoices)
+    act(ledger, inv, "sms", api=api)
+    text = "Ya pagamos la factura ayer por transferencia"
+    assert post(receiver, "/webhooks/twilio/sms/inbound", inbound_form("SM" + "9" * 32, text))
+    (message,) = ledger.inbound(state="new")
+    assert (message.channel, message.sender) == ("sms", "+34600123456")
+    outcome = handle_reply(
+        message,
+        ledger=ledger,
+        policy=default_policy(),
+        lookup=lambda _: inv,
+        pool=None,
+        identity=None,
+    )
+    assert (outcome.intent, outcome.invoices) == ("already_paid", ["F-100"])
+    (pause,) = ledger.frame(Pause).to_dict("records")
+    assert (pause["kind"], pause["invoice_number"]) == ("verify_payment", "F-100")
