@@ -106,7 +106,6 @@ class ReceiverConfig:
             "whatsapp": self.whatsapp_app_secret is not None,
             "stripe": self.stripe_secret is not None,
             "erp": self.erp_secret is not None,
-            "twilio": self.twilio is not None,
         }
 
 
