@@ -23,7 +23,7 @@ from dunning.importers import read_invoice_file
 from dunning.ledger import Event, HumanTask, InboundMessage, Ledger, Pause, Promise
 from dunning.mail import find_attachment
 from dunning.policy import BankDetails, default_policy
-from dunning.replies import classify
+from dunning.replies import classify, imap
 from dunning.replies.act import handle_reply
 from dunning.replies.classify import MAX_CLASSIFIED_CHARS, classified_part
 from dunning.replies.imap import MAX_CONTAINERS, ImapSettings, fetch_into
@@ -376,3 +376,27 @@ def test_without_a_folder_no_local_file_is_attached(tmp_path):
     inside.write_bytes(PDF)
     assert find_attachment("F-1.pdf", str(inside.parent)) == (inside, "")
     assert find_attachment("../secret.txt", str(inside.parent))[0] is None
+
+
+def test_a_message_over_the_size_limit_is_not_downloaded_but_set_aside(
+    tmp_path, imap_server, monkeypatch
+):
+    login = f"{tmp_path.name}@acme.example"
+    imap_server.add_user(login, "imap-secret")
+    monkeypatch.setattr(imap, "MAX_MESSAGE_BYTES", 5_000)  # 25 MB in production
+    big = EmailMessage()
+    big["From"], big["Subject"], big["Message-ID"] = "x@x.example", "big", "<big@x.example>"
+    big.set_content("A" * 20_000)
+    with MailBoxUnencrypted("127.0.0.1", imap_server.port).login(login, "imap-secret") as box:
+        box.append(big.as_bytes(), "INBOX")
+        box.append(good_reply(), "INBOX")
+    settings = ImapSettings(
+        host="127.0.0.1", port=imap_server.port, security="none", username=login,
+        password="imap-secret",
+    )  # fmt: skip
+    ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
+    assert len(fetch_into(ledger, settings)) == 1  # the good reply
+    (aside,) = ledger.inbound(state="quarantined")
+    assert "too large" in aside.outcome and "Subject: big" in aside.text
+    assert "AAAA" not in aside.text  # only the header was fetched
+    assert len(ledger.frame(HumanTask)) == 1
