@@ -107,6 +107,12 @@ def test_policy_check_summarizes_a_good_ladder_and_checks_the_invoices_languages
     proc = run("policy", "check", "--policy", str(path), "--invoices", str(csv))
     assert proc.returncode == 1
     assert "stage 'courtesy_call' has no 'pt' email template" in proc.stderr
+    # `dunning plan` still previews, and warns of it
+    proc = run("plan", "--invoices", str(csv), "--policy", str(path), "--now", NOW)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: stages[3].template: stage 'courtesy_call' has no 'pt' email template" in (
+        proc.stderr
+    )
 
 
 # -- dunning plan: who gets what -------------------------------------------------------------

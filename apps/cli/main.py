@@ -163,7 +163,8 @@ def plan(
     channels = frozenset({"email", "whatsapp"} if whatsapp else {"email"})
     planned = make_plan(invoices, pol, moment, state, channels_available=channels, whatsapp=facts)
     records = plan_records(planned)
-    cli_policy.preview(records, planned, invoices, pol)
+    for problem in cli_policy.preview(records, planned, invoices, pol):
+        typer.echo(f"warning: {problem}", err=True)
     if output is OutputFormat.json:
         out = sys.stdout
         for rec in records:

@@ -120,12 +120,17 @@ def _invoice_languages(invoices: Path, policy_file: Path) -> set[str]:
 
 def preview(
     records: list[dict[str, Any]], planned: pd.DataFrame, invoices: pd.DataFrame, policy: Policy
-) -> None:
+) -> list[str]:
     """Add to each planned record (in place) what the stage does besides sending: its
     `escalation` (task title, role, due days, customer status), the `assignee` the task goes
     to for this invoice, who is notified (`notify`), the `customer_status` it sets, and the
     `subject` of the message rendered as the customer would get it. `records` are
-    `plan_records(planned)`, in the same order as `planned`'s rows."""
+    `plan_records(planned)`, in the same order as `planned`'s rows.
+
+    Returns the stages whose template is missing in a language these invoices use (the
+    policy was checked in its own `language` only): their subject falls back to English.
+    """
+    from dunning.policy import missing_templates
     from dunning.render import message_context, render_email
 
     people = _people(invoices)
@@ -145,6 +150,8 @@ def preview(
         rec["notify"] = []
         rec["customer_status"] = esc.customer_status if esc else None
         rec["subject"] = _subject(stage.template_name, row, policy, message_context, render_email)
+    languages = {str(lang) for lang in planned["language"].dropna().unique() if lang}
+    return missing_templates(policy, languages) if languages else []
 
 
 def _people(invoices: pd.DataFrame) -> dict[str, tuple[str, str]]:
