@@ -87,3 +87,15 @@ def test_both_tasks_in_an_ad_hoc_flow(tmp_path, prefect_api):
         "task-F-1:call",
         "task-F-2:call",
     ]
+
+
+def test_tasks_listed_from_postgresql(pg_url):
+    ledger = LedgerDatabase(url=pg_url)
+    open_human_task.fn(
+        ledger, "F-1:call", "Call", invoice_number="F-1", assignee="Ana@acme.example"
+    )
+    open_human_task.fn(ledger, "F-2:decide", "Decide", invoice_number="F-2", assignee="manager")
+    store = ledger.get_ledger()
+    assert [t["invoice"] for t in list_tasks(store, assignee="ana@ACME.example")] == ["F-1"]
+    assert [t["title"] for t in list_tasks(store, state=None)] == ["Call", "Decide"]
+    assert list_tasks(store, state="closed") == []
