@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,6 +36,10 @@ class SweepSummary:
     quarantine: list[str] = field(default_factory=list)
     next_send_at: str | None = None
     crm: dict[str, Any] = field(default_factory=dict)
+    #: What this sweep cost in Prefect: task runs for its actions (one per action, or per
+    #: batch of customers above the sweep's `max_task_runs`) and the events it emitted.
+    task_runs: int = 0
+    prefect_events: int = 0
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -105,6 +110,12 @@ def to_markdown(s: SweepSummary, *, max_rows: int = 200) -> str:
         if c.get("error"):
             line += f" (not reachable: {_cell(c['error'])}; the next run delivers them)"
         lines += ["", line + "."]
+    if s.prefect_events:
+        lines += [
+            "",
+            f"**Prefect:** {s.task_runs:,} task runs for {len(s.actions):,} actions, "
+            f"{s.prefect_events:,} events.",
+        ]
     if s.sync:
         lines += [
             "",
@@ -127,6 +138,32 @@ def to_markdown(s: SweepSummary, *, max_rows: int = 200) -> str:
         if len(s.quarantine) > max_rows:
             lines.append(f"- ... and {len(s.quarantine) - max_rows} more problems")
     return "\n".join(lines) + "\n"
+
+
+def table_chunks(
+    rows: list[dict[str, Any]], *, max_rows: int, max_bytes: int
+) -> list[list[dict[str, Any]]]:
+    """`rows` cut into consecutive chunks of at most `max_rows` rows and `max_bytes` bytes of
+    JSON each (one table artifact per chunk: Prefect refuses a request over 5 MiB).
+
+    Raises:
+        ValueError: one row alone is larger than `max_bytes`.
+    """
+    chunks: list[list[dict[str, Any]]] = []
+    chunk: list[dict[str, Any]] = []
+    size = 2  # the list's brackets
+    for row in rows:
+        row_size = len(json.dumps(row, default=str).encode()) + 2  # and its ", "
+        if row_size + 2 > max_bytes:
+            raise ValueError(f"one action's row is {row_size:,} bytes, over {max_bytes:,}")
+        if chunk and (len(chunk) >= max_rows or size + row_size > max_bytes):
+            chunks.append(chunk)
+            chunk, size = [], 2
+        chunk.append(row)
+        size += row_size
+    if chunk:
+        chunks.append(chunk)
+    return chunks
 
 
 def _cell(text: object) -> str:
