@@ -373,6 +373,12 @@ def test_baja_and_parar_are_opt_outs_but_a_sentence_is_a_reply(api, ledger, rece
     assert sorted(ledger.frame(Pause)["customer_id"]) == ["C1", "C2"]
     text = "Ya he pagado, gracias"
     post(receiver, "/webhooks/twilio/sms/inbound", inbound_form("SM" + "6" * 32, text))
+    # "Sí" from a customer who never opted out is a reply for a person, not an opt-in.
+    act(ledger, invoice("Q-1", customer_id="C3", phone="622 33 44 55"), "sms", api=api)
+    post(receiver, "/webhooks/twilio/sms/inbound",
+         inbound_form("SM" + "a" * 32, "Sí", sender="+34622334455"))  # fmt: skip
+    yes = ledger.frame(InboundMessage, provider_id="SM" + "a" * 32).iloc[0]
+    assert (yes["state"], yes["intent"]) == ("new", "")
     reply = ledger.frame(InboundMessage, provider_id="SM" + "6" * 32).iloc[0]
     # A reply goes to the inbox as new, for the replies flow (as email and WhatsApp do).
     assert (reply["state"], reply["channel"], reply["sender"]) == ("new", "sms", "+34600123456")

@@ -17,6 +17,7 @@ from datetime import date, datetime
 from typing import Any
 
 from dunning.ledger import InboundMessage, Ledger
+from dunning.ledger.consent import has_opt_out
 from dunning.ledger.delivery import (
     customers_with_recipient,
     record_delivery_status,
@@ -262,12 +263,16 @@ def apply_sms_status(
 
 def store_inbound_sms(ledger: Ledger, params: dict[str, str], *, at: datetime) -> dict[str, Any]:
     """Put a customer's SMS in the inbox (`new`, for the replies flow, which reads it like an
-    email or a WhatsApp message). An opt-out or opt-in keyword is acted on here, at once,
-    and stored already processed: STOP must work even if the replies flow is down."""
+    email or a WhatsApp message). An opt-out keyword from a number we sent SMS to is acted on
+    here, at once, and stored already processed: STOP must work even if the replies flow is
+    down. An opt-in keyword (START, SÍ) is one only from a customer who opted out."""
     sender, sid = params.get("From", ""), params.get("MessageSid") or params.get("SmsSid", "")
     text = params.get("Body", "")
     word = keyword(text)
     customers = customers_with_recipient(ledger, CHANNEL, sender) if word else []
+    if word in OPT_IN_WORDS and not any(has_opt_out(ledger, CHANNEL, c) for c in customers):
+        # "Sí" / "YES" from someone who never opted out is a reply for a person, not a keyword.
+        word, customers = "", []
     inbound = InboundMessage(
         provider_id=sid,
         channel=CHANNEL,
