@@ -237,6 +237,7 @@ def execute_action(
             today=today,
             attachments_root=attachments_root,
             promised_on=_promised_on(ledger, key, policy),
+            templates_overlay=policy.templates_dir,
         )
         if outcome.status != "sent":
             return outcome
@@ -404,6 +405,7 @@ def _send_email(
     today: date,
     attachments_root: str | None,
     promised_on: date | None = None,
+    templates_overlay: str | None = None,
 ) -> None:
     key = str(outcome.key)
     attachment, refused = find_attachment(inv.pdf_path, attachments_root)
@@ -434,7 +436,11 @@ def _send_email(
             locale = locale_for(_language_of(action, inv), action.country or inv.country)
             context["promised_on"] = format_day(promised_on, locale)
         rendered = render_email(
-            stage.template_name, _language_of(action, inv), context, fallback_language="en"
+            stage.template_name,
+            _language_of(action, inv),
+            context,
+            fallback_language="en",
+            overlay=templates_overlay,
         )
         message = build_email(
             rendered,

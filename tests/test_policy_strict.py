@@ -145,3 +145,30 @@ def test_the_built_in_ladder_and_the_policy_block_load_strictly(tmp_path):
     assert DunningPolicy.from_yaml(None).name == "default"
     with pytest.raises(PolicyError, match=r"stages\[0\]\.tono: unknown key"):
         DunningPolicy.from_yaml(write(tmp_path, {"stages": [{**STAGES[0], "tono": "firm"}]}))
+
+
+def test_a_sweep_sends_the_overlaid_template(tmp_path):
+    """The policy's templates_dir reaches the send step, not only `dunning plan`'s preview."""
+    from apps.mailsink import MailSink
+    from dunning.ledger import Ledger
+    from dunning.smtp import SmtpPool, SmtpSettings
+    from tests.faults import core
+    from tests.invoices import write_invoices
+
+    overlay(tmp_path)
+    stages = [*STAGES, {"name": "courtesy_call", "offset_days": 3}]
+    policy = load_policy(write(tmp_path, {"stages": stages, "templates_dir": "my-templates"}))
+    due_today = core.NOW.date().isoformat()
+    csv = write_invoices(
+        tmp_path / "invoices.csv", [{"invoice_number": "F-1", "due_date": due_today}]
+    )
+    read, lookup = core.csv_source(str(csv))
+    with MailSink(tmp_path / "outbox", port=0) as sink:
+        pool = SmtpPool(SmtpSettings(sink.host, sink.port, timeout=10), size=1)
+        outcomes = core.sweep(
+            read, lookup, Ledger(f"sqlite:///{tmp_path}/l.db"), pool, policy=policy
+        )
+        pool.close()
+        (mail,) = sink.messages()
+    assert [o["status"] for o in outcomes] == ["sent"]
+    assert mail["Subject"] == "Nuestro asunto: F-1"

@@ -565,7 +565,13 @@ def _render(
         )
     if r.result.promise_date:
         context["promised_on"] = format_day(r.result.promise_date, locale_for(language, country))
-    return render_email(template, language, context | extra, fallback_language="en")
+    return render_email(
+        template,
+        language,
+        context | extra,
+        fallback_language="en",
+        overlay=r.policy.templates_dir,
+    )
 
 
 def _thread_under(message: EmailMessage, original: InboundMessage) -> None:
