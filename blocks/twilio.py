@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from prefect.blocks.core import Block
-from pydantic import Field, SecretStr, model_validator
+from pydantic import ConfigDict, Field, SecretStr, model_validator
 
 from blocks.catalog import API_LOGO, SECRET_LOGO, docs_url
 from blocks.quota import MessageQuota
@@ -22,6 +22,26 @@ VOICE_STATUS_PATH = "/webhooks/twilio/voice/status"
 VOICE_GATHER_PATH = "/webhooks/twilio/voice/gather"
 
 _clients: dict[TwilioSettings, TwilioClient] = {}
+#: Keys Prefect itself may put in a block's data (nested blocks are saved with their slug).
+_PREFECT_KEYS = frozenset({"block_type_slug"})
+
+
+def _known_keys(cls: type[Block], data: Any) -> Any:
+    """Refuse a key the block does not have (a typo such as `auht_token` would otherwise be
+    ignored silently, as Prefect blocks allow extra keys), naming it and the known ones."""
+    if isinstance(data, dict):
+        unknown = sorted(
+            k for k in data if k not in cls.model_fields and k not in _PREFECT_KEYS
+            and not str(k).startswith("_")
+        )  # fmt: skip
+        if unknown:
+            raise ValueError(
+                f"{cls.__name__}: unknown field(s) {unknown}; the fields are "
+                f"{sorted(cls.model_fields)}"
+            )
+    return data
+
+
 _clients_lock = threading.Lock()
 
 
@@ -68,6 +88,13 @@ class TwilioCredentials(Block):
     _description = "Twilio account SID and API key or Auth Token (SMS and voice channels)."
     _logo_url = SECRET_LOGO
     _documentation_url = docs_url(_block_type_name)
+    # A validation error must not echo the input: it holds the token or the key's secret.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_keys(cls, data: Any) -> Any:
+        return _known_keys(cls, data)
 
     account_sid: str = Field(
         pattern=r"^AC[0-9a-fA-F]{32}$", description="Account SID (AC + 32 hex characters)."
@@ -166,6 +193,13 @@ class SmsChannel(MessageQuota, Block):
     _description = "SMS reminders through Twilio: sender, webhooks' public URL, throughput."
     _logo_url = API_LOGO
     _documentation_url = docs_url(_block_type_name)
+    # A validation error must not echo the input: it holds the token or the key's secret.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_keys(cls, data: Any) -> Any:
+        return _known_keys(cls, data)
 
     credentials: TwilioCredentials = Field(description="The Twilio account.")
     from_number: str = Field("", description="Sending Twilio number (E.164).")
@@ -260,6 +294,13 @@ class VoiceChannel(MessageQuota, Block):
     _description = "Automated reminder calls through Twilio: caller, voices, retries."
     _logo_url = API_LOGO
     _documentation_url = docs_url(_block_type_name)
+    # A validation error must not echo the input: it holds the token or the key's secret.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_keys(cls, data: Any) -> Any:
+        return _known_keys(cls, data)
 
     credentials: TwilioCredentials = Field(description="The Twilio account.")
     caller_number: str = Field(description="Calling Twilio number (E.164).")

@@ -741,3 +741,30 @@ def test_an_sms_reply_goes_through_the_same_reply_understanding_as_email(api, le
     assert (outcome.intent, outcome.invoices) == ("already_paid", ["F-100"])
     (pause,) = ledger.frame(Pause).to_dict("records")
     assert (pause["kind"], pause["invoice_number"]) == ("verify_payment", "F-100")
+
+
+def test_the_blocks_refuse_unknown_keys_and_half_credentials_without_echoing_secrets():
+    from pydantic import ValidationError
+
+    from blocks import SmsChannel, TwilioCredentials, VoiceChannel
+
+    with pytest.raises(ValidationError, match=r"unknown field\(s\) \['auht_token'\]") as typo:
+        TwilioCredentials(account_sid=ACCOUNT, auth_token="tok-SECRET-1", auht_token="x")
+    with pytest.raises(ValidationError, match="api_key_sid and api_key_secret go together") as half:
+        TwilioCredentials(
+            account_sid=ACCOUNT, auth_token="tok-SECRET-1", api_key_sid="SK" + "1" * 32
+        )
+    assert "tok-SECRET-1" not in str(typo.value) + str(half.value)
+    creds = TwilioCredentials(
+        account_sid=ACCOUNT, api_key_sid="SK" + "1" * 32, api_key_secret="key-SECRET-2"
+    )
+    settings = creds.settings()  # an API key authenticates; the URL keeps the account SID
+    assert (settings.username, settings.account_sid) == ("SK" + "1" * 32, ACCOUNT)
+    assert "key-SECRET-2" not in repr(settings) + repr(creds)
+    with pytest.raises(ValidationError, match="from_number or messaging_service_sid"):
+        SmsChannel(credentials=creds)
+    sms = SmsChannel(credentials=creds, from_number=SENDER, webhook_base_url=BASE + "/")
+    assert sms.settings().status_callback_url == f"{BASE}/webhooks/twilio/sms/status"
+    voice = VoiceChannel(credentials=creds, caller_number=SENDER, webhook_base_url=BASE)
+    assert voice.settings().gather_url == f"{BASE}/webhooks/twilio/voice/gather"
+    assert voice.settings().say("pt") == {"language": "pt-BR", "voice": "Polly.Camila"}

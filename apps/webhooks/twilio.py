@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from pydantic import SecretStr
@@ -45,6 +46,10 @@ from dunning.twilio.webhooks import (
     twilio_event,
 )
 
+if TYPE_CHECKING:
+    from blocks.twilio import SmsChannel, VoiceChannel
+    from dunning.policy import Policy
+
 log = logging.getLogger("dunning.inbound")
 MAX_BODY = 64 * 1024  # Twilio's forms are a few hundred bytes
 
@@ -60,9 +65,17 @@ class TwilioReceiverConfig:
     effects: TwilioEffects = field(default_factory=TwilioEffects)
 
     @classmethod
-    def from_blocks(cls, sms=None, voice=None, policy=None) -> TwilioReceiverConfig:  # noqa: ANN001
+    def from_blocks(
+        cls,
+        sms: SmsChannel | None = None,
+        voice: VoiceChannel | None = None,
+        policy: Policy | None = None,
+    ) -> TwilioReceiverConfig:
         """From an `SmsChannel` and/or `VoiceChannel` block (same Twilio account)."""
-        creds = (sms or voice).credentials
+        block = sms or voice
+        if block is None:
+            raise ValueError("give the SmsChannel or the VoiceChannel block (or both)")
+        creds = block.credentials
         if creds.auth_token is None:
             raise ValueError(
                 "the TwilioCredentials block has no auth_token: Twilio signs its webhooks "
