@@ -118,6 +118,17 @@ def plan(
             "the --ledger).",
         ),
     ] = False,
+    sms: Annotated[
+        bool,
+        typer.Option(
+            "--sms",
+            help="Plan as a sweep with an SMS block would (opt-outs and "
+            "refused numbers from the --ledger).",
+        ),
+    ] = False,
+    voice: Annotated[
+        bool, typer.Option("--voice", help="Plan as a sweep with a voice block would.")
+    ] = False,
 ) -> None:
     """Print the action the sweep would take for every invoice, sending nothing.
 
@@ -144,7 +155,7 @@ def plan(
         _fail(str(exc))
     for line in describe_quarantine(result.quarantine):
         typer.echo(line, err=True)
-    state = facts = None
+    state = facts = twilio = None
     if ledger:
         from dunning.channels import WhatsAppFacts
         from dunning.ledger import Ledger
@@ -152,6 +163,10 @@ def plan(
         led = Ledger(ledger)
         state = led.planning_state()
         facts = WhatsAppFacts.from_ledger(led) if whatsapp else None
+        if sms or voice:
+            from dunning.channels import TwilioFacts
+
+            twilio = TwilioFacts.from_ledger(led)
     invoices = result.invoices
     if pol.risk_model:
         from dunning.risk import RiskModelError, score_for_planning
@@ -160,8 +175,11 @@ def plan(
             invoices = invoices.assign(p_late=score_for_planning(invoices, pol.risk_model, ledger))
         except RiskModelError as exc:
             _fail(str(exc))
-    channels = frozenset({"email", "whatsapp"} if whatsapp else {"email"})
-    planned = make_plan(invoices, pol, moment, state, channels_available=channels, whatsapp=facts)
+    flags = {"whatsapp": whatsapp, "sms": sms, "voice": voice}
+    channels = frozenset({"email", *(name for name, on in flags.items() if on)})
+    planned = make_plan(
+        invoices, pol, moment, state, channels_available=channels, whatsapp=facts, twilio=twilio
+    )
     records = plan_records(planned)
     for problem in cli_policy.preview(records, planned, invoices, pol):
         typer.echo(f"warning: {problem}", err=True)
