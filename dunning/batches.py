@@ -18,6 +18,7 @@ outcome is what keeps the summary saying `sent` rather than `already_sent`.)
 from __future__ import annotations
 
 import bisect
+import contextvars
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -176,8 +177,12 @@ def act_on_batch(
         for i in todo:
             attempt(i)
     else:
+        # Each thread runs in a copy of the caller's context variables: the orchestrator's
+        # settings (its API address, for rate limits) live there, and new threads start
+        # without them.
+        context = contextvars.copy_context()
         with ThreadPoolExecutor(max_workers=workers) as threads:
-            list(threads.map(attempt, todo))
+            list(threads.map(lambda i: context.copy().run(attempt, i), todo))
     if progress.temporary:
         raise BatchIncomplete(
             f"{len(progress.temporary)} of {len(batch.actions)} actions of {batch.name} "

@@ -258,6 +258,23 @@ def test_a_temporary_failure_retries_only_the_batch_and_sends_once(prefect_api, 
     assert 1 <= len(retried) <= 2  # the batches that met the failures, not the others
 
 
+def test_batches_in_threads_take_the_channels_rate_limit(prefect_api, tmp_path):
+    # Two batches for eight task-runner threads: each batch sends in four threads of its
+    # own, and each of those takes its slot of the channel's Prefect rate limit.
+    csv = portfolio(tmp_path / "inv.csv", 12)
+    with MailSink(tmp_path / "outbox", port=0) as sink:
+        counts = dunning_sweep(
+            source=CsvInvoiceSource(path=str(csv)),
+            channel=channel_for(sink, messages_per_second=20),
+            ledger=LedgerDatabase(url=f"sqlite:///{tmp_path}/l.db"),
+            now=NOW,
+            max_task_runs=2,
+        )
+        keys = Counter(m["X-Dunning-Key"] for m in sink.messages())
+    assert counts["sent"] == 12 and counts["failed"] == 0, counts
+    assert len(keys) == 12 and set(keys.values()) == {1}
+
+
 def _span(name: str) -> tuple[int, int]:
     """`send 41–60 of 300` -> (41, 61); `send 7 of 300` -> (7, 8)."""
     found = re.fullmatch(r"send ([\d,]+)(?:–([\d,]+))? of [\d,]+", name)
