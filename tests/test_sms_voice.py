@@ -385,6 +385,27 @@ def test_baja_and_parar_are_opt_outs_but_a_sentence_is_a_reply(api, ledger, rece
     assert len(ledger.frame(Pause)) == 2
 
 
+def test_a_twilio_stop_stored_before_a_crash_is_applied_when_the_receiver_starts(api, ledger):
+    from dunning.inbound.effects import store_event
+    from dunning.twilio.webhooks import twilio_event
+
+    act(ledger, invoice(), "sms", api=api)
+    # The receiver stored the STOP, then died before applying it.
+    stop = twilio_event("/webhooks/twilio/sms/inbound", inbound_form("SM" + "e" * 32, "STOP"))
+    store_event(ledger, stop)
+    assert ledger.frame(Pause).empty
+    config = ReceiverConfig(
+        ledger_url=ledger.url,
+        twilio=TwilioReceiverConfig(auth_token=SecretStr(TOKEN), sms_base_url=BASE),
+    )
+    with TestClient(create_app(config)):
+        pass  # starting it is enough
+    (pause,) = ledger.frame(Pause).to_dict("records")
+    assert (pause["kind"], pause["channel"], pause["active"]) == ("opt_out", "sms", True)
+    assert len(events(ledger, "sms_opt_out")) == 1
+    assert ledger.frame(WebhookEvent).iloc[0]["state"] not in ("received", "failed")
+
+
 def test_a_forged_or_url_mismatched_signature_gets_403_and_stores_nothing(api, ledger, receiver):
     act(ledger, invoice(), "sms", api=api)
     form = inbound_form("SM" + "7" * 32, "STOP")
@@ -714,6 +735,42 @@ def test_the_report_counts_sms_and_calls_per_channel_beside_email(api, ledger, r
     assert (stats.loc["sms", "sent"], stats.loc["sms", "delivered"]) == (1, 1)
     # A call counts as delivered when it was answered (by a person, or a machine took it).
     assert (stats.loc["voice", "sent"], stats.loc["voice", "delivered"]) == (2, 1)
+
+
+def test_the_report_counts_answered_calls_replies_and_payments_per_channel(api, ledger, receiver):
+    import pandas as pd
+
+    from dunning.reports.activity import message_stats, read_ledger
+
+    sms = act(ledger, invoice(), "sms", api=api)
+    post(receiver, "/webhooks/twilio/sms/status", status_form(sms.message_id, "delivered"))
+    # The customer's answer, matched to the SMS (as the replies flow matches it).
+    ledger.store_inbound([InboundMessage(
+        provider_id="SM" + "f" * 32, channel="sms", received_at=datetime.now(UTC),
+        sender="+34600123456", text="Pagaré el viernes", action_key="F-100:overdue_7:sms",
+    )])  # fmt: skip
+    person = act(ledger, invoice("F-200", customer_id="C2"), "voice", stage="overdue_15", api=api)
+    post(receiver, "/webhooks/twilio/voice/status", call_status(person.message_id, "completed"))
+    machine = act(ledger, invoice("F-300", customer_id="C3"), "voice", stage="overdue_15", api=api)
+    voicemail = call_status(machine.message_id, "completed", "machine_end_beep")
+    post(receiver, "/webhooks/twilio/voice/status", voicemail)
+    today = pd.Timestamp(date.today())
+    # F-100 and F-200 are paid today (within 7 days of their reminder), F-300 is not.
+    invoices = pd.DataFrame({
+        "invoice_number": ["F-100", "F-200", "F-300"],
+        "status": ["paid", "paid", "open"],
+        "closed_date": [today, today, pd.NaT],
+        "due_date": [pd.Timestamp(2026, 12, 2)] * 3,
+    })  # fmt: skip
+    frames = read_ledger(ledger.url)
+    stats = message_stats(frames.actions, frames.inbound, None, date.today(), invoices)
+    got = stats.set_index("channel")
+    sms_row = got.loc["sms", ["sent", "delivered", "replied", "paid_within"]].tolist()
+    assert sms_row == [1, 1, 1, 1]
+    assert pd.isna(got.loc["sms", "answered"])  # a message is not "answered"
+    voice_row = got.loc["voice", ["sent", "delivered", "answered", "replied", "paid_within"]]
+    # Both calls reached someone or a voicemail; a person answered one.
+    assert voice_row.tolist() == [2, 2, 1, 0, 1]
 
 
 def test_an_sms_reply_goes_through_the_same_reply_understanding_as_email(api, ledger, receiver):

@@ -132,7 +132,8 @@ def create_app(config: ReceiverConfig, emitter: PrefectEmitter | None = None) ->
             log.warning("no secret for %s: those webhooks are refused (503)", ", ".join(missing))
         _redact_access_log()
         # Events an earlier run stored but died before applying: their effect goes in now.
-        reapplied = await run_in_threadpool(reapply_unapplied, rt.ledger)
+        twilio = config.twilio.effects if config.twilio else None
+        reapplied = await run_in_threadpool(reapply_unapplied, rt.ledger, twilio=twilio)
         if reapplied:
             log.warning(
                 "applied %d webhook event(s) an earlier run stored but not applied", reapplied

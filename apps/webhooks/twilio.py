@@ -28,19 +28,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from dunning.inbound.effects import apply_event, store_event
 from dunning.inbound.providers import Incoming, PayloadError
 from dunning.inbound.verify import SignatureError
 from dunning.ledger import Ledger
-from dunning.ledger.inbound import (
-    mark_webhook_applied,
-    mark_webhook_failed,
-    store_webhook_event,
-)
 from dunning.twilio.signature import HEADER, verify_twilio
 from dunning.twilio.webhooks import (
     ROUTES,
     TwilioEffects,
-    apply_twilio_event,
     flat,
     replay_answer,
     twilio_event,
@@ -145,23 +140,13 @@ def twilio_routes(
 def _store_and_apply(
     ledger: Ledger, incoming: Incoming, config: TwilioReceiverConfig
 ) -> tuple[str, bool]:
-    row_id, new = store_webhook_event(
-        ledger,
-        provider=incoming.provider,
-        event_id=incoming.event_id,
-        kind=incoming.kind,
-        invoice_number=incoming.invoice_number,
-        payload=incoming.payload,
-    )
+    row_id, new = store_event(ledger, incoming)
     if not new:
         log.info("twilio event %s seen before: ignored", incoming.event_id)
         return replay_answer(incoming, config.effects), False
-    try:
-        twiml, done = apply_twilio_event(ledger, incoming, config.effects)
-    except Exception as exc:
-        mark_webhook_failed(ledger, row_id, f"{type(exc).__name__}: {exc}")
-        raise
-    mark_webhook_applied(ledger, row_id)
+    # The same effects the receiver re-applies at start (`reapply_unapplied`).
+    done = apply_event(ledger, row_id, incoming, twilio=config.effects)
+    twiml = done.pop("twiml")
     log.info("twilio event %s (%s) stored: %s", incoming.event_id, incoming.kind, done)
     return twiml, True
 

@@ -9,7 +9,9 @@
 
 Steps 1 and 2 are two transactions. If the process dies between them the row stays
 `received`: the provider's retry is not taken for a duplicate but applies it, and the
-receiver applies every such event when it starts (`reapply_unapplied`). Effects are
+receiver applies every such event when it starts (`reapply_unapplied`). Every provider's
+effect is chosen in one table (`_EFFECTS`), for the live call and the re-application alike:
+a Twilio opt-out stored before a crash is applied by the same code as a live one. Effects are
 idempotent (the inbox is unique per message id, a closed invoice stays closed), so applying
 twice does no harm.
 
@@ -20,6 +22,7 @@ before the source itself shows the payment).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +37,8 @@ from dunning.ledger.inbound import (
     unapplied_webhook_events,
 )
 from dunning.ledger.models import utcnow
+from dunning.twilio.webhooks import PROVIDER as TWILIO
+from dunning.twilio.webhooks import TwilioEffects, apply_twilio_event
 from dunning.whatsapp.phones import from_wa_id
 from dunning.whatsapp.status import StatusUpdate, apply_status
 
@@ -61,14 +66,19 @@ def store_event(ledger: Ledger, incoming: Incoming) -> tuple[int, bool]:
     )
 
 
-def apply_event(ledger: Ledger, row_id: int, incoming: Incoming) -> dict[str, Any]:
-    """Apply a stored event's effect; returns what the Prefect event should say of it.
+def apply_event(
+    ledger: Ledger, row_id: int, incoming: Incoming, *, twilio: TwilioEffects | None = None
+) -> dict[str, Any]:
+    """Apply a stored event's effect; returns what the Prefect event should say of it (a
+    Twilio event's also holds `twiml`, the answer Twilio waits for).
 
-    A failure marks the row `failed` (with the error) and is raised, so the provider is
-    answered 500 and retries; the retry applies it again (effects are idempotent).
+    `twilio` is what Twilio's effects need besides the ledger (the voice channel's settings,
+    the policy); without it, their defaults. A failure marks the row `failed` (with the
+    error) and is raised, so the provider is answered 500 and retries; the retry applies it
+    again (effects are idempotent).
     """
     try:
-        result = _apply(ledger, incoming)
+        result = _EFFECTS.get(incoming.provider, _no_effect)(ledger, incoming, twilio)
     except Exception as exc:
         mark_webhook_failed(ledger, row_id, f"{type(exc).__name__}: {exc}")
         raise
@@ -76,9 +86,9 @@ def apply_event(ledger: Ledger, row_id: int, incoming: Incoming) -> dict[str, An
     return result
 
 
-def reapply_unapplied(ledger: Ledger) -> int:
+def reapply_unapplied(ledger: Ledger, *, twilio: TwilioEffects | None = None) -> int:
     """Apply every stored event whose effect is not in the ledger (a crash between storing
-    and applying, or a failed effect); returns how many were applied.
+    and applying, or a failed effect), whatever its provider; returns how many were applied.
 
     An event that fails again stays `failed` (with its error) for the next try.
     """
@@ -92,14 +102,14 @@ def reapply_unapplied(ledger: Ledger) -> int:
             payload=row["payload"] or {},
         )
         try:
-            apply_event(ledger, row["id"], incoming)
+            apply_event(ledger, row["id"], incoming, twilio=twilio)
         except Exception:  # recorded on the row by apply_event; the others still go
             continue
         applied += 1
     return applied
 
 
-def _apply(ledger: Ledger, incoming: Incoming) -> dict[str, Any]:
+def _apply_closing(ledger: Ledger, incoming: Incoming, _: TwilioEffects | None) -> dict[str, Any]:
     key = (incoming.provider, incoming.kind)
     if key in _CLOSING:
         close_invoice(
@@ -117,12 +127,35 @@ def _apply(ledger: Ledger, incoming: Incoming) -> dict[str, Any]:
                 ledger, incoming.invoice_number, status, provider="erp", event_id=incoming.event_id
             )
             return {"status": status}
-        return {}
-    if incoming.provider == "whatsapp" and incoming.kind == "message":
+    return {}
+
+
+def _apply_whatsapp(ledger: Ledger, incoming: Incoming, _: TwilioEffects | None) -> dict[str, Any]:
+    if incoming.kind == "message":
         return store_whatsapp_message(ledger, incoming.payload)
-    if incoming.provider == "whatsapp" and incoming.kind.startswith("status."):
+    if incoming.kind.startswith("status."):
         return apply_whatsapp_status(ledger, incoming.payload)
     return {}
+
+
+def _apply_twilio(
+    ledger: Ledger, incoming: Incoming, twilio: TwilioEffects | None
+) -> dict[str, Any]:
+    twiml, done = apply_twilio_event(ledger, incoming, twilio or TwilioEffects())
+    return {**done, "twiml": twiml}
+
+
+def _no_effect(ledger: Ledger, incoming: Incoming, _: TwilioEffects | None) -> dict[str, Any]:
+    return {}
+
+
+#: Each provider's effects, for events applied live and re-applied at start alike.
+_EFFECTS: dict[str, Callable[[Ledger, Incoming, TwilioEffects | None], dict[str, Any]]] = {
+    "stripe": _apply_closing,
+    "erp": _apply_closing,
+    "whatsapp": _apply_whatsapp,
+    TWILIO: _apply_twilio,
+}
 
 
 def store_whatsapp_message(ledger: Ledger, message: dict[str, Any]) -> dict[str, Any]:
