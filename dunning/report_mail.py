@@ -193,8 +193,10 @@ def report_context(
                 "sent": m["sent"],
                 "delivered": num(m["delivered"], 0),
                 "read": num(m["read"], 0),
+                "answered": num(m["answered"], 0),
                 "replied": m["replied"],
                 "reply_rate": pct(m["reply_rate"]),
+                "paid_within": num(m["paid_within"], 0),
                 "failed": m["failed"],
             }
             for m in report.messages.to_dict("records")

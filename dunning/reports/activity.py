@@ -132,18 +132,25 @@ def message_stats(
     inbound: pd.DataFrame,
     start: date | pd.Timestamp | None,
     end: date | pd.Timestamp,
+    invoices: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Reminders sent in the period, per channel, and what became of them.
+    """Reminders sent in the period, per channel (email, WhatsApp, SMS, automated calls),
+    and what became of them.
 
     Columns: `channel`, `sent` (state sent, `sent_at` in the period), `delivered` and `read`
     (as the provider reported them; NaN for a channel that reports no delivery, such as
-    plain SMTP email), `replied` (at least one inbound message answers it: its `action_key`,
+    plain SMTP email; a call is delivered when a person or a voicemail took it),
+    `answered` (calls a person answered: outcome `completed`, not `machine`; NaN for
+    messages), `replied` (at least one inbound message answers it: its `action_key`,
     or, for a message matched only by invoice number, received within
-    `CONVERSION_DAYS` days after the reminder), `reply_rate` (0-1), `failed` (failed or
-    rejected, last tried in the period). Human tasks opened instead of a message
-    (channel `task`) are not messages and are left out.
+    `CONVERSION_DAYS` days after the reminder), `reply_rate` (0-1), `paid_within` (followed
+    by payment within `CONVERSION_DAYS` days, credited as `reminder_conversion` does; NaN
+    without `invoices`, the report frame with `closed_date`), `failed` (failed or rejected,
+    last tried in the period). Human tasks opened instead of a message (channel `task`)
+    are not messages and are left out.
     """
-    columns = ["channel", "sent", "delivered", "read", "replied", "reply_rate", "failed"]
+    columns = ["channel", "sent", "delivered", "read", "answered", "replied", "reply_rate",
+               "paid_within", "failed"]  # fmt: skip
     if actions.empty:
         return _empty(*columns)
     lo, hi = _window(start, end)
@@ -156,6 +163,7 @@ def message_stats(
     sent["delivered"] = status.isin(["delivered", "read"]) | sent["delivered_at"].notna()
     sent["read"] = (status == "read") | sent["read_at"].notna()
     sent["replied"] = sent["key"].isin(_answered_keys(sent, inbound))
+    sent["answered"] = status == "completed"
     tracked = (status != "") | sent["delivered_at"].notna() | sent["read_at"].notna()
     g = sent.groupby("channel")
     out = pd.DataFrame(
@@ -163,13 +171,20 @@ def message_stats(
             "sent": g.size(),
             "delivered": g["delivered"].sum(),
             "read": g["read"].sum(),
+            "answered": g["answered"].sum(),
             "replied": g["replied"].sum(),
         }
     )
     out = out.reindex(sorted(set(out.index) | set(failed["channel"])), fill_value=0)
     untracked = ~out.index.isin(sent.loc[tracked, "channel"].unique())
     out.loc[untracked, ["delivered", "read"]] = np.nan
+    out["answered"] = out["answered"].where(out.index == "voice")  # only a call is answered
     out["reply_rate"] = out["replied"] / out["sent"].where(out["sent"] > 0)
+    out["paid_within"] = np.nan
+    if invoices is not None:
+        rows = _credited_reminders(actions, invoices, start, end, CONVERSION_DAYS)
+        paid = rows.groupby("channel")["converted"].sum()
+        out["paid_within"] = paid.reindex(out.index, fill_value=0).astype("float64")
     out["failed"] = failed.groupby("channel").size().reindex(out.index, fill_value=0)
     out = out.rename_axis("channel").reset_index()
     for column in ("sent", "replied", "failed"):
@@ -215,10 +230,37 @@ def reminder_conversion(
     columns = ["stage", "sent", "paid_within", "awaiting", "rate"]
     if actions.empty:
         return _empty(*columns)
+    rows = _credited_reminders(actions, invoices, start, end, days)
+    g = rows.groupby("stage")
+    out = pd.DataFrame(
+        {
+            "sent": g.size(),
+            "paid_within": g["converted"].sum(),
+            "awaiting": g["awaiting"].sum(),
+            "order": g["offset"].median(),
+        }
+    )
+    decided = out["sent"] - out["awaiting"]
+    out["rate"] = out["paid_within"] / decided.where(decided > 0)
+    out = out.sort_values(["order"], kind="stable").rename_axis("stage").reset_index()
+    for column in ("sent", "paid_within", "awaiting"):
+        out[column] = out[column].astype("int64")
+    return out[columns]
+
+
+def _credited_reminders(
+    actions: pd.DataFrame,
+    invoices: pd.DataFrame,
+    start: date | pd.Timestamp | None,
+    end: date | pd.Timestamp,
+    days: int,
+) -> pd.DataFrame:
+    """The reminders sent in the period (stage, channel), each with `converted` (the last
+    reminder before a payment within `days` days), `awaiting` and `offset` (days from due)."""
     lo, hi = _window(start, end)
     ok = (actions["state"] == "sent") & (actions["channel"] != "task")
     all_sent = actions[ok & actions["sent_at"].notna()][
-        ["key", "invoice_number", "stage", "sent_at"]
+        ["key", "invoice_number", "stage", "channel", "sent_at"]
     ].sort_values(["invoice_number", "sent_at"], kind="stable")
     all_sent["next_sent_at"] = all_sent.groupby("invoice_number")["sent_at"].shift(-1)
     rows = all_sent[_in(all_sent["sent_at"], lo, hi)]
@@ -239,21 +281,7 @@ def reminder_conversion(
     window_open = rows["sent_day"] + pd.Timedelta(days=days) >= as_day(end)
     rows["awaiting"] = window_open & ~(rows["paid"].notna() & (rows["paid"] < hi))
     rows["offset"] = (rows["sent_day"] - rows["due"]).dt.days
-    g = rows.groupby("stage")
-    out = pd.DataFrame(
-        {
-            "sent": g.size(),
-            "paid_within": g["converted"].sum(),
-            "awaiting": g["awaiting"].sum(),
-            "order": g["offset"].median(),
-        }
-    )
-    decided = out["sent"] - out["awaiting"]
-    out["rate"] = out["paid_within"] / decided.where(decided > 0)
-    out = out.sort_values(["order"], kind="stable").rename_axis("stage").reset_index()
-    for column in ("sent", "paid_within", "awaiting"):
-        out[column] = out[column].astype("int64")
-    return out[columns]
+    return rows
 
 
 def promise_stats(

@@ -248,7 +248,7 @@ def build_portfolio_report(
         collections=weekly,
         top_overdue=top_overdue_customers(invoices, day, top_n),
         open_items=items,
-        messages=message_stats(frames.actions, frames.inbound, first, day),
+        messages=message_stats(frames.actions, frames.inbound, first, day, invoices),
         conversion=reminder_conversion(frames.actions, invoices, first, day),
         promises=promise_stats(frames.promises, first, day),
         disputes=disputes,
@@ -415,12 +415,14 @@ def _activity_markdown(report: PortfolioReport, pct, num) -> list[str]:  # noqa:
         "",
         "## Reminders",
         "",
-        "| channel | sent | delivered | read | replied | reply rate | failed |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        f"| channel | sent | delivered | read | answered | replied | reply rate "
+        f"| paid within {CONVERSION_DAYS} days | failed |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [
-        f"| {r.channel} | {r.sent} | {num(r.delivered, 0)} | {num(r.read, 0)} | {r.replied} "
-        f"| {pct(r.reply_rate)} | {r.failed} |"
+        f"| {r.channel} | {r.sent} | {num(r.delivered, 0)} | {num(r.read, 0)} "
+        f"| {num(r.answered, 0)} | {r.replied} | {pct(r.reply_rate)} | {num(r.paid_within, 0)} "
+        f"| {r.failed} |"
         for r in report.messages.itertuples()
     ]
     lines += [
