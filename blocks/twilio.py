@@ -20,6 +20,7 @@ SMS_STATUS_PATH = "/webhooks/twilio/sms/status"
 SMS_INBOUND_PATH = "/webhooks/twilio/sms/inbound"
 VOICE_STATUS_PATH = "/webhooks/twilio/voice/status"
 VOICE_GATHER_PATH = "/webhooks/twilio/voice/gather"
+VOICE_ANSWER_PATH = "/webhooks/twilio/voice/answer"
 
 _clients: dict[TwilioSettings, TwilioClient] = {}
 #: Keys Prefect itself may put in a block's data (nested blocks are saved with their slug).
@@ -260,8 +261,11 @@ class VoiceChannel(MessageQuota, Block):
         voices: Twilio voice per message language (es: Polly.Lucia).
         machine_detection: Twilio's answering-machine detection: Enable, DetectMessageEnd
             or empty (off).
-        voicemail: short (leave the short message; the customer counts as reached) or none
-            (a machine counts as not answered).
+        voicemail: What an answering machine hears (with `webhook_base_url` set, Twilio
+            fetches the call's words once it knows who answered): full (the whole call), short
+            (a short message: invoice, amount, call us back; both count as reached) or none
+            (hang up; a machine counts as not answered). DetectMessageEnd detection leaves
+            the message after the greeting's beep.
         call_attempts: Calls per stage before a person takes over.
         retry_after_minutes: Wait before calling again.
         ring_seconds: How long a call rings.
@@ -318,8 +322,10 @@ class VoiceChannel(MessageQuota, Block):
     machine_detection: Literal["Enable", "DetectMessageEnd", ""] = Field(
         "Enable", description="Answering-machine detection (empty: off)."
     )
-    voicemail: Literal["short", "none"] = Field(
-        "short", description="short: leave the short message; none: a machine is not an answer."
+    voicemail: Literal["full", "short", "none"] = Field(
+        "short",
+        description="What a voicemail hears: full call, short message, or none (hang up; a "
+        "machine is not an answer).",
     )
     call_attempts: int = Field(3, ge=1, le=10, description="Calls per stage before a person.")
     retry_after_minutes: int = Field(60, ge=1, description="Wait before calling again.")
@@ -338,6 +344,7 @@ class VoiceChannel(MessageQuota, Block):
             caller=self.caller_number,
             status_callback_url=self.url(VOICE_STATUS_PATH),
             gather_url=self.url(VOICE_GATHER_PATH),
+            answer_url=self.url(VOICE_ANSWER_PATH),
             say_languages=dict(self.say_languages),
             voices=dict(self.voices),
             machine_detection=self.machine_detection,

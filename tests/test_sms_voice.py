@@ -91,7 +91,7 @@ def invoice(number: str = "F-100", **kw) -> Invoice:
     return Invoice(**(fields | kw))
 
 
-def act(ledger, inv, channel, *, stage="overdue_7", api=None, pool=None, client=None):
+def act(ledger, inv, channel, *, stage="overdue_7", api=None, pool=None, client=None, voice=VOICE):
     """Carry out one planned action as the sweep's task does (SMTP pool for fallbacks)."""
     client = client or (client_for(api) if api else None)
     return execute_action(
@@ -110,7 +110,7 @@ def act(ledger, inv, channel, *, stage="overdue_7", api=None, pool=None, client=
         identity=EmailIdentity(from_address="cobros@acme.example", from_name="Acme S.L."),
         now=NOW,
         sms=SmsSender(client, SMS) if client else None,
-        voice=VoiceSender(client, VOICE) if client else None,
+        voice=VoiceSender(client, voice) if client else None,
     )
 
 
@@ -559,6 +559,56 @@ def test_an_answered_call_and_a_machine_are_recorded_on_the_timeline_and_in_the_
     texts = " ".join(p["text"] for p in notes["payload"] if "Automated call 1" in p.get("text", ""))
     assert "completed" in texts and "machine" in texts
     assert ledger.frame(HumanTask).empty  # voicemail "short": the message was left
+
+
+@pytest.mark.parametrize("voicemail", ["full", "short", "none"])
+def test_a_voicemail_hears_the_full_call_a_short_message_or_nothing_by_policy(
+    api, ledger, voicemail
+):
+    from dataclasses import replace
+
+    settings = replace(VOICE, answer_url=f"{BASE}/webhooks/twilio/voice/answer",
+                       voicemail=voicemail)  # fmt: skip
+    config = ReceiverConfig(
+        ledger_url=ledger.url,
+        twilio=TwilioReceiverConfig(
+            auth_token=SecretStr(TOKEN),
+            voice_base_url=BASE,
+            effects=TwilioEffects(voice=settings, policy=default_policy()),
+        ),
+    )
+    person = act(ledger, invoice(), "voice", stage="overdue_15", api=api, voice=settings)
+    machine = act(ledger, invoice("F-200", customer_id="C2", phone="611223344"), "voice",
+                  stage="overdue_15", api=api, voice=settings)  # fmt: skip
+    forms = api.state.created("Calls")
+    # Twilio fetches the words once it knows who answered: no inline TwiML.
+    assert all("Twiml" not in f and f["MachineDetection"] == "Enable" for f in forms)
+    answer_paths = [f["Url"].removeprefix(BASE) for f in forms]
+    assert answer_paths[0].startswith("/webhooks/twilio/voice/answer?lang=es&key=F-100")
+
+    def fetch(path: str, sid: str, answered_by: str, **kw) -> str:
+        form = {"AccountSid": ACCOUNT, "CallSid": sid, "CallStatus": "in-progress",
+                "AnsweredBy": answered_by, "From": SENDER, "To": "+34600123456"}  # fmt: skip
+        with TestClient(create_app(config)) as client:
+            answer = post(client, path, form, **kw)
+        assert answer.status_code == 200, answer.text
+        return answer.text
+
+    forged = post(TestClient(create_app(config)), answer_paths[0],
+                  {"CallSid": person.message_id}, token="0" * 32)  # fmt: skip
+    assert forged.status_code == 403
+    full = fetch(answer_paths[0], person.message_id, "human")
+    assert "1.234 euros con 56 céntimos" in says(full)[0] and "<Gather" in full
+    heard = fetch(answer_paths[1], machine.message_id, "machine_end_beep")
+    if voicemail == "full":
+        assert "<Gather" in heard and "F, 200" in says(heard)[0]
+    elif voicemail == "short":
+        (words,) = says(heard)  # one short message, no menu nobody can answer
+        assert "F, 200" in words and "llámenos" in words and "<Gather" not in heard
+    else:
+        assert says(heard) == [] and "<Hangup" in heard
+    # Twilio retrying the fetch hears the same words.
+    assert fetch(answer_paths[1], machine.message_id, "machine_end_beep") == heard
 
 
 def test_a_call_in_progress_when_the_sweep_died_is_not_placed_again(api, ledger):

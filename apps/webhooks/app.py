@@ -1,7 +1,7 @@
 """The webhook receiver: a small Starlette app, served by uvicorn (`dunning webhooks serve`).
 
 Paths: `/webhooks/whatsapp` (GET handshake, POST events), `/webhooks/stripe`,
-`/webhooks/erp`, `/webhooks/twilio/{sms/status,sms/inbound,voice/status,voice/gather}`
+`/webhooks/erp`, `/webhooks/twilio/{sms/status,sms/inbound,voice/status,voice/gather,voice/answer}`
 (`apps.webhooks.twilio`: form posts checked by `X-Twilio-Signature`, 403 when refused),
 `/healthz`. For every POST, in this order:
 

@@ -94,7 +94,8 @@ class TwilioReceiverConfig:
 def twilio_routes(
     config: TwilioReceiverConfig | None, ledger: Ledger, wake: Callable[[], None]
 ) -> list[Route]:
-    """The four Twilio routes; `wake()` tells the emitter new events are stored."""
+    """The Twilio routes (`dunning.twilio.webhooks.ROUTES`); `wake()` tells the emitter new
+    events are stored."""
 
     async def receive(request: Request) -> Response:
         path = request.url.path
@@ -143,7 +144,7 @@ def _store_and_apply(
     row_id, new = store_event(ledger, incoming)
     if not new:
         log.info("twilio event %s seen before: ignored", incoming.event_id)
-        return replay_answer(incoming, config.effects), False
+        return replay_answer(incoming, config.effects, ledger), False
     # The same effects the receiver re-applies at start (`reapply_unapplied`).
     done = apply_event(ledger, row_id, incoming, twilio=config.effects)
     twiml = done.pop("twiml")

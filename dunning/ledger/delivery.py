@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from dunning.ledger.models import Action
+from dunning.ledger.models import Action, Event
 
 if TYPE_CHECKING:
     from dunning.ledger.store import Ledger
@@ -158,3 +158,16 @@ def claim_call_retry(ledger: Ledger, key: str, attempts: int, outcome: str) -> b
             .values(attempts=attempts + 1, delivery_status="retrying", updated_at=utcnow())
         ).rowcount
     return bool(won)
+
+
+def latest_event_detail(ledger: Ledger, kind: str, action_key: str) -> dict[str, Any]:
+    """The detail of the newest `kind` event of the action `action_key` ({} when none): a
+    call's scripts, recorded when it was placed, for Twilio's fetch of the call's TwiML."""
+    with ledger.engine.connect() as conn:
+        detail = conn.execute(
+            sa.select(Event.detail)
+            .where(Event.kind == kind, Event.action_key == action_key)
+            .order_by(Event.id.desc())
+            .limit(1)
+        ).scalar()
+    return dict(detail or {})

@@ -184,17 +184,19 @@ class TwilioClient:
         machine_detection: str = "",
         ring_seconds: int = 30,
         on_retry: RetryHook | None = None,
+        url: str = "",
     ) -> Created:
-        """Create a Call that speaks `twiml` (≤ 4000 characters); the final status goes to
-        `status_callback` (one request per event: initiated, ringing, answered, completed)."""
-        if len(twiml) > 4000:
-            raise Refused(f"the call's TwiML is {len(twiml)} characters; Twilio allows 4000")
-        form: dict[str, Any] = {
-            "To": to,
-            "From": caller,
-            "Twiml": twiml,
-            "Timeout": str(ring_seconds),
-        }
+        """Create a Call that speaks `twiml` (≤ 4000 characters), or, with `url`, the TwiML
+        Twilio fetches from there once the call is answered (with `AnsweredBy` when machine
+        detection is on); the final status goes to `status_callback` (one request per
+        event: initiated, ringing, answered, completed)."""
+        form: dict[str, Any] = {"To": to, "From": caller, "Timeout": str(ring_seconds)}
+        if url:
+            form["Url"] = url
+        else:
+            if len(twiml) > 4000:
+                raise Refused(f"the call's TwiML is {len(twiml)} characters; Twilio allows 4000")
+            form["Twiml"] = twiml
         if status_callback:
             form["StatusCallback"] = status_callback
             form["StatusCallbackEvent"] = ["answered", "completed"]

@@ -15,6 +15,14 @@ being placed leaves it `sending` (in doubt): it is never placed again by itself.
 (completed, busy, no-answer, failed, machine) comes by the status callback and is recorded on
 the action, the timeline and the CRM; busy / no-answer / failed are retried after the
 block's `retry_after_minutes` up to `call_attempts` calls, then a person gets a task to call.
+
+Voicemail: with the block's `answer_url` (the receiver's `/webhooks/twilio/voice/answer`)
+the call carries no TwiML; Twilio fetches it once the call is answered, saying who answered
+(`AnsweredBy`, from answering-machine detection). A person hears the full call; a machine
+hears what the `voicemail` setting says: `full` (the same call), `short` (the `voicemail`
+words: invoice, amount, call us back) or `none` (hang up; the call counts as not answered).
+Both scripts are rendered when the call is placed and kept on a `call_script` event, so the
+receiver needs no invoice source to answer.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from babel.numbers import format_decimal, get_currency_name
 from jinja2 import TemplateNotFound
@@ -36,6 +45,7 @@ from dunning.ledger.delivery import (
     action_by_message_id,
     calls_to_retry,
     claim_call_retry,
+    latest_event_detail,
     set_delivery_outcome,
     update_action,
 )
@@ -71,9 +81,13 @@ class VoiceSettings:
     say_languages: dict[str, str] = field(default_factory=dict)
     voices: dict[str, str] = field(default_factory=dict)
     machine_detection: str = "Enable"
-    #: "short": a machine gets the short message and counts as reached; "none": a machine
-    #: counts as not answered (tried again, then a person calls)
+    #: A machine (answering-machine detection) hears "full": the whole call, "short": the
+    #: voicemail words; both count as reached. "none": hang up, the call counts as not
+    #: answered (tried again, then a person calls). Only heard with `answer_url`.
     voicemail: str = "short"
+    #: Where Twilio fetches the call's TwiML when answered (empty: the TwiML goes inline and
+    #: a machine hears the full call).
+    answer_url: str = ""
     call_attempts: int = 3
     retry_after: timedelta = timedelta(hours=1)
     ring_seconds: int = 30
@@ -139,6 +153,32 @@ def call_twiml(
     return _xml(response)
 
 
+def voicemail_twiml(settings: VoiceSettings, language: str, context: dict[str, Any]) -> str:
+    """The TwiML a voicemail gets with `voicemail: short`: who calls, the invoice, the
+    amount, please call back or pay by the link (no menu: nobody will press a key)."""
+    env = shared_environment(str(templates_dir()))
+    text = " ".join(env.from_string(_words(language)["voicemail"]).render(context).split())
+    response = ET.Element("Response")
+    ET.SubElement(response, "Say", settings.say(language)).text = text
+    ET.SubElement(response, "Hangup")
+    return _xml(response)
+
+
+HANGUP_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup /></Response>'
+
+
+def script_twiml(ledger: Ledger, settings: VoiceSettings, key: str, answered_by: str) -> str:
+    """The TwiML for Twilio's fetch of the answered call of action `key`: the full call for
+    a person (or when detection is off or unsure), for a machine what `voicemail` says.
+    A call with no recorded script (not ours) is hung up."""
+    scripts = latest_event_detail(ledger, "call_script", key)
+    if not scripts:
+        return HANGUP_TWIML
+    if not _is_machine(answered_by) or settings.voicemail == "full":
+        return str(scripts["full"])
+    return str(scripts["short"]) if settings.voicemail == "short" else HANGUP_TWIML
+
+
 def answer_twiml(settings: VoiceSettings, language: str, key: str) -> str:
     """The TwiML answering a menu choice: `key` is person, paid or no_input."""
     words = _words(language)
@@ -180,8 +220,9 @@ def place_call(
     twiml = call_twiml(settings, language, context)
     update_action(ledger, key, recipient=ready.phone)
     ledger.mark_sending(key, "")
+    _record_scripts(ledger, settings, key, language, context, where)
     try:
-        created = _create(client, settings, ready.phone, twiml)
+        created = _create(client, settings, ready.phone, twiml, key, language)
     except TwilioOutcomeUnknown as exc:
         ledger.record_event("in_doubt", **where, action_key=key, channel=CHANNEL, error=str(exc))
         return TwilioResult("in_doubt", "in_doubt", str(exc), recipient=ready.phone)
@@ -238,7 +279,7 @@ def apply_call_status(
     if status not in FINAL_STATUSES:
         ledger.record_event(f"call_{status}", **where, action_key=row.key, actor="twilio")
         return {"action_key": row.key, "outcome": status}
-    machine = answered_by.startswith("machine") or answered_by == "fax"
+    machine = _is_machine(answered_by)
     outcome = "machine" if machine and status == "completed" else status
     attempts = _attempts(ledger, row.key)
     set_delivery_outcome(ledger, row.key, outcome, at)
@@ -361,10 +402,10 @@ def retry_unanswered_calls(
         lang = language(invoice)
         context = call_context(invoice, today, lang, invoice.country, company_name, stage)
         where = {"invoice_number": invoice.invoice_number, "customer_id": invoice.customer_id}
+        _record_scripts(ledger, settings, row["key"], lang, context, where)
         try:
-            created = _create(
-                client, settings, row["recipient"], call_twiml(settings, lang, context)
-            )
+            twiml = call_twiml(settings, lang, context)
+            created = _create(client, settings, row["recipient"], twiml, row["key"], lang)
         except TwilioError as exc:
             ledger.record_event("call_retry_failed", **where, action_key=row["key"], error=str(exc))
             continue
@@ -382,7 +423,12 @@ def _inside(window: Window, now: datetime, timezone: str) -> bool:
     return window.start <= local < window.end
 
 
-def _create(client: TwilioClient, settings: VoiceSettings, to: str, twiml: str) -> Any:
+def _create(
+    client: TwilioClient, settings: VoiceSettings, to: str, twiml: str, key: str, language: str
+) -> Any:
+    url = ""
+    if settings.answer_url:  # the action key rides in the signed URL: no wait for the SID
+        url = _with_lang(settings.answer_url, language) + "&" + urlencode({"key": key})
     return client.create_call(
         to=to,
         caller=settings.caller,
@@ -390,7 +436,31 @@ def _create(client: TwilioClient, settings: VoiceSettings, to: str, twiml: str) 
         status_callback=settings.status_callback_url,
         machine_detection=settings.machine_detection,
         ring_seconds=settings.ring_seconds,
+        url=url,
     )
+
+
+def _record_scripts(
+    ledger: Ledger,
+    settings: VoiceSettings,
+    key: str,
+    language: str,
+    context: dict[str, Any],
+    where: dict[str, str],
+) -> None:
+    """Keep what the call will say to a person and to a voicemail, before it is placed
+    (Twilio fetches it from the receiver, which has no invoice source)."""
+    if not settings.answer_url:
+        return
+    ledger.record_event(
+        "call_script", **where, action_key=key, language=language,
+        full=call_twiml(settings, language, context),
+        short=voicemail_twiml(settings, language, context),
+    )  # fmt: skip
+
+
+def _is_machine(answered_by: str) -> bool:
+    return answered_by.startswith("machine") or answered_by == "fax"
 
 
 def _attempts(ledger: Ledger, key: str) -> int:

@@ -9,6 +9,11 @@ event with Twilio's own ids, so a retried or replayed call is recognised:
 | `/webhooks/twilio/sms/inbound` | `<MessageSid>` | `sms.inbound` |
 | `/webhooks/twilio/voice/status` | `<CallSid>:<CallStatus>` | `voice.status.<status>` |
 | `/webhooks/twilio/voice/gather` | `<CallSid>:gather` | `voice.gather` |
+| `/webhooks/twilio/voice/answer` | `<CallSid>:answer` | `voice.answer` |
+
+`voice/answer` is Twilio fetching an answered call's TwiML (the block's `answer_url`, with
+`?lang=..&key=<action key>`): the script for a person, or for a machine what the block's
+`voicemail` says (`dunning.twilio.voice.script_twiml`).
 
 The receiver stores the event first (`dunning.ledger.inbound.store_webhook_event`), then
 applies it here; the answer to Twilio is TwiML (empty, or the menu's spoken answer).
@@ -26,7 +31,13 @@ from dunning.inbound.providers import Incoming, PayloadError
 from dunning.ledger import Ledger
 from dunning.policy import Policy, default_policy, today
 from dunning.twilio.sms import apply_sms_status, store_inbound_sms
-from dunning.twilio.voice import VoiceSettings, answer_twiml, apply_call_status, apply_gather
+from dunning.twilio.voice import (
+    VoiceSettings,
+    answer_twiml,
+    apply_call_status,
+    apply_gather,
+    script_twiml,
+)
 
 PROVIDER = "twilio"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
@@ -35,6 +46,7 @@ ROUTES = {
     "/webhooks/twilio/sms/inbound": "sms.inbound",
     "/webhooks/twilio/voice/status": "voice.status",
     "/webhooks/twilio/voice/gather": "voice.gather",
+    "/webhooks/twilio/voice/answer": "voice.answer",
 }
 
 
@@ -73,8 +85,9 @@ def twilio_event(path: str, params: Mapping[str, str]) -> Incoming:
     sid = params.get("CallSid", "")
     if not sid:
         raise PayloadError("a Twilio voice webhook without CallSid")
-    if route == "voice.gather":
-        return Incoming(PROVIDER, f"{sid}:gather", route, payload=dict(params))
+    if route in ("voice.gather", "voice.answer"):
+        suffix = route.removeprefix("voice.")
+        return Incoming(PROVIDER, f"{sid}:{suffix}", route, payload=dict(params))
     status = params.get("CallStatus", "")
     if not status:
         raise PayloadError("a call status callback without CallStatus")
@@ -100,6 +113,10 @@ def apply_twilio_event(
         return EMPTY_TWIML, {"action_key": key or ""}
     if kind == "sms.inbound":
         return EMPTY_TWIML, store_inbound_sms(ledger, p, at=now)
+    if kind == "voice.answer":
+        answered_by = p.get("AnsweredBy", "")
+        twiml = script_twiml(ledger, effects.voice, p.get("key", ""), answered_by)
+        return twiml, {"action_key": p.get("key", ""), "answered_by": answered_by}
     policy = effects.policy or default_policy()
     day = today(policy, now)
     if kind.startswith("voice.status."):
@@ -126,8 +143,11 @@ def apply_twilio_event(
     return EMPTY_TWIML, {}
 
 
-def replay_answer(incoming: Incoming, effects: TwilioEffects) -> str:
+def replay_answer(incoming: Incoming, effects: TwilioEffects, ledger: Ledger) -> str:
     """The TwiML for an event seen before (Twilio retried): the same words, no new effect."""
+    if incoming.kind == "voice.answer":  # reads the ledger, writes nothing: the same script
+        p = incoming.payload
+        return script_twiml(ledger, effects.voice, p.get("key", ""), p.get("AnsweredBy", ""))
     if incoming.kind != "voice.gather":
         return EMPTY_TWIML
     digits = incoming.payload.get("Digits", "")
