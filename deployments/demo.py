@@ -57,9 +57,12 @@ API_URL = f"http://{HOST}:{PREFECT_PORT}/api"
 #: This demo's pid and its children's (each the leader of its own process group).
 PIDFILE = VAR / "demo" / "demo.pid"
 #: Seconds a child gets to exit after SIGTERM before its group gets SIGKILL.
-STOP_GRACE_S = 6.0
+STOP_GRACE_S = 3.0
 #: Every process this demo started, oldest first.
 CHILDREN: list[subprocess.Popen] = []
+#: The children the others talk to (the Prefect server, the mail sink), stopped after them:
+#: `serve` pauses its schedules on the way out, which waits for a server that is gone.
+SERVICES: list[subprocess.Popen] = []
 TIMEZONE = "Europe/Madrid"
 
 os.environ["PREFECT_API_URL"] = API_URL
@@ -170,6 +173,8 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
 def _stop_groups(pgids: list[int]) -> None:
     """SIGTERM every process group (the newest first), SIGKILL what is left after
     `STOP_GRACE_S`: a child's own children go with it, as they share its group."""
+    if not pgids:
+        return
     for pgid in reversed(pgids):
         _signal_group(pgid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE_S
@@ -228,20 +233,43 @@ def stop_earlier_demo() -> int:
     return 0
 
 
+#: Whether a child is being started, and whether a stop signal came meanwhile.
+_starting = False
+_stop_requested = False
+
+
+def _on_stop_signal(signum: int, frame: object) -> None:
+    """SIGINT, SIGTERM, SIGHUP: KeyboardInterrupt, which unwinds to `main`'s `finally` that
+    stops every child; while a child is being started, once it is recorded (else it would
+    outlive the demo)."""
+    global _stop_requested
+    if _starting:
+        _stop_requested = True
+        return
+    raise KeyboardInterrupt
+
+
 def _start(args: list[str], log: str, **env: str) -> subprocess.Popen:
     """Start a child in its own process group (a terminal's Ctrl-C reaches the demo only,
     which then stops the group) and record it in the pid file."""
+    global _starting
     out = open(VAR / log, "ab")  # noqa: SIM115 - the child keeps it open
-    proc = subprocess.Popen(
-        args,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-        start_new_session=True,
-        env=os.environ | env,
-    )
-    CHILDREN.append(proc)
-    _write_pidfile()
+    _starting = True
+    try:
+        proc = subprocess.Popen(
+            args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+            env=os.environ | env,
+        )
+        CHILDREN.append(proc)
+        _write_pidfile()
+    finally:
+        _starting = False
+    if _stop_requested:
+        raise KeyboardInterrupt
     return proc
 
 
@@ -258,6 +286,7 @@ def start_prefect_server() -> None:
         "prefect-server.log",
         **SERVER_SETTINGS,
     )
+    SERVICES.append(server)
     deadline = time.monotonic() + 120
     while not _healthy():
         if time.monotonic() > deadline or server.poll() is not None:
@@ -270,11 +299,12 @@ def start_mail_sink() -> None:
         _say(f"something already listens on {HOST}:{SMTP_PORT}; using it as the mail server")
         return
     _say(f"starting the mail sink on {HOST}:{SMTP_PORT} -> var/outbox/")
-    _start(
+    sink = _start(
         [sys.executable, "-m", "apps.mailsink", "--dir", str(VAR / "outbox")]
         + ["--host", HOST, "--port", str(SMTP_PORT)],
         "mailsink.log",
     )
+    SERVICES.append(sink)
     deadline = time.monotonic() + 20
     while not _listening(SMTP_PORT):
         if time.monotonic() > deadline:
@@ -389,10 +419,9 @@ def main(argv: list[str] | None = None) -> int:
     refuse_stale_demo()
     check_ports()
     _write_pidfile()
-    # A closed terminal (SIGHUP) or a service manager (SIGTERM) stops the demo as Ctrl-C
-    # does: KeyboardInterrupt unwinds to the `finally` below, which stops every child.
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.default_int_handler)
+    # Ctrl-C, a service manager (SIGTERM) and a closed terminal (SIGHUP) stop the demo.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_stop_signal)
     # A demo starts from a clean slate: fresh ledger and outbox.
     shutil.rmtree(VAR / "outbox", ignore_errors=True)
     for f in VAR.glob("ledger.db*"):
@@ -454,7 +483,8 @@ def main(argv: list[str] | None = None) -> int:
         # A second signal must not interrupt the stopping.
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
-        _stop_groups([proc.pid for proc in CHILDREN])
+        _stop_groups([proc.pid for proc in CHILDREN if proc not in SERVICES])
+        _stop_groups([proc.pid for proc in SERVICES])
         PIDFILE.unlink(missing_ok=True)
 
 

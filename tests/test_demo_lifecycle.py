@@ -63,6 +63,18 @@ def _marked(mark: str) -> list[int]:
     return pids
 
 
+def _described(pids: list[int]) -> list[str]:
+    """`pid command line` of each pid still running, for a failure message."""
+    lines = []
+    for pid in pids:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        lines.append(f"{pid} {cmdline.decode(errors='replace')[:120]}")
+    return lines
+
+
 def test_sigterm_stops_every_process_and_frees_every_port(tmp_path):
     mark = uuid.uuid4().hex
     env = _demo_env(tmp_path, DEMO_LIFECYCLE_MARK=mark)
@@ -87,9 +99,9 @@ def test_sigterm_stops_every_process_and_frees_every_port(tmp_path):
             if demo.poll() is not None and all(map(_free, ports)) and not _marked(mark):
                 break
             time.sleep(0.2)
-        assert demo.poll() == 0, log.read_text()[-3000:]
+        assert demo.poll() == 0, (_described(_marked(mark)), log.read_text()[-3000:])
         assert [port for port in ports if not _free(port)] == []
-        assert _marked(mark) == []
+        assert _described(_marked(mark)) == []
         assert not (tmp_path / "var" / "demo" / "demo.pid").exists()
     finally:
         for pid in _marked(mark):
@@ -119,7 +131,7 @@ def test_a_signal_while_starting_stops_what_was_started(tmp_path, sig):
         demo.send_signal(sig)
         assert demo.wait(timeout=10) == 0
         assert _free(prefect_port)
-        assert _marked(mark) == []
+        assert _described(_marked(mark)) == []
     finally:
         for pid in _marked(mark):
             os.kill(pid, signal.SIGKILL)
