@@ -232,30 +232,14 @@ def _twilio_reasons(
         needs = country.isin(facts.opt_in_countries).to_numpy()
         consent = customer.isin(facts.opted_in).to_numpy()
         out[~opted_out & needs & ~consent] = "no opt-in (required in the country)"
-    check = wanted & (out == "")
-    if check.any():
-        from dunning.whatsapp.phones import normalize_phones
-
-        rows = np.flatnonzero(check)
-        sub = df.iloc[rows]
-        phone = sub["phone"].fillna("").astype(str)
-        country = sub["country"].fillna("").astype(str)
-        e164 = normalize_phones(phone, country).to_numpy(dtype=object)
-        bad = e164 == ""
-        empty = (phone.str.strip() == "").to_numpy()
-        unreadable = "phone '" + phone.to_numpy(dtype=object) + "' not a valid number for "
-        out[rows] = np.where(
-            empty,
-            "no phone number",
-            np.where(bad, unreadable + country.to_numpy(dtype=object), ""),
-        )
-        invalid = {(c, p) for ch, c, p in facts.invalid if ch == channel}
-        if invalid:
-            pairs = pd.Series(list(zip(customer.iloc[rows], e164, strict=True)))
-            reported = pairs.isin(invalid).to_numpy() & ~bad
-            out[rows[reported]] = (
-                "number " + e164[reported] + f" reported unusable for {PHONE_CHANNELS[channel]}"
-            )
+    invalid = {(c, p) for ch, c, p in facts.invalid if ch == channel}
+    _number_reasons(
+        df,
+        np.flatnonzero(wanted & (out == "")),
+        out,
+        invalid,
+        f" reported unusable for {PHONE_CHANNELS[channel]}",
+    )
     return out
 
 
@@ -279,28 +263,42 @@ def _whatsapp_reasons(
     consent = source_yes | customer.isin(facts.opted_in).to_numpy()
     out[opted_out] = "opted out"
     out[~opted_out & ~consent] = "no opt-in"
-    check = wanted & ~opted_out & consent
-    if check.any():
-        from dunning.whatsapp.phones import normalize_phones
-
-        rows = np.flatnonzero(check)
-        sub = df.iloc[rows]
-        phone = sub["phone"].fillna("").astype(str)
-        country = sub["country"].fillna("").astype(str)
-        e164 = normalize_phones(phone, country).to_numpy(dtype=object)
-        bad = e164 == ""
-        empty = (phone.str.strip() == "").to_numpy()
-        unreadable = "phone '" + phone.to_numpy(dtype=object) + "' not a valid number for "
-        out[rows] = np.where(
-            empty,
-            "no phone number",
-            np.where(bad, unreadable + country.to_numpy(dtype=object), ""),
-        )
-        if facts.invalid:
-            pairs = pd.Series(list(zip(customer.iloc[rows], e164, strict=True)))
-            reported = pairs.isin(facts.invalid).to_numpy() & ~bad
-            out[rows[reported]] = "number " + e164[reported] + " reported as not on WhatsApp"
+    rows = np.flatnonzero(wanted & ~opted_out & consent)
+    _number_reasons(df, rows, out, facts.invalid, " reported as not on WhatsApp")
     return out
+
+
+def _number_reasons(
+    df: pd.DataFrame,
+    rows: np.ndarray,
+    out: np.ndarray,
+    invalid: set[tuple[str, str]] | frozenset[tuple[str, str]],
+    reported_as: str,
+) -> None:
+    """Write into `out[rows]` why each row's phone cannot be used ("" where it can): no
+    number, not a valid number for its country, or (customer id, E.164) among `invalid`
+    (then "number <E.164>" + `reported_as`). Phones are parsed for these rows only."""
+    if not len(rows):
+        return
+    from dunning.whatsapp.phones import normalize_phones
+
+    sub = df.iloc[rows]
+    phone = sub["phone"].fillna("").astype(str)
+    country = sub["country"].fillna("").astype(str)
+    e164 = normalize_phones(phone, country).to_numpy(dtype=object)
+    bad = e164 == ""
+    empty = (phone.str.strip() == "").to_numpy()
+    unreadable = "phone '" + phone.to_numpy(dtype=object) + "' not a valid number for "
+    out[rows] = np.where(
+        empty,
+        "no phone number",
+        np.where(bad, unreadable + country.to_numpy(dtype=object), ""),
+    )
+    if invalid:
+        customer = sub["customer_id"].astype(str)
+        pairs = pd.Series(list(zip(customer, e164, strict=True)))
+        reported = pairs.isin(invalid).to_numpy() & ~bad
+        out[rows[reported]] = "number " + e164[reported] + reported_as
 
 
 def _opted_out(df: pd.DataFrame, pauses: pd.DataFrame, channel: str) -> np.ndarray:
