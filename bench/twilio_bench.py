@@ -1,11 +1,15 @@
 """SMS sends per second against the in-process fake Twilio API, and the receiver's Twilio
 webhooks per second (`python -m bench.twilio_bench [N]`).
 
-Three runs of N SMS each through the core send path (`dunning.twilio.sms.send_sms_reminder`:
+Runs of N SMS each through the core send path (`dunning.twilio.sms.send_sms_reminder`:
 consent, render, measure, claim, HTTP, record in a SQLite ledger), one thread:
 unlimited; the fake answering 20429 above 10 requests/s (Twilio's own limit, retried with
-backoff); and the same N status callbacks posted to the real receiver (signature check,
-store once, apply). Prints wall time, messages/s and CPU milliseconds per message.
+backoff); with `--rate-limit`, through the `SmsChannel` block's `messages_per_second=10`
+as the send task takes it (a Prefect global rate limit, one slot per message, on a
+temporary Prefect server: `prefect_test_harness`); and the N status callbacks posted to the
+real receiver (signature check, store once, apply). Prints wall time, messages/s and CPU
+milliseconds per message (the rate-limited run's CPU includes the slot requests to the
+server, not the server's own).
 """
 
 from __future__ import annotations
@@ -56,7 +60,36 @@ def _timed(label: str, n: int, run) -> None:  # noqa: ANN001
     print(f"{label:<44} {n:>5}  {wall:7.2f} s  {n / wall:8.1f}/s  {1000 * cpu / n:6.2f} ms CPU")
 
 
-def main(n: int = 200) -> None:
+def send_rate_limited(
+    ledger: Ledger, client: TwilioClient, n: int, rate: float, prefix: str = "R"
+) -> None:
+    """Send `n` SMS as the send task does with an `SmsChannel` whose `messages_per_second`
+    is `rate`: make sure of the block's Prefect rate limit, then take one slot per message.
+    Needs a Prefect API (`PREFECT_API_URL`)."""
+    from prefect.concurrency.sync import rate_limit
+
+    from blocks.twilio import SmsChannel, TwilioCredentials
+    from tasks.erp import ensure_rate_limit
+
+    block = SmsChannel(credentials=TwilioCredentials(account_sid=ACCOUNT, auth_token=TOKEN),
+                       from_number="+34910000000", messages_per_second=rate)  # fmt: skip
+    name = ensure_rate_limit(block)
+    assert name is not None
+    for i in range(n):
+        rate_limit(name, strict=True)
+        _send_all(ledger, client, 1, f"{prefix}{i}")
+
+
+def _with_block_rate_limit(ledger: Ledger, client: TwilioClient, n: int, rate: float) -> None:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        send_rate_limited(ledger, client, 1, rate, "W")  # outside the timing: server warm-up
+        _timed(f"SMS, SmsChannel messages_per_second={rate:g}", n,
+               lambda: send_rate_limited(ledger, client, n, rate))  # fmt: skip
+
+
+def main(n: int = 200, with_rate_limit: bool = False) -> None:
     with (
         tempfile.TemporaryDirectory() as tmp,
         TwilioServer(account_sid=ACCOUNT, auth_token=TOKEN) as api,
@@ -69,6 +102,9 @@ def main(n: int = 200) -> None:
         api.state.max_per_second = 10
         _timed("SMS, Twilio answering 20429 above 10/s", n,
                lambda: _send_all(ledger, client, n, "B"))  # fmt: skip
+        api.state.max_per_second = 0
+        if with_rate_limit:
+            _with_block_rate_limit(ledger, client, n, 10)
         config = ReceiverConfig(
             ledger_url=ledger.url,
             twilio=TwilioReceiverConfig(auth_token=SecretStr(TOKEN), sms_base_url=BASE),
@@ -92,4 +128,5 @@ def main(n: int = 200) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 200)
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    main(int(args[0]) if args else 200, with_rate_limit="--rate-limit" in sys.argv)

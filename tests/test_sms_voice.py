@@ -850,6 +850,21 @@ def test_an_sms_reply_goes_through_the_same_reply_understanding_as_email(api, le
     assert (pause["kind"], pause["invoice_number"]) == ("verify_payment", "F-100")
 
 
+def test_the_benchmarks_block_rate_limit_keeps_sms_under_twilios_limit(api, ledger, prefect_api):
+    import time as clock
+
+    from bench.twilio_bench import send_rate_limited
+
+    # Twilio (the fake) refuses a 10th request within a second; the block allows 4/s (a
+    # burst of 4, then 4 a second), so not one send meets a 20429 and each is sent once.
+    api.state.max_per_second = 10
+    started = clock.monotonic()
+    send_rate_limited(ledger, client_for(api, max_attempts=1), 14, rate=4)
+    elapsed = clock.monotonic() - started
+    assert [r["status"] for r in api.state.requests] == [201] * 14
+    assert elapsed >= 2.0  # 10 sends past the burst at 4 a second
+
+
 def test_the_blocks_refuse_unknown_keys_and_half_credentials_without_echoing_secrets():
     from pydantic import ValidationError
 
