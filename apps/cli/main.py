@@ -294,32 +294,21 @@ def sweep(
     channel = _email_channel(channel_block, smtp_host, smtp_port, sender)
     led = LedgerDatabase(url=ledger) if ledger else resolve_block(ledger_block, LedgerDatabase)
     pol = DunningPolicy.from_yaml(policy) if policy else None
+    run = {
+        "source": source,
+        "channel": channel,
+        "ledger": led,
+        "policy": pol,
+        "now": moment,
+        "whatsapp": whatsapp,
+        "sms": sms,
+        "voice": voice,
+    }
     try:
         if invoice:
-            counts = dunning_invoice(
-                invoice=invoice,
-                source=source,
-                channel=channel,
-                ledger=led,
-                policy=pol,
-                now=moment,
-                whatsapp=whatsapp,
-                sms=sms,
-                voice=voice,
-            )
+            counts = dunning_invoice(invoice=invoice, **run)
         else:
-            counts = dunning_sweep(
-                source=source,
-                channel=channel,
-                ledger=led,
-                policy=pol,
-                now=moment,
-                whatsapp=whatsapp,
-                sms=sms,
-                voice=voice,
-                shards=shards,
-                shard=shard,
-            )
+            counts = dunning_sweep(**run, shards=shards, shard=shard)
     except (SourceError, LedgerUnavailable) as exc:
         _fail(str(exc))
     typer.echo(json.dumps(counts, ensure_ascii=False, default=str))
