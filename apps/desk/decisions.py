@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Literal
 
 from apps.desk.auth import User
 from apps.desk.queries import can_close_task
@@ -166,15 +167,7 @@ def pause(
         )
     else:
         ledger.add_pause("hold", customer_id=customer_id, until=until, reason=reason, actor=actor)
-    what = f"invoice {invoice_number}" if invoice_number else "all invoices"
-    queue_note(
-        ledger,
-        key=f"desk:pause:{customer_id}:{invoice_number}:{utcnow().isoformat()}",
-        text=f"Reminders paused for {what} by {user.email}: {reason}",
-        invoice_number=invoice_number,
-        customer_id=customer_id,
-        direction="desk",
-    )
+    _note_reminders(ledger, user, "pause", customer_id, invoice_number, reason)
 
 
 def resume(
@@ -208,16 +201,29 @@ def resume(
             ledger.record_event(
                 "pause_hold_ended", customer_id=customer_id, actor=actor, reason=reason
             )
+    _note_reminders(ledger, user, "resume", customer_id, invoice_number, reason)
+    return ended
+
+
+def _note_reminders(
+    ledger: Ledger,
+    user: User,
+    verb: Literal["pause", "resume"],
+    customer_id: str,
+    invoice_number: str,
+    reason: str,
+) -> None:
+    """Queue the CRM note that `user` paused or resumed reminders (for one invoice, or all
+    of the customer's), with the reason."""
     what = f"invoice {invoice_number}" if invoice_number else "all invoices"
     queue_note(
         ledger,
-        key=f"desk:resume:{customer_id}:{invoice_number}:{utcnow().isoformat()}",
-        text=f"Reminders resumed for {what} by {user.email}: {reason}",
+        key=f"desk:{verb}:{customer_id}:{invoice_number}:{utcnow().isoformat()}",
+        text=f"Reminders {verb}d for {what} by {user.email}: {reason}",
         invoice_number=invoice_number,
         customer_id=customer_id,
         direction="desk",
     )
-    return ended
 
 
 def _summary(closing: Closing) -> str:
