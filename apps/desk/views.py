@@ -67,26 +67,29 @@ def install_filters(env: Environment) -> None:
     env.filters["quote"] = quote
 
 
+def _number(value: Any) -> float | None:
+    """`value` as a number, or None when it is missing, not a number or NaN: event details
+    come from many writers, and an odd value shows as nothing rather than failing the page."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, UndefinedError):
+        return None
+    return None if number != number else number  # NaN is not equal to itself
+
+
 def _render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     lang = pick_language(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
     locale = LOCALES[lang]
 
     def money(amount: float | None, currency: str | None = "EUR") -> str:
-        # Event details come from many writers: a missing or odd amount shows as nothing.
-        try:
-            value = float(amount)  # type: ignore[arg-type]
-        except (TypeError, ValueError, UndefinedError):
-            return ""
-        if value != value:  # NaN
+        value = _number(amount)
+        if value is None:
             return ""
         return format_currency(value, str(currency or "EUR"), locale=locale)
 
     def num(value: float | None, digits: int = 1) -> str:
-        try:
-            number = float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError, UndefinedError):
-            return ""
-        if number != number:  # NaN
+        number = _number(value)
+        if number is None:
             return ""
         pattern = "#,##0." + "0" * digits if digits else "#,##0"
         return format_decimal(number, format=pattern, locale=locale)
