@@ -87,8 +87,26 @@ def with_channels(keys: pd.Series, channels: pd.Series) -> pd.Series:
     return stage_column(keys) + SEPARATOR + channels
 
 
+class _Keyed:
+    """The invoice and channel of a record that carries an `ActionKey`, read off the key."""
+
+    key: ActionKey
+
+    @property
+    def invoice(self) -> str:
+        """The invoice number the key names."""
+        return self.key.invoice
+
+    @property
+    def channel(self) -> str:
+        """The key's channel: email, whatsapp, sms, voice or task (a human task where there
+        is no usable email). An outcome's is the channel that carried the action: email
+        after a WhatsApp fallback."""
+        return self.key.channel
+
+
 @dataclass(frozen=True)
-class PlannedAction:
+class PlannedAction(_Keyed):
     """One action of the plan, all the act step needs to carry it out.
 
     `stage` is the ladder stage whose message goes out (`promise_broken` for a broken
@@ -103,15 +121,6 @@ class PlannedAction:
     timezone: str = ""
     language: str = ""
     country: str = ""
-
-    @property
-    def invoice(self) -> str:
-        return self.key.invoice
-
-    @property
-    def channel(self) -> str:
-        """email, whatsapp or task (a human task where there is no usable email)."""
-        return self.key.channel
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PlannedAction:
@@ -145,7 +154,7 @@ class PlannedAction:
 
 
 @dataclass
-class Outcome:
+class Outcome(_Keyed):
     """What happened to one action; `status` is sent, task, skipped or failed.
 
     `key` is the key that carried it: a WhatsApp action that fell back names the email (or
@@ -162,15 +171,6 @@ class Outcome:
     escalations: list[str] = field(default_factory=list)
     fallback_from: str = ""
     fallback_reason: str = ""
-
-    @property
-    def invoice(self) -> str:
-        return self.key.invoice
-
-    @property
-    def channel(self) -> str:
-        """The channel that carried the action (email after a WhatsApp fallback)."""
-        return self.key.channel
 
     @classmethod
     def failed(cls, action: PlannedAction, error: BaseException | str) -> Outcome:
