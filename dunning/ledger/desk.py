@@ -139,6 +139,11 @@ def task(ledger: Ledger, task_id: int) -> dict[str, Any] | None:
     return dict(row._mapping) if row else None
 
 
+def _dicts(conn: sa.Connection, stmt: sa.Select) -> list[dict[str, Any]]:
+    """The rows `stmt` selects, each as a dict of column name to value."""
+    return [dict(row) for row in conn.execute(stmt).mappings()]
+
+
 def customer_page(ledger: Ledger, customer_id: str) -> dict[str, Any] | None:
     """Everything the customer page shows; None for a customer the ledger does not know.
 
@@ -147,52 +152,42 @@ def customer_page(ledger: Ledger, customer_id: str) -> dict[str, Any] | None:
     `stages` (invoice number -> the latest stage sent).
     """
     with ledger.engine.connect() as conn:
-        invoices = [
-            dict(r._mapping)
-            for r in conn.execute(
-                sa.select(T_INV)
-                .where(T_INV.c.customer_id == customer_id)
-                .order_by((T_INV.c.status == "open").desc(), T_INV.c.due_date.desc())
-                .limit(200)
-            )
-        ]
+        invoices = _dicts(
+            conn,
+            sa.select(T_INV)
+            .where(T_INV.c.customer_id == customer_id)
+            .order_by((T_INV.c.status == "open").desc(), T_INV.c.due_date.desc())
+            .limit(200),
+        )
         if not invoices:
             return None
         numbers = [i["invoice_number"] for i in invoices]
         status = conn.execute(
             sa.select(T_STATUS).where(T_STATUS.c.customer_id == customer_id)
         ).first()
-        pauses = [
-            dict(r._mapping)
-            for r in conn.execute(
-                sa.select(T_PAUSE)
-                .where(
-                    T_PAUSE.c.active,
-                    sa.or_(
-                        T_PAUSE.c.customer_id == customer_id, T_PAUSE.c.invoice_number.in_(numbers)
-                    ),
-                )
-                .order_by(T_PAUSE.c.created_at.desc())
+        pauses = _dicts(
+            conn,
+            sa.select(T_PAUSE)
+            .where(
+                T_PAUSE.c.active,
+                sa.or_(T_PAUSE.c.customer_id == customer_id, T_PAUSE.c.invoice_number.in_(numbers)),
             )
-        ]
-        promises = [
-            dict(r._mapping)
-            for r in conn.execute(
-                sa.select(T_PROMISE)
-                .where(T_PROMISE.c.customer_id == customer_id)
-                .order_by(T_PROMISE.c.made_at.desc())
-                .limit(20)
-            )
-        ]
-        tasks = [
-            dict(r._mapping)
-            for r in conn.execute(
-                sa.select(T_TASK)
-                .where(T_TASK.c.customer_id == customer_id)
-                .order_by((T_TASK.c.status == "open").desc(), T_TASK.c.created_at.desc())
-                .limit(50)
-            )
-        ]
+            .order_by(T_PAUSE.c.created_at.desc()),
+        )
+        promises = _dicts(
+            conn,
+            sa.select(T_PROMISE)
+            .where(T_PROMISE.c.customer_id == customer_id)
+            .order_by(T_PROMISE.c.made_at.desc())
+            .limit(20),
+        )
+        tasks = _dicts(
+            conn,
+            sa.select(T_TASK)
+            .where(T_TASK.c.customer_id == customer_id)
+            .order_by((T_TASK.c.status == "open").desc(), T_TASK.c.created_at.desc())
+            .limit(50),
+        )
         timeline = _timeline(conn, customer_id, numbers)
         stages: dict[str, str] = {}
         for r in conn.execute(
