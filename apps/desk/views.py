@@ -29,6 +29,7 @@ from apps.desk.auth import (
     start_session,
 )
 from apps.desk.i18n import LANGS, LOCALES, pick_language, translator
+from dunning.ledger import Ledger
 from dunning.ledger.desk import login_failure_summary
 from dunning.ledger.models import utcnow
 from dunning.policy import today as policy_today
@@ -330,11 +331,9 @@ async def customer_view(request: Request) -> Response:
     """A customer's invoices, pauses, promises, tasks and timeline."""
     customer_id = request.query_params.get("id", "")
     ledger = _ledger(request)
-    if not queries.can_see_customer(ledger, request.state.user, customer_id):
-        return _error(request, 403, "forbidden")
-    data = queries.customer_page(ledger, customer_id)
-    if data is None:
-        return _error(request, 404, "not_found")
+    data = _customer_page(request, ledger, customer_id)
+    if isinstance(data, Response):
+        return data
     risk = next((e["detail"]["p_late"] for e in data["timeline"] if "p_late" in e["detail"]), None)
     return _render(
         request,
@@ -345,16 +344,23 @@ async def customer_view(request: Request) -> Response:
     )
 
 
+def _customer_page(request: Request, ledger: Ledger, customer_id: str) -> dict[str, Any] | Response:
+    """The customer page's data, or the error page: 403 for a customer this user may not
+    see, else 404 for one the ledger does not know."""
+    if not queries.can_see_customer(ledger, request.state.user, customer_id):
+        return _error(request, 403, "forbidden")
+    data = queries.customer_page(ledger, customer_id)
+    return _error(request, 404, "not_found") if data is None else data
+
+
 async def _customer_decision(request: Request, action: str) -> Response:
     form = await _checked_form(request)
     customer_id = str(form.get("customer_id", ""))
     invoice = str(form.get("invoice_number", ""))
     ledger = _ledger(request)
-    if not queries.can_see_customer(ledger, request.state.user, customer_id):
-        return _error(request, 403, "forbidden")
-    data = queries.customer_page(ledger, customer_id)
-    if data is None:
-        return _error(request, 404, "not_found")
+    data = _customer_page(request, ledger, customer_id)
+    if isinstance(data, Response):
+        return data
     if invoice and invoice not in {i["invoice_number"] for i in data["invoices"]}:
         return _error(request, 404, "not_found")
     reason = str(form.get("reason", ""))
