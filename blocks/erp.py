@@ -37,6 +37,12 @@ class ApiInvoiceSource(HttpApiBlock, InvoiceSource, ABC):
 
     A record's `pdf_path` is attached only from `attachments_dir`, or downloaded when it is
     a URL on the API's own host (`dunning.connectors.documents`): never any other local file.
+
+    Attributes:
+        attachments_dir: Folder that pdf_path values may name (else only PDFs at the API's
+            own URL are attached, downloaded with limits).
+        timeout_seconds, retries, max_retry_wait_seconds, requests_per_second: As for every
+            HTTP API block (`blocks.http.HttpApiBlock`).
     """
 
     _rate_limit_kind = "source"
@@ -102,10 +108,8 @@ class OdooInvoiceSource(ApiInvoiceSource):
         payment_states: `payment_state` values a full read asks for.
         portal_url_template: Payment/PDF link per invoice, from `{base_url}`, `{id}`,
             `{name}` and `{access_token}`.
-        attachments_dir: Folder that pdf_path values may name (else only PDFs at the API's
-            own URL are attached, downloaded with limits).
-        timeout_seconds, retries, max_retry_wait_seconds, requests_per_second: As for every
-            HTTP API block (`blocks.http.HttpApiBlock`).
+        attachments_dir, timeout_seconds, retries, max_retry_wait_seconds,
+            requests_per_second: As for every API source (`ApiInvoiceSource`).
 
     Examples:
         Save the source once:
@@ -188,10 +192,8 @@ class StripeInvoiceSource(ApiInvoiceSource):
         base_url: Stripe API address.
         collection_method: Only invoices collected this way (`send_invoice`); empty for all.
         timezone: Calendar the due dates are read in.
-        attachments_dir: Folder that pdf_path values may name (else only PDFs at the API's
-            own URL are attached, downloaded with limits).
-        timeout_seconds, retries, max_retry_wait_seconds, requests_per_second: As for every
-            HTTP API block (`blocks.http.HttpApiBlock`).
+        attachments_dir, timeout_seconds, retries, max_retry_wait_seconds,
+            requests_per_second: As for every API source (`ApiInvoiceSource`).
 
     Examples:
         Save the source once:
@@ -256,10 +258,8 @@ class HoldedInvoiceSource(ApiInvoiceSource):
         lookback_days: Read invoices dated this far back.
         timezone: The company's timezone in Holded.
         payment_link_template: Link in reminders, with `{id}` and `{docNumber}`.
-        attachments_dir: Folder that pdf_path values may name (else only PDFs at the API's
-            own URL are attached, downloaded with limits).
-        timeout_seconds, retries, max_retry_wait_seconds, requests_per_second: As for every
-            HTTP API block (`blocks.http.HttpApiBlock`).
+        attachments_dir, timeout_seconds, retries, max_retry_wait_seconds,
+            requests_per_second: As for every API source (`ApiInvoiceSource`).
 
     Examples:
         Save the source once:
@@ -328,10 +328,8 @@ class RestInvoiceSource(ApiInvoiceSource):
             ours.
         changed_since_param: Query parameter for "changed since" (incremental reads).
         item_url, item_path: One invoice's URL and where its record is in the answer.
-        attachments_dir: Folder that pdf_path values may name (else only PDFs at the API's
-            own URL are attached, downloaded with limits).
-        timeout_seconds, retries, max_retry_wait_seconds, requests_per_second: As for every
-            HTTP API block (`blocks.http.HttpApiBlock`).
+        attachments_dir, timeout_seconds, retries, max_retry_wait_seconds,
+            requests_per_second: As for every API source (`ApiInvoiceSource`).
 
     Examples:
         Save the source once:
