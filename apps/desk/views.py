@@ -363,25 +363,17 @@ async def _customer_decision(request: Request, action: str) -> Response:
         return data
     if invoice and invoice not in {i["invoice_number"] for i in data["invoices"]}:
         return _error(request, 404, "not_found")
-    reason = str(form.get("reason", ""))
+    which = {
+        "customer_id": customer_id,
+        "invoice_number": invoice,
+        "reason": str(form.get("reason", "")),
+    }
     try:
         if action == "pause":
-            decisions.pause(
-                _ledger(request),
-                request.state.user,
-                customer_id=customer_id,
-                invoice_number=invoice,
-                reason=reason,
-                until=_parse_day(str(form.get("until", ""))),
-            )
+            until = _parse_day(str(form.get("until", "")))
+            decisions.pause(ledger, request.state.user, **which, until=until)
         else:
-            decisions.resume(
-                _ledger(request),
-                request.state.user,
-                customer_id=customer_id,
-                invoice_number=invoice,
-                reason=reason,
-            )
+            decisions.resume(ledger, request.state.user, **which)
     except decisions.DecisionError as exc:
         risk = None
         return _render(
