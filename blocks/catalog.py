@@ -22,7 +22,7 @@ _PREFECT_CDN = "https://cdn.sanity.io/images/3ugk85nk/production"
 #: prefect-email's logo (its EmailServerCredentials block): the email channel and mailbox.
 EMAIL_LOGO = f"{_PREFECT_CDN}/82bc6ed16ca42a2252a5512c72233a253b8a58eb-250x250.png"
 #: prefect-sqlalchemy's logo: the ledger database and the CRM kept in it.
-DATABASE_LOGO = f"{_PREFECT_CDN}/3c7dff04f70aaf4528e184a3b028f9e40b98d68c-250x250.png"
+DATABASE_LOGO = f"{_PREFECT_ASSETS}/sqlalchemy.png"
 #: Prefect's webhook logo: every block that calls a system's HTTP API.
 API_LOGO = f"{_PREFECT_ASSETS}/webhook.png"
 #: Prefect's Secret block logo: blocks that only hold credentials.
