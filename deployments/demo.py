@@ -187,7 +187,8 @@ def _stop_groups(pgids: list[int]) -> None:
     for pgid in pgids:
         _signal_group(pgid, signal.SIGKILL)
     for proc in CHILDREN:
-        proc.wait()
+        if proc.pid in pgids:  # the other wave's children are still running
+            proc.wait()
 
 
 def _stop_command() -> str:
