@@ -192,7 +192,7 @@ def _stop_groups(pgids: list[int]) -> None:
 
 
 def _stop_command() -> str:
-    moved = f"DEMO_VAR={VAR} " if "DEMO_VAR" in os.environ else ""
+    moved = f"DEMO_VAR={VAR} " if SETTINGS.demo_var is not None else ""
     return f"{moved}{sys.executable} -m deployments.demo --stop"
 
 
