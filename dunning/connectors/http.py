@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import email.utils
 import random
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from dunning.importers import SourceError
+from dunning.provider_api import retry_after_seconds
 
 _THROTTLE: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
     "dunning_http_throttle", default=None
@@ -194,7 +193,7 @@ class HttpClient:
                         status=status,
                     )
                 problem = f"{status} {_server_message(response)}"
-                retry_after = _retry_after(response.headers.get("Retry-After"))
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
             attempt += 1
             if attempt > self.retry.retries:
                 raise Unavailable(
@@ -274,24 +273,6 @@ def _decode(response: httpx.Response, name: str) -> Any:
             f"{response.status_code} with a body that is not JSON ({response.text[:80]!r}); "
             "check the block's URL points at the API, not a web page"
         ) from exc
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
 def _server_message(response: httpx.Response) -> str:

@@ -26,7 +26,6 @@ Credentials are only ever in the Authorization header: never in an error or a lo
 
 from __future__ import annotations
 
-import email.utils
 import threading
 import time
 from collections.abc import Callable
@@ -35,7 +34,8 @@ from typing import Any
 
 import httpx
 
-from dunning.smtp import NotSent, OutcomeUnknown
+from dunning.provider_api import ProviderError, backoff_delay, retry_after_seconds, with_retries
+from dunning.smtp import OutcomeUnknown
 
 RATE_LIMIT_CODES = frozenset({20429})
 TEMPORARY_CODES = frozenset({21611, 30001, 30003, 30008})
@@ -50,22 +50,8 @@ UNDELIVERABLE_CODES = frozenset({30005, 30006})
 RetryHook = Callable[["TwilioError", int, float], None]
 
 
-class TwilioError(NotSent):
+class TwilioError(ProviderError):
     """Twilio did not take the request. `code` is Twilio's error code, if it gave one."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: int | None = None,
-        permanent: bool = True,
-        http_status: int | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, permanent=permanent)
-        self.code = code
-        self.http_status = http_status
-        self.retry_after = retry_after
 
 
 class RateLimited(TwilioError):
@@ -205,25 +191,17 @@ class TwilioClient:
         return self._create("Calls", form, on_retry)
 
     def _create(self, resource: str, form: dict[str, Any], on_retry: RetryHook | None) -> Created:
-        attempts = max(1, self.settings.max_attempts)
-        for attempt in range(1, attempts + 1):
-            try:
-                return self._post(resource, form)
-            except (RateLimited, TemporaryError) as exc:
-                if attempt == attempts:
-                    raise
-                delay = self._delay(attempt, exc.retry_after)
-                if on_retry is not None:
-                    on_retry(exc, attempt, delay)
-                self._sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
         s = self.settings
-        delay = s.backoff_seconds * 2 ** (attempt - 1)
-        if retry_after is not None:
-            delay = max(delay, retry_after)
-        return min(delay, s.max_backoff_seconds)
+        return with_retries(
+            lambda: self._post(resource, form),
+            attempts=s.max_attempts,
+            retryable=(RateLimited, TemporaryError),
+            delay=lambda attempt, retry_after: backoff_delay(
+                attempt, retry_after, backoff=s.backoff_seconds, max_backoff=s.max_backoff_seconds
+            ),
+            sleep=self._sleep,
+            on_retry=on_retry,
+        )
 
     def _post(self, resource: str, form: dict[str, Any]) -> Created:
         with self._lock:
@@ -306,11 +284,5 @@ def classify(
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, when.timestamp() - time.time()) if when else None
+    seconds = retry_after_seconds(response.headers.get("Retry-After"))
+    return None if seconds is None else max(0.0, seconds)

@@ -19,7 +19,6 @@ The access token is only ever in the Authorization header: never in an error or 
 
 from __future__ import annotations
 
-import email.utils
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +27,8 @@ from typing import Any
 
 import httpx
 
-from dunning.smtp import NotSent, OutcomeUnknown
+from dunning.provider_api import ProviderError, backoff_delay, retry_after_seconds, with_retries
+from dunning.smtp import OutcomeUnknown
 from dunning.whatsapp.phones import wa_id
 
 RATE_LIMIT_CODES = frozenset({4, 80007, 130429, 131048, 131056})
@@ -43,8 +43,9 @@ AUTH_CODES = frozenset({0, 3, 10, 190, *range(200, 300)})
 RetryHook = Callable[["WhatsAppError", int, float], None]
 
 
-class WhatsAppError(NotSent):
-    """The Cloud API did not take the message. `code` is Meta's error code, if it gave one."""
+class WhatsAppError(ProviderError):
+    """The Cloud API did not take the message. `code` is Meta's error code, if it gave one;
+    `details` Meta's `error_data.details`."""
 
     def __init__(
         self,
@@ -56,11 +57,14 @@ class WhatsAppError(NotSent):
         details: str = "",
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(message, permanent=permanent)
-        self.code = code
-        self.http_status = http_status
+        super().__init__(
+            message,
+            code=code,
+            permanent=permanent,
+            http_status=http_status,
+            retry_after=retry_after,
+        )
         self.details = details
-        self.retry_after = retry_after
 
 
 class RateLimited(WhatsAppError):
@@ -199,25 +203,17 @@ class WhatsAppClient:
         }
         if reply_to:
             body["context"] = {"message_id": reply_to}
-        attempts = max(1, self.settings.max_attempts)
-        for attempt in range(1, attempts + 1):
-            try:
-                return self._post(body)
-            except (RateLimited, TemporaryError) as exc:
-                if attempt == attempts:
-                    raise
-                delay = self._delay(attempt, exc.retry_after)
-                if on_retry is not None:
-                    on_retry(exc, attempt, delay)
-                self._sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
         s = self.settings
-        delay = s.backoff_seconds * 2 ** (attempt - 1)
-        if retry_after is not None:
-            delay = max(delay, retry_after)
-        return min(delay, s.max_backoff_seconds)
+        return with_retries(
+            lambda: self._post(body),
+            attempts=s.max_attempts,
+            retryable=(RateLimited, TemporaryError),
+            delay=lambda attempt, retry_after: backoff_delay(
+                attempt, retry_after, backoff=s.backoff_seconds, max_backoff=s.max_backoff_seconds
+            ),
+            sleep=self._sleep,
+            on_retry=on_retry,
+        )
 
     def _post(self, body: dict[str, Any]) -> SentMessage:
         with self._lock:
@@ -304,11 +300,5 @@ def classify(
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, when.timestamp() - time.time()) if when else None
+    seconds = retry_after_seconds(response.headers.get("Retry-After"))
+    return None if seconds is None else max(0.0, seconds)
