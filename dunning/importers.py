@@ -36,6 +36,8 @@ from dunning.schema import (
     INVOICE_COLUMNS,
     OPT_IN_VALUES,
     OPTIONAL_COLUMNS,
+    PEOPLE_COLUMNS,
+    PEOPLE_HEADER_ALIASES,
     QUARANTINE_COLUMNS,
     REQUIRED_COLUMNS,
     STATUS_ALIASES,
@@ -49,6 +51,7 @@ from dunning.schema import (
 
 _EMAIL = r"[^@\s,;<>]+@[^@\s,;<>]+\.[A-Za-z]{2,}"
 _EMAIL_LIST = re.compile(rf"^\s*{_EMAIL}(\s*[;,]\s*{_EMAIL})*\s*$")
+_ONE_EMAIL = re.compile(rf"^{_EMAIL}$")
 _COUNTRIES = frozenset(k for k in Locale("en").territories if len(k) == 2 and k.isalpha())
 _TIMEZONES = frozenset(zoneinfo.available_timezones())
 
@@ -65,8 +68,10 @@ MAPPING_FILE_EXAMPLE = """\
 # How to read your invoice file (dunning plan/sweep --mapping FILE; dunning import check).
 # Our field -> your column header. Fields: invoice_number and due_date are required;
 # customer_id, customer_name, email, phone, country, language, timezone, currency,
-# amount_total, amount_due, issue_date, status, payment_link, pdf_path, preferred_channel
-# and whatsapp_opt_in are read when mapped or when a header has that name.
+# amount_total, amount_due, issue_date, status, payment_link, pdf_path, preferred_channel,
+# whatsapp_opt_in, owner_email and manager_email are read when mapped or when a header has
+# that name (owner_email also from a "Vendedor"/"Comercial"/"Salesperson" column,
+# manager_email from a "Jefe"/"Supervisor"/"Sales manager" column).
 column_mapping:
   invoice_number: "Nº factura"
   customer_name: "Cliente"
@@ -648,6 +653,18 @@ def validate_invoices(
         "not a yes/no value; write true/false, yes/no, sí/no or 1/0 (empty: unknown)",
         opt_in,
     )
+    for name in PEOPLE_COLUMNS:
+        # One address each: it is who gets the task and the internal email. A bad one
+        # quarantines the row (like a bad customer email) rather than silently sending the
+        # task to the policy's default owner.
+        out[name] = text(name).str.lower()
+        flag(
+            (out[name] != "") & ~out[name].str.match(_ONE_EMAIL),
+            name,
+            "not one email address; write the person's email (empty: the policy's owners "
+            "default), or map another column to it in the mapping file's column_mapping",
+            text(name),
+        )
 
     for name in frame.columns:
         if name not in out.columns:  # not ours: kept as the source gave it
@@ -702,6 +719,13 @@ def match_columns(headers: list[str], mapping: Mapping[str, str], source: str) -
         for f in (*INVOICE_COLUMNS, *OPTIONAL_COLUMNS)
         if mapping.get(f, f) in present
     }
+    taken = set(columns.values())
+    for f in PEOPLE_COLUMNS:
+        if f not in columns:
+            known = PEOPLE_HEADER_ALIASES[f]
+            found = [h for h in headers if h not in taken and header_key(h) in known]
+            if len(found) == 1:  # two candidates: ambiguous, the user maps one
+                columns[f] = found[0]
     absent = [f for f in REQUIRED_COLUMNS if f not in columns]
     if absent:
         lines = []

@@ -40,7 +40,17 @@ INVOICE_COLUMNS: tuple[str, ...] = (
 #: Columns a source may have besides those: read when present, empty (unknown) otherwise.
 #: `preferred_channel` is email, whatsapp, sms or voice; `whatsapp_opt_in` the customer's recorded
 #: consent to WhatsApp messages ("true"/"false" once normalized, "" when unknown).
-OPTIONAL_COLUMNS: tuple[str, ...] = ("preferred_channel", "whatsapp_opt_in")
+#: `owner_email` is the account owner (the salesperson or collector who answers for the
+#: customer) and `manager_email` their manager: the people an escalation's `assignee` and
+#: `notify` resolve to (`dunning.people`); empty means the policy's `owners` defaults.
+OPTIONAL_COLUMNS: tuple[str, ...] = (
+    "preferred_channel",
+    "whatsapp_opt_in",
+    "owner_email",
+    "manager_email",
+)
+#: The people columns of OPTIONAL_COLUMNS (validated as one email address each).
+PEOPLE_COLUMNS: tuple[str, ...] = ("owner_email", "manager_email")
 REQUIRED_COLUMNS: tuple[str, ...] = ("invoice_number", "due_date")
 CHANNELS: tuple[str, ...] = ("email", "whatsapp", "sms", "voice")
 #: Source spellings of a yes/no opt-in (lower case), mapped to "true"/"false".
@@ -101,6 +111,24 @@ STATUS_ALIASES: dict[str, str] = {
         "disputed",
     ),
 }
+#: Headers people give the account owner's and the manager's column (`header_key` form).
+#: Unlike HEADER_SYNONYMS these are READ, not only suggested, because a people column is
+#: optional: without it the file still imports and the tasks silently go to the policy's
+#: default owner. A header is taken only when exactly one header of the file matches and the
+#: field is neither mapped nor present under its own name (`dunning.importers.match_columns`).
+PEOPLE_HEADER_ALIASES: dict[str, tuple[str, ...]] = {
+    "owner_email": _words(
+        "owner email, owner, account owner, account owner email, salesperson, sales person, "
+        "salesperson email, sales rep, vendedor, vendedora, email vendedor, correo vendedor, "
+        "comercial, email comercial, correo comercial, ejecutivo, ejecutiva, "
+        "ejecutivo de cuenta, responsable, gestor, gestora, vendedor responsavel"
+    ),
+    "manager_email": _words(
+        "manager email, manager, sales manager, jefe, jefa, jefe de ventas, jefe comercial, "
+        "supervisor, supervisora, gerente, gerente comercial, director comercial, "
+        "email jefe, correo jefe"
+    ),
+}
 #: Well-known headers for our columns in Spanish, Portuguese and English (`header_key`
 #: form). Only used to suggest a column ("did you mean 'Vencimiento'?") when a field is not
 #: found: a file's columns are mapped by the user, never guessed.
@@ -146,6 +174,7 @@ HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
     "pdf_path": _words("pdf, archivo, fichero, arquivo"),
     "preferred_channel": _words("canal, canal preferido, channel"),
     "whatsapp_opt_in": _words("whatsapp, acepta whatsapp, consentimiento whatsapp, opt in"),
+    **PEOPLE_HEADER_ALIASES,
 }
 
 #: The day an invoice was paid or cancelled, when the source knows it (the reports use it;
@@ -225,6 +254,8 @@ class Invoice(BaseModel):
     pdf_path: str = ""
     preferred_channel: str = ""
     whatsapp_opt_in: bool | None = None
+    owner_email: str = ""
+    manager_email: str = ""
 
     @field_validator("whatsapp_opt_in", mode="before")
     @classmethod

@@ -69,6 +69,9 @@ class InvoiceRecord(SQLModel, table=True):
     amount_due: float = 0.0
     due_date: date | None = None
     status: str = "open"
+    #: The account owner and their manager as the source gave them ("" when it gave none).
+    owner_email: str = Field(default="", index=True)
+    manager_email: str = ""
     first_seen: datetime = Field(default_factory=utcnow)
     last_seen: datetime = Field(default_factory=utcnow)
     closed_at: datetime | None = None

@@ -110,6 +110,35 @@ def _create_schema(engine: Engine) -> None:
             # Workers starting together would race on CREATE TABLE; one at a time.
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(74190201)"))
         SQLModel.metadata.create_all(conn)
+        _add_new_columns(conn)
+
+
+def _add_new_columns(conn: sa.Connection) -> None:
+    """Add the columns a newer version gave an existing table (create_all makes only missing
+    tables), so a ledger written by an older version still opens. A new column must be
+    nullable or have a scalar default, which fills the rows already there."""
+    inspector = sa.inspect(conn)
+    existing_tables = set(inspector.get_table_names())
+    for table in SQLModel.metadata.sorted_tables:
+        if table.name not in existing_tables:
+            continue
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        added = [c for c in table.columns if c.name not in have]
+        for column in added:
+            kind = column.type.compile(dialect=conn.dialect)
+            clause = f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"
+            default = column.default.arg if column.default is not None else None
+            if isinstance(default, str | int | float | bool) and not callable(default):
+                literal = sa.literal(default).compile(
+                    dialect=conn.dialect, compile_kwargs={"literal_binds": True}
+                )
+                clause += f" DEFAULT {literal}"
+                if not column.nullable:
+                    clause += " NOT NULL"
+            conn.execute(sa.text(clause))
+        for index in table.indexes:
+            if any(c.name in {a.name for a in added} for c in index.columns):
+                index.create(conn, checkfirst=True)
 
 
 def get_engine(url: str) -> Engine:
@@ -204,15 +233,22 @@ class Ledger:
             "amount_due",
             "due_date",
             "status",
+            "owner_email",
+            "manager_email",
         ]
         incoming = invoices.reindex(columns=cols)
-        # Older frames have no phone column: reindex gives all-NaN floats.
-        incoming["phone"] = incoming["phone"].astype(object).where(incoming["phone"].notna(), "")
+        # Older frames have no phone or people columns: reindex gives all-NaN floats.
+        for name in ("phone", "owner_email", "manager_email"):
+            incoming[name] = incoming[name].astype(object).where(incoming[name].notna(), "")
         incoming["due_date"] = pd.to_datetime(incoming["due_date"]).dt.date
         with self.engine.connect() as conn:
             known = pd.read_sql(
                 sa.select(
-                    InvoiceRecord.invoice_number, InvoiceRecord.amount_due, InvoiceRecord.status
+                    InvoiceRecord.invoice_number,
+                    InvoiceRecord.amount_due,
+                    InvoiceRecord.status,
+                    InvoiceRecord.owner_email,
+                    InvoiceRecord.manager_email,
                 ),
                 conn,
             )
@@ -223,6 +259,11 @@ class Ledger:
         changed = ~is_new & (
             (merged["status"] != merged["status_old"])
             | ((merged["amount_due"] - merged["amount_due_old"].fillna(0)).abs() > 0.005)
+        )
+        # A customer handed to another salesperson: the people columns follow, no event.
+        reassigned = ~is_new & ~changed
+        reassigned &= (merged["owner_email"] != merged["owner_email_old"].fillna("")) | (
+            merged["manager_email"] != merged["manager_email_old"].fillna("")
         )
         kinds = _change_kinds(merged[changed], closed_now[changed], was_closed[changed])
         counts = kinds.value_counts()
@@ -266,6 +307,19 @@ class Ledger:
                     .values({c: sa.bindparam(c) for c in upd.columns if c != "b_number"})
                 )
                 session.connection().execute(stmt, _records(upd))
+            if reassigned.any():
+                people = merged.loc[reassigned, ["invoice_number", "owner_email", "manager_email"]]
+                stmt = (
+                    sa.update(InvoiceRecord.__table__)
+                    .where(InvoiceRecord.__table__.c.invoice_number == sa.bindparam("b_number"))
+                    .values(
+                        owner_email=sa.bindparam("owner_email"),
+                        manager_email=sa.bindparam("manager_email"),
+                    )
+                )
+                session.connection().execute(
+                    stmt, _records(people.rename(columns={"invoice_number": "b_number"}))
+                )
             if events:
                 session.execute(sa.insert(Event), events)
             session.commit()
