@@ -8,12 +8,18 @@ Prefect can pass them to task runs and keep them as results (pickled like any va
 The key `invoice:stage:channel` is the ledger's idempotency key: one claim, one message.
 `ActionKey` and, vectorized for the plan's frame, the `*_column`/`stage_keys`/
 `with_channels` functions beside it are the only places its string form is built or parsed.
+
+A statement (policy `grouping: statement`, `dunning.statement`) is one action whose `items`
+are the per-invoice actions it covers; its own key names the customer and the set of those
+items (`C-1:statement-<digest>:email`), so sweeps that plan the same statement claim the
+same key, and each item keeps its own key as if it had gone alone.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -27,6 +33,12 @@ SEPARATOR = ":"
 
 #: How much of an error's text a failed outcome keeps (the summary shows it).
 REASON_CHARS = 300
+
+#: The stage of a statement's action, and the start of its key's stage part.
+STATEMENT = "statement"
+
+#: Hex digits of the digest that names a statement's items in its key.
+_STATEMENT_DIGEST_CHARS = 16
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,17 @@ class ActionKey:
         """The same invoice and stage on another channel (a fallback, or a stage on `all`)."""
         return replace(self, channel=channel)
 
+    @classmethod
+    def statement(cls, customer: str, items: Iterable[ActionKey | str], channel: str) -> ActionKey:
+        """The key of a customer's statement covering `items` (per-invoice keys, in any
+        order): `customer:statement-<digest>:channel`. The same items give the same key."""
+        return cls(customer, _statement_stage(str(k) for k in items), channel)
+
+    @property
+    def is_statement(self) -> bool:
+        """Whether this is a statement's key (its `invoice` part is then the customer)."""
+        return self.stage.startswith(f"{STATEMENT}-")
+
 
 def key_column(invoice: pd.Series, stage: ArrayLike, channel: ArrayLike) -> np.ndarray:
     """`ActionKey.format` of every row, vectorized (an object array of strings)."""
@@ -80,6 +103,32 @@ def stage_keys(invoice: pd.Series, stage: ArrayLike) -> np.ndarray:
 def stage_column(keys: pd.Series) -> pd.Series:
     """The `invoice:stage` part of every key (its channel dropped), vectorized."""
     return keys.str.rsplit(SEPARATOR, n=1).str[0]
+
+
+def statement_key_column(
+    customer: pd.Series, keys: ArrayLike, channel: ArrayLike, member: np.ndarray
+) -> np.ndarray:
+    """`ActionKey.statement` of every `member` row, vectorized (None elsewhere): the member
+    rows of one customer and channel share one key, named by all their keys."""
+    out = np.full(len(member), None, dtype=object)
+    rows = np.flatnonzero(member)
+    if not len(rows):
+        return out
+    frame = pd.DataFrame(
+        {
+            "customer": customer.astype(str).to_numpy(dtype=object)[rows],
+            "channel": np.asarray(channel, dtype=object)[rows],
+            "key": np.asarray(keys, dtype=object)[rows],
+        }
+    )
+    stage = frame.groupby(["customer", "channel"], sort=False)["key"].transform(_statement_stage)
+    out[rows] = (frame["customer"] + SEPARATOR + stage + SEPARATOR + frame["channel"]).to_numpy()
+    return out
+
+
+def _statement_stage(keys: Iterable[str]) -> str:
+    digest = hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()
+    return f"{STATEMENT}-{digest[:_STATEMENT_DIGEST_CHARS]}"
 
 
 def with_channels(keys: pd.Series, channels: pd.Series) -> pd.Series:
@@ -112,6 +161,9 @@ class PlannedAction(_Keyed):
     `stage` is the ladder stage whose message goes out (`promise_broken` for a broken
     promise, whose key also names the promise). An empty `timezone`, `language` or
     `country` means the policy's (timezone) or the invoice's own.
+
+    A statement (`dunning.statement`) has `stage` "statement", a statement key, and the
+    per-invoice actions it covers as `items` (each with its own key and stage).
     """
 
     key: ActionKey
@@ -121,6 +173,7 @@ class PlannedAction(_Keyed):
     timezone: str = ""
     language: str = ""
     country: str = ""
+    items: tuple[PlannedAction, ...] = ()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PlannedAction:
@@ -136,10 +189,13 @@ class PlannedAction(_Keyed):
             timezone=_text(data.get("timezone")),
             language=_text(data.get("language")),
             country=_text(data.get("country")),
+            items=tuple(cls.from_dict(item) for item in data.get("items") or ()),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form: flat, the key as a string, invoice and channel spelled out."""
+        """The JSON form: flat, the key as a string, invoice and channel spelled out (and
+        a statement's `items` in the same form)."""
+        items = {"items": [item.to_dict() for item in self.items]} if self.items else {}
         return {
             "key": str(self.key),
             "invoice": self.invoice,
@@ -150,6 +206,7 @@ class PlannedAction(_Keyed):
             "timezone": self.timezone,
             "language": self.language,
             "country": self.country,
+            **items,
         }
 
 
@@ -159,7 +216,8 @@ class Outcome(_Keyed):
 
     `key` is the key that carried it: a WhatsApp action that fell back names the email (or
     task) key, with `fallback_from` whatsapp and `fallback_reason` (e.g.
-    `undeliverable: ... (code 131026 ...)`). `stage` is the ladder stage.
+    `undeliverable: ... (code 131026 ...)`). `stage` is the ladder stage. A statement's
+    `items` are the invoices it carried (those paid or taken meanwhile dropped out).
     """
 
     key: ActionKey
@@ -171,6 +229,7 @@ class Outcome(_Keyed):
     escalations: list[str] = field(default_factory=list)
     fallback_from: str = ""
     fallback_reason: str = ""
+    items: list[str] = field(default_factory=list)
 
     @classmethod
     def failed(cls, action: PlannedAction, error: BaseException | str) -> Outcome:
@@ -181,6 +240,8 @@ class Outcome(_Keyed):
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (the sweep summary's rows): flat, the key as a string."""
         fields = asdict(self)
+        if not self.items:  # only a statement's outcome lists its invoices
+            del fields["items"]
         return {
             "key": str(self.key),
             "invoice": self.invoice,

@@ -41,6 +41,17 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: How a customer's due stages become messages: `invoice`, one message per invoice and
+#: stage; `statement`, one message per customer and sweep listing every invoice with a stage
+#: due (`dunning.statement`).
+Grouping = Literal["invoice", "statement"]
+
+
+#: What the customer gets when an invoice that was chased is paid (`dunning.thanks`):
+#: `thank_you`, one thank-you email; `none`, nothing (the CRM still hears of the payment).
+OnPayment = Literal["thank_you", "none"]
+
+
 class Escalation(_Strict):
     """What a stage hands to people besides the message."""
 
@@ -104,6 +115,15 @@ class Segment(_Strict):
         "p_late) is at least this; unscored invoices never match.",
     )
     stages: list[Stage]
+    on_payment: OnPayment | None = Field(
+        None, description="thank_you or none for this segment's customers; empty: the "
+        "policy's on_payment."
+    )
+    grouping: Grouping | None = Field(
+        None,
+        description="invoice or statement for this segment's customers; empty: the "
+        "policy's grouping.",
+    )
 
 
 class BankDetails(_Strict):
@@ -220,6 +240,29 @@ class Policy(_Strict):
     promise_grace_days: int = Field(
         2, ge=0, description="Days after a promised date before chasing."
     )
+    dispute_scope: Literal["customer", "invoice"] = Field(
+        "customer",
+        description="customer: a dispute (a reply, an angry reply, the desk, a webhook) stops "
+        "reminders for all the customer's open invoices until a manager resumes them; "
+        "invoice: only the disputed invoice stops.",
+    )
+    on_payment: OnPayment = Field(
+        "thank_you",
+        description="thank_you: when an invoice a reminder went out for is paid, the "
+        "customer gets one thank-you email; none: nothing is sent. Segments may set their own.",
+    )
+    confirm_promises: bool = Field(
+        True,
+        description="A promise to pay recorded from a reply or the desk gets one "
+        "confirmation email ('we note payment on <date>'); false: none.",
+    )
+    grouping: Grouping = Field(
+        "invoice",
+        description="invoice: one message per invoice and stage; statement: one email per "
+        "customer and sweep listing every invoice with a stage due (number, amount, days "
+        "overdue, payment link, total per currency, the PDFs attached), in the tone of its "
+        "most advanced stage; each invoice's stage counts as sent. Segments may set their own.",
+    )
     replies: Replies = Field(
         default_factory=Replies, description="How customers' replies are acted on."
     )
@@ -261,6 +304,16 @@ class Policy(_Strict):
         """The stages of a segment (or the default ladder), sorted by offset."""
         stages = next((s.stages for s in self.segments if s.name == segment), self.stages)
         return sorted(stages, key=lambda s: s.offset_days)
+
+    def grouping_of(self, segment: str | None = None) -> Grouping:
+        """The grouping of a segment's customers (its own, else the policy's)."""
+        seg = next((s for s in self.segments if s.name == segment), None)
+        return seg.grouping if seg is not None and seg.grouping else self.grouping
+
+    def on_payment_of(self, segment: str | None = None) -> OnPayment:
+        """What a segment's customers get on payment (its own setting, else the policy's)."""
+        seg = next((s for s in self.segments if s.name == segment), None)
+        return seg.on_payment if seg is not None and seg.on_payment else self.on_payment
 
     def stage(self, name: str, segment: str | None = None) -> Stage:
         if name == self.replies.broken_promise.name:
