@@ -65,6 +65,10 @@ CASES = [
     ("es", "bank_details_request", "¿Me pasáis el IBAN para hacer la transferencia?"),
     ("en", "bank_details_request", "Please send us your bank details so we can pay."),
     ("pt", "bank_details_request", "Qual é a chave PIX de vocês?"),
+    # document_request
+    ("es", "document_request", "Necesito el certificado bancario, por favor."),
+    ("en", "document_request", "Could you send us your W-9 form?"),
+    ("pt", "document_request", "Podem mandar o cartão CNPJ de vocês?"),
     # payment_plan_request
     ("es", "payment_plan_request", "¿Podríamos pagarlo en tres cuotas mensuales?"),
     ("en", "payment_plan_request", "Is a payment plan possible? We can't pay it all at once."),

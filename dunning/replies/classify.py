@@ -34,6 +34,7 @@ INTENTS: tuple[str, ...] = (
     "dispute",
     "invoice_copy_request",
     "bank_details_request",
+    "document_request",
     "payment_plan_request",
     "out_of_office",
     "opt_out",
@@ -54,11 +55,23 @@ _PRIORITY = {
             "already_paid",
             "promise_to_pay",
             "bank_details_request",
+            "document_request",
             "invoice_copy_request",
             "other",
         )
     )
 }
+
+#: The documents a `document_request` can name (`Classification.document`): the company's
+#: tax registration or certificate (RUT, NIT, constancia de situación fiscal, constancia de
+#: CUIT, ficha RUC, cartão CNPJ, W-9, certificado de estar al corriente...) and its bank's
+#: certificate for the account (certificado bancario, constancia de CBU, bank letter...).
+#: Their words are in `wordlists/documents.yaml`.
+DOCUMENT_KINDS: tuple[str, ...] = ("tax_certificate", "bank_certificate")
+
+#: Intents that may name a document: a request for one, or for bank details together with
+#: a certificate ("el IBAN y el certificado de titularidad").
+_NAMES_DOCUMENT = frozenset({"document_request", "bank_details_request"})
 
 
 @dataclass(frozen=True)
@@ -68,7 +81,11 @@ class Classification:
     `promise_date` is set only for `promise_to_pay` with a stated date. `angry` flags a
     complaint (insults, threats, "harassment"); an angry reply is always classified as
     `dispute`. `new_contact` is the e-mail address or phone number a `wrong_contact` reply
-    points to. `evidence` lists the phrases that decided, for a person to check.
+    points to. `document` is the kind of document asked for (one of `DOCUMENT_KINDS`) on a
+    `document_request`, None when the kind is not one of them (the document library may
+    still recognize the company's own kinds by their words); a `bank_details_request` that
+    also asks for a certificate names it too. `evidence` lists the phrases that decided, for
+    a person to check.
     """
 
     intent: str
@@ -79,6 +96,7 @@ class Classification:
     new_contact: str | None = None
     evidence: tuple[str, ...] = field(default_factory=tuple)
     source: str = "rules"
+    document: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (dates as ISO strings)."""
@@ -381,6 +399,7 @@ def _classify(
             new_contact=find_contact(own, language) if guess == "wrong_contact" else None,
             evidence=(f"model {p:.2f}",),
             source="model",
+            document=rules.document_kind(norm) if guess in _NAMES_DOCUMENT else None,
         )
     # A complaint is the costliest miss: dispute wins unless clearly outweighed.
     disp = total.get("dispute", 0.0)
@@ -403,4 +422,5 @@ def _classify(
         angry=angry,
         new_contact=new_contact,
         evidence=tuple(evidence.get(intent, [])),
+        document=rules.document_kind(norm) if intent in _NAMES_DOCUMENT else None,
     )

@@ -2,8 +2,9 @@
 
 The patterns are data (one YAML file per intent; `wordlists/README.md` says how to read and
 add to them) and `scoring.py` loads, checks and scores them. This module gives the
-classifier the rule set it uses under the names it asks for: `score`, `combine`, `RULES`
-and the signal patterns `ANGER`, `COMPLAINT_HINT`, `PAY_ACTION`, `PAY_WORD`, `PAST_MARK`.
+classifier the rule set it uses under the names it asks for: `score`, `combine`,
+`document_kind`, `RULES` and the signal patterns `ANGER`, `COMPLAINT_HINT`, `PAY_ACTION`,
+`PAY_WORD`, `PAST_MARK`.
 """
 
 from __future__ import annotations
@@ -29,14 +30,19 @@ def rule_set() -> RuleSet:
     """The shipped word lists, loaded and checked on first use."""
     # Imported here, not at the top: classify imports this module before it defines INTENTS,
     # the one list of intents a rule file may be named after.
-    from dunning.replies.classify import INTENTS
+    from dunning.replies.classify import DOCUMENT_KINDS, INTENTS
 
-    return scoring.load_rules(scoring.DATA_DIR, INTENTS)
+    return scoring.load_rules(scoring.DATA_DIR, INTENTS, DOCUMENT_KINDS)
 
 
 def score(text: str) -> dict[str, tuple[list[float], list[str]]]:
     """Per intent: the weights of the rules that match `text`, and what they matched."""
     return scoring.score(text, rule_set())
+
+
+def document_kind(text: str) -> str | None:
+    """The document kind (`documents.yaml`) that normalized `text` names first, or None."""
+    return scoring.document_kind(text, rule_set())
 
 
 def __getattr__(name: str) -> Any:

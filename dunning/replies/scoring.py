@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -36,6 +36,9 @@ DATA_DIR = Path(__file__).with_name("wordlists")
 
 FRAGMENTS_FILE = "fragments.yaml"
 SIGNALS_FILE = "signals.yaml"
+#: Which document a request names: one pattern per kind (`document_kind`).
+DOCUMENTS_FILE = "documents.yaml"
+_SHARED_FILES = (FRAGMENTS_FILE, SIGNALS_FILE, DOCUMENTS_FILE)
 
 #: The patterns `signals.yaml` must define, and nothing else.
 SIGNALS: tuple[str, ...] = (
@@ -68,10 +71,12 @@ class Rule:
 
 @dataclass(frozen=True)
 class RuleSet:
-    """Every rule, in the order the files list them, and the signal patterns by name."""
+    """Every rule, in the order the files list them, the signal patterns by name, and the
+    pattern of each document kind (`documents.yaml`, in its order)."""
 
     rules: tuple[Rule, ...]
     signals: Mapping[str, re.Pattern[str]]
+    documents: Mapping[str, re.Pattern[str]] = field(default_factory=lambda: MappingProxyType({}))
 
 
 class _Entry(dict):  # type: ignore[type-arg]
@@ -95,19 +100,23 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 
 
 @functools.cache
-def load_rules(directory: Path, intents: tuple[str, ...]) -> RuleSet:
+def load_rules(
+    directory: Path, intents: tuple[str, ...], document_kinds: tuple[str, ...] | None = None
+) -> RuleSet:
     """Load and check the word lists in `directory` (once per directory: the result is cached).
 
-    Every `<intent>.yaml` file must be named after one of `intents`; the other two files are
-    `fragments.yaml` and `signals.yaml`. Raises `RulesError` on the first mistake found.
+    Every `<intent>.yaml` file must be named after one of `intents`; the other files are
+    `fragments.yaml`, `signals.yaml` and (optional) `documents.yaml`, whose keys must be
+    among `document_kinds` when given. Raises `RulesError` on the first mistake found.
     """
     if not directory.is_dir():
         raise RulesError(f"{directory}: no such folder of word lists")
     fragments = _load_fragments(directory / FRAGMENTS_FILE)
     signals = _load_signals(directory / SIGNALS_FILE, fragments)
+    documents = _load_documents(directory / DOCUMENTS_FILE, fragments, document_kinds)
     rules: list[Rule] = []
     for path in sorted(directory.glob("*.yaml")):
-        if path.name in (FRAGMENTS_FILE, SIGNALS_FILE):
+        if path.name in _SHARED_FILES:
             continue
         if path.stem not in intents:
             raise RulesError(
@@ -115,7 +124,7 @@ def load_rules(directory: Path, intents: tuple[str, ...]) -> RuleSet:
                 f"{', '.join(intents)})"
             )
         rules.extend(_load_intent(path, fragments))
-    return RuleSet(tuple(rules), MappingProxyType(signals))
+    return RuleSet(tuple(rules), MappingProxyType(signals), MappingProxyType(documents))
 
 
 def _read(path: Path) -> Any:
@@ -164,6 +173,22 @@ def _load_signals(path: Path, fragments: dict[str, str]) -> dict[str, re.Pattern
         where = f"{path}, key {name!r}"
         signals[name] = _compile(_expand(data[name], fragments, where), where)
     return signals
+
+
+def _load_documents(
+    path: Path, fragments: dict[str, str], kinds: tuple[str, ...] | None
+) -> dict[str, re.Pattern[str]]:
+    if not path.exists():
+        return {}
+    documents = {}
+    for name, text in _mapping_of_text(path).items():
+        if kinds is not None and name not in kinds:
+            raise RulesError(
+                f"{path}: unknown document kind {name!r} (expected one of: {', '.join(kinds)})"
+            )
+        where = f"{path}, key {name!r}"
+        documents[str(name)] = _compile(_expand(text, fragments, where), where)
+    return documents
 
 
 def _load_intent(path: Path, fragments: dict[str, str]) -> list[Rule]:
@@ -276,3 +301,14 @@ def score(text: str, rules: RuleSet) -> dict[str, tuple[list[float], list[str]]]
         intent: ([w for _, _, w, _ in spans], [h for _, _, _, h in spans])
         for intent, spans in found.items()
     }
+
+
+def document_kind(text: str, rules: RuleSet) -> str | None:
+    """The document kind `text` names first (earliest match; on a tie, the kind listed first
+    in `documents.yaml`), or None when it names none."""
+    found = [
+        (m.start(), n, kind)
+        for n, (kind, pattern) in enumerate(rules.documents.items())
+        if (m := pattern.search(text))
+    ]
+    return min(found)[2] if found else None
