@@ -8,6 +8,8 @@ channel, a template and a tone, and may escalate to a person. The same schema is
 from __future__ import annotations
 
 import difflib
+import logging
+import re
 import types
 import typing
 import zoneinfo
@@ -17,9 +19,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from dunning.bank_accounts import BankAccount, screen_accounts
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("default_policy.yaml")
+log = logging.getLogger(__name__)
 
 #: The parts of an email template, each looked up as `email/<lang>/<template>.<part>`.
 EMAIL_TEMPLATE_PARTS = ("subject.txt", "txt", "html")
@@ -52,15 +65,86 @@ Grouping = Literal["invoice", "statement"]
 OnPayment = Literal["thank_you", "none"]
 
 
+#: The roles an escalation's `assignee` and `notify` may name instead of an email address:
+#: the invoice's `owner_email` (else `owners.default`) and its `manager_email` (else the
+#: first of `owners.managers`), resolved per invoice by `resolve_assignee`.
+ROLES = ("account_owner", "manager")
+_EMAIL_SHAPE = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[A-Za-z]{2,}$")
+
+
+def _person(value: str) -> str:
+    """A role of ROLES or one email address (lower case), else a ValueError saying so."""
+    value = value.strip()
+    if value in ROLES:
+        return value
+    if not _EMAIL_SHAPE.match(value):
+        raise ValueError(f"{value!r} is neither a role ({', '.join(ROLES)}) nor an email address")
+    return value.lower()
+
+
+def _email(value: str) -> str:
+    value = value.strip()
+    if not _EMAIL_SHAPE.match(value):
+        raise ValueError(f"{value!r} is not an email address")
+    return value.lower()
+
+
 class Escalation(_Strict):
     """What a stage hands to people besides the message."""
 
     human_task: str | None = Field(None, description="Title of a task opened for a person.")
-    assignee: str = Field("account_owner", description="Role or person the task is for.")
+    assignee: str = Field(
+        "account_owner",
+        description="Who the task is for: account_owner (the invoice's owner_email, else "
+        "owners.default), manager (its manager_email, else owners.managers) or an email.",
+    )
     task_due_days: int = Field(1, ge=0, description="Task due this many days after opening.")
     customer_status: str | None = Field(
         None, description="Customer status set in the CRM (e.g. on_hold)."
     )
+    notify: list[str] = Field(
+        default_factory=list,
+        description="Sent one internal email (the invoice, the customer's desk link and the "
+        "task expected): account_owner, manager or email addresses, resolved per invoice.",
+    )
+
+    @field_validator("assignee")
+    @classmethod
+    def _assignee(cls, v: str) -> str:
+        return _person(v)
+
+    @field_validator("notify")
+    @classmethod
+    def _notify(cls, v: list[str]) -> list[str]:
+        return list(dict.fromkeys(_person(x) for x in v))
+
+    @property
+    def does_something(self) -> bool:
+        """True when it opens a task, notifies someone or sets a customer status."""
+        return bool(self.human_task or self.notify or self.customer_status)
+
+
+class Owners(_Strict):
+    """Who answers for an invoice whose source names nobody (no owner_email/manager_email)."""
+
+    default: str = Field(
+        "", description="Email of the account owner of invoices without an owner_email."
+    )
+    managers: list[str] = Field(
+        default_factory=list,
+        description="Emails of the sales managers: the `manager` of invoices without a "
+        "manager_email is the first.",
+    )
+
+    @field_validator("default")
+    @classmethod
+    def _default(cls, v: str) -> str:
+        return _email(v) if v.strip() else ""
+
+    @field_validator("managers")
+    @classmethod
+    def _managers(cls, v: list[str]) -> list[str]:
+        return list(dict.fromkeys(_email(x) for x in v))
 
 
 class Stage(_Strict):
@@ -68,23 +152,39 @@ class Stage(_Strict):
 
     name: str = Field(description="Stage id, also the template name (e.g. overdue_7).")
     offset_days: int = Field(description="Days relative to the due date (negative = before).")
-    channel: Literal["preferred", "email", "whatsapp", "sms", "voice", "all"] = Field(
+    channel: Literal["preferred", "email", "whatsapp", "sms", "voice", "all", "none"] = Field(
         "preferred",
         description="preferred: the customer's preferred channel, then the policy's "
         "channel_order; email: email only (a human task without an address); whatsapp: "
         "WhatsApp first, then channel_order; sms, voice: an SMS or an automated call "
         "first, then channel_order (a call not answered after the voice channel's attempts "
         "becomes a task); all: every message channel the customer can get (e.g. a final "
-        "notice on both).",
+        "notice on both); none: nothing to the customer, only the escalation (an "
+        "internal stage: a task, a notification, a customer status).",
     )
     template: str | None = Field(None, description="Template name; defaults to the stage name.")
     tone: Literal["friendly", "neutral", "firm", "final"] = "neutral"
     include_payment_link: bool = True
     escalation: Escalation | None = None
 
+    @model_validator(mode="after")
+    def _internal_does_something(self) -> Stage:
+        if self.channel == "none" and not (self.escalation and self.escalation.does_something):
+            raise ValueError(
+                f"stage {self.name!r} has channel none (nothing to the customer) and no "
+                "escalation doing anything: give it escalation.human_task, escalation.notify "
+                "or escalation.customer_status"
+            )
+        return self
+
     @property
     def template_name(self) -> str:
         return self.template or self.name
+
+    @property
+    def messages_customer(self) -> bool:
+        """False for an internal stage (`channel: none`): no template, no message."""
+        return self.channel != "none"
 
 
 class Window(_Strict):
@@ -167,6 +267,10 @@ class BankDetails(_Strict):
             raise ValueError(f"BIC {self.bic!r} is not valid ({exc})") from None
         return self
 
+    def to_account(self) -> BankAccount:
+        """The same account in the list form (`Replies.bank_accounts`)."""
+        return BankAccount(name="bank_details", **self.model_dump())
+
 
 def _broken_promise_stage() -> Stage:
     return Stage(
@@ -192,12 +296,56 @@ class Replies(_Strict):
         default_factory=list, description="Alerted at once on a dispute or an angry reply."
     )
     bank_details: BankDetails | None = Field(
-        None, description="Sent to customers who ask where to pay; unset: a person answers."
+        None,
+        description="One IBAN account (the older form of bank_accounts, still read); "
+        "unset and no bank_accounts: a person answers.",
+    )
+    bank_accounts: list[BankAccount] = Field(
+        default_factory=list,
+        description="Where customers pay, one entry per account with the fields its country "
+        "uses (IBAN+BIC, CLABE, CBU/CVU and alias, Chilean bank/type/number/RUT, PIX key, "
+        "US routing, Colombian and Peruvian accounts/CCI); the answer shows those in the "
+        "invoice's currency. A wrong account is left out with a warning (`dunning policy "
+        "check`); the others load.",
     )
     broken_promise: Stage = Field(
         default_factory=_broken_promise_stage,
         description="The message (and task) when a promised date passes unpaid.",
     )
+    _refused_accounts: list[str] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _screen_accounts(cls, data: Any, handler: Any) -> Replies:
+        """A wrong bank account is left out (and said so), never the whole policy."""
+        refused: list[str] = []
+        if isinstance(data, dict):
+            data = dict(data)
+            accounts, refused = screen_accounts(data.get("bank_accounts") or [])
+            data["bank_accounts"] = accounts
+            legacy = data.get("bank_details")
+            if isinstance(legacy, dict):
+                try:
+                    data["bank_details"] = BankDetails.model_validate(legacy)
+                except ValidationError as exc:
+                    reasons = "; ".join(describe_errors(exc, BankDetails))
+                    refused.append(f"replies.bank_details refused: {reasons}")
+                    data["bank_details"] = None
+        replies = handler(data)
+        replies._refused_accounts = refused
+        for line in refused:
+            log.warning("policy: %s", line)
+        return replies
+
+    @property
+    def refused_accounts(self) -> list[str]:
+        """One line per bank account left out at load, with where it is and why."""
+        return list(self._refused_accounts)
+
+    def accounts(self) -> list[BankAccount]:
+        """Every bank account customers may pay into: `bank_accounts`, then `bank_details`."""
+        legacy = [self.bank_details.to_account()] if self.bank_details else []
+        return [*self.bank_accounts, *legacy]
 
 
 class Policy(_Strict):
@@ -265,6 +413,10 @@ class Policy(_Strict):
     )
     replies: Replies = Field(
         default_factory=Replies, description="How customers' replies are acted on."
+    )
+    owners: Owners = Field(
+        default_factory=Owners,
+        description="The account owner and managers of invoices whose source names nobody.",
     )
     risk_model: str | None = Field(
         None,
@@ -427,6 +579,8 @@ def missing_templates(policy: Policy, languages: Iterable[str] | None = None) ->
     problems = []
     for where, ladder in ladders:
         for i, stage in enumerate(ladder):
+            if not stage.messages_customer:
+                continue
             for lang in langs:
                 missing = [
                     part
@@ -470,20 +624,30 @@ def today(policy: Policy | None = None, now: datetime | None = None) -> date:
     return moment.astimezone(zoneinfo.ZoneInfo(zone)).date()
 
 
-#: The roles an escalation's `assignee` may name instead of an email address.
-ROLES = ("account_owner", "manager")
-
-
 def resolve_assignee(
     assignee: str, policy: Policy, *, owner_email: str = "", manager_email: str = ""
 ) -> str:
-    """Who a task for `assignee` goes to for one invoice: an email address as it is; the
-    `account_owner` role as the invoice's owner (`owner_email`), the `manager` role as its
-    `manager_email`, else the policy's first `replies.manager_emails`; else the role itself
-    (the task stays with the role, for whoever works that queue)."""
+    """Who `assignee` (a role of ROLES or an email) is for one invoice: the one rule of the
+    task's assignee, the notification's recipients (`resolve_recipients`) and the plan's
+    preview. An email address as it is; `account_owner` as the invoice's `owner_email`, else
+    the policy's `owners.default`; `manager` as its `manager_email`, else the first of
+    `owners.managers`, else the first of `replies.manager_emails`; else the role itself (the
+    task stays with the role, for whoever works that queue in the desk)."""
     if assignee == "account_owner":
-        return owner_email.strip() or assignee
+        return owner_email.strip().lower() or policy.owners.default or assignee
     if assignee == "manager":
-        managers = policy.replies.manager_emails
-        return manager_email.strip() or (managers[0] if managers else assignee)
+        managers = [*policy.owners.managers, *policy.replies.manager_emails]
+        return manager_email.strip().lower() or (managers[0] if managers else assignee)
     return assignee
+
+
+def resolve_recipients(
+    notify: Iterable[str], policy: Policy, *, owner_email: str = "", manager_email: str = ""
+) -> list[str]:
+    """The email addresses `notify` names for one invoice (`resolve_assignee` on each), in
+    order, once each; a role nobody fills (no owner, no manager anywhere) is left out."""
+    people = (
+        resolve_assignee(who, policy, owner_email=owner_email, manager_email=manager_email)
+        for who in notify
+    )
+    return list(dict.fromkeys(p for p in people if p not in ROLES))
