@@ -33,12 +33,14 @@ import pandas as pd
 from babel.numbers import format_currency
 
 from dunning.action import ActionKey, Outcome, PlannedAction
+from dunning.channels import INTERNAL
 from dunning.crm import queue_note, queue_status
 from dunning.delivery import deliver
 from dunning.ledger import Ledger, closed_in_ledger
 from dunning.ledger.models import TAKEN_REASONS
 from dunning.mail import Envelope, build_email, find_attachment, split_addresses
-from dunning.policy import Policy, Stage
+from dunning.people import notify, people_for
+from dunning.policy import Policy, Stage, resolve_assignee
 from dunning.render import format_day, invoice_context, locale_for, render_email
 from dunning.schema import Invoice
 from dunning.smtp import SmtpPool
@@ -120,43 +122,28 @@ def execute_action(
     if not isinstance(action, PlannedAction):
         action = PlannedAction.from_dict(action)
     key, invoice, stage_name, channel = action.key, action.invoice, action.stage, action.channel
+    if action.items:  # a statement: one message for several invoices
+        from dunning.statement import execute_statement  # it builds on this module
+
+
+        return execute_statement(
+            action,
+            ledger=ledger,
+            policy=policy,
+            lookup=lookup,
+            pool=pool,
+            identity=identity,
+            now=now,
+            flow_run_id=flow_run_id,
+            attachments_root=attachments_root,
+        )
     outcome = Outcome(key=key, stage=stage_name, status="skipped")
 
-    fresh = lookup(invoice)
-    # A payment webhook may have closed the invoice before the source shows it.
-    if fresh is not None and (closed := closed_in_ledger(ledger, invoice)):
-        fresh = fresh.model_copy(update={"status": closed})
-    if fresh is None or not fresh.is_payable or fresh.status == "disputed":
-        outcome.reason = (
-            "gone_at_source"
-            if fresh is None
-            else "disputed"
-            if fresh.status == "disputed"
-            else "paid_at_source"
-        )
-        ledger.record_event(
-            "skipped",
-            invoice_number=invoice,
-            customer_id=action.customer,
-            action_key=str(key),
-            reason=outcome.reason,
-        )
-        return outcome
-
     today = pd.Timestamp(now).tz_convert(action.timezone or policy.timezone).date()
-    # Paused since the plan was made (a dispute or promise read from a reply meanwhile)?
-    pause = ledger.pause_reason(
-        invoice, fresh.customer_id, channel, today, policy.promise_grace_days
+    fresh, outcome.reason = recheck(
+        action, ledger=ledger, policy=policy, lookup=lookup, today=today
     )
-    if pause and stage_name != policy.replies.broken_promise.name:
-        outcome.reason = pause
-        ledger.record_event(
-            "skipped",
-            invoice_number=invoice,
-            customer_id=fresh.customer_id,
-            action_key=str(key),
-            reason=pause,
-        )
+    if fresh is None:
         return outcome
 
     if channel == "whatsapp" and whatsapp is None:
@@ -198,19 +185,37 @@ def execute_action(
             # stands in for the stage's task: a person is asked only if it is not answered.
             email_key = key.on("email")
             outcome.escalations = _escalate(
-                stage, fresh, email_key, ledger=ledger, today=today, task=channel != "voice"
+                stage,
+                fresh,
+                email_key,
+                ledger=ledger,
+                today=today,
+                task=channel != "voice",
+                policy=policy,
+                pool=pool,
+                identity=identity,
             )
             return outcome
         # Fell back: the email key now carries the stage, as if planned on email.
         if not _claim(ledger, outcome, fresh, policy, flow_run_id):
             return outcome
         key, channel = outcome.key, outcome.channel
-    if channel == "task":
+    if channel == INTERNAL:
+        # An internal stage (`channel: none`): the claimed key stands for "done once"; the
+        # customer gets nothing, the people get the escalation.
+        ledger.mark_sent(str(key), "internal stage: nothing sent to the customer")
+        outcome.status = "task"
+    elif channel == "task":
         title = (
             f"No usable email for {fresh.customer_name or fresh.customer_id}: "
             f"contact them about invoice {invoice} ({stage_name})"
         )
-        assignee = stage.escalation.assignee if stage.escalation else "account_owner"
+        assignee = resolve_assignee(
+            stage.escalation.assignee if stage.escalation else "account_owner",
+            policy,
+            owner_email=fresh.owner_email,
+            manager_email=fresh.manager_email,
+        )
         ledger.open_task(
             key=str(key),
             invoice_number=invoice,
@@ -238,11 +243,58 @@ def execute_action(
             attachments_root=attachments_root,
             promised_on=_promised_on(ledger, key, policy),
             templates_overlay=policy.templates_dir,
+            policy=policy,
         )
         if outcome.status != "sent":
             return outcome
-    outcome.escalations = _escalate(stage, fresh, key, ledger=ledger, today=today)
+    outcome.escalations = _escalate(
+        stage, fresh, key, ledger=ledger, today=today, policy=policy, pool=pool, identity=identity
+    )
     return outcome
+
+
+def recheck(
+    action: PlannedAction,
+    *,
+    ledger: Ledger,
+    policy: Policy,
+    lookup: Callable[[str], Invoice | None],
+    today: date,
+) -> tuple[Invoice | None, str]:
+    """The invoice as the source has it now, or None and why it gets nothing after all
+    (recorded as a `skipped` event): gone, paid, disputed, or paused since the plan."""
+    invoice, key, channel = action.invoice, str(action.key), action.channel
+    fresh = lookup(invoice)
+    # A payment webhook may have closed the invoice before the source shows it.
+    if fresh is not None and (closed := closed_in_ledger(ledger, invoice)):
+        fresh = fresh.model_copy(update={"status": closed})
+    reason, customer = "", action.customer
+    if fresh is None or not fresh.is_payable or fresh.status == "disputed":
+        reason = (
+            "gone_at_source"
+            if fresh is None
+            else "disputed"
+            if fresh.status == "disputed"
+            else "paid_at_source"
+        )
+    else:
+        # Paused since the plan was made (a dispute or promise read from a reply meanwhile)?
+        pause = ledger.pause_reason(
+            invoice,
+            fresh.customer_id,
+            channel,
+            today,
+            policy.promise_grace_days,
+            dispute_scope=policy.dispute_scope,
+        )
+        if pause and action.stage != policy.replies.broken_promise.name:
+            reason, customer = pause, fresh.customer_id
+    if not reason:
+        return fresh, ""
+    ledger.record_event(
+        "skipped", invoice_number=invoice, customer_id=customer, action_key=key, reason=reason
+    )
+    return None, reason
 
 
 def _claim(
@@ -406,6 +458,7 @@ def _send_email(
     attachments_root: str | None,
     promised_on: date | None = None,
     templates_overlay: str | None = None,
+    policy: Policy | None = None,
 ) -> None:
     key = str(outcome.key)
     attachment, refused = find_attachment(inv.pdf_path, attachments_root)
@@ -479,7 +532,10 @@ def _send_email(
             f"Email to {inv.email} refused: fix the contact of "
             f"{inv.customer_name or inv.customer_id}"
         )
-        task = dict(title=title, assignee="account_owner", due_on=today, note=delivery.detail)
+        owner = "account_owner"
+        if policy is not None:  # the invoice's owner fixes the contact
+            owner = resolve_assignee(owner, policy, owner_email=inv.owner_email)
+        task = dict(title=title, assignee=owner, due_on=today, note=delivery.detail)
         ledger.open_task(
             key=f"{key}:bounce",
             invoice_number=inv.invoice_number,
@@ -527,12 +583,25 @@ def _language_of(action: PlannedAction, inv: Invoice) -> str:
 
 
 def _escalate(
-    stage: Stage, inv: Invoice, key: ActionKey, *, ledger: Ledger, today: date, task: bool = True
+    stage: Stage,
+    inv: Invoice,
+    key: ActionKey,
+    *,
+    ledger: Ledger,
+    today: date,
+    policy: Policy,
+    pool: SmtpPool | None,
+    identity: EmailIdentity | None,
+    task: bool = True,
 ) -> list[str]:
+    """The stage's escalation for this invoice: the task (for the resolved assignee), the
+    customer status and the internal notification (`dunning.people.notify`), once each."""
     done: list[str] = []
     esc = stage.escalation
     if esc is None:
         return done
+    assignee = people_for(esc, inv, policy).assignee
+    title = due_on = None
     if esc.human_task and task:
         title = (
             f"{esc.human_task}: {inv.customer_name or inv.customer_id}, "
@@ -544,7 +613,7 @@ def _escalate(
             invoice_number=inv.invoice_number,
             customer_id=inv.customer_id,
             title=title,
-            assignee=esc.assignee,
+            assignee=assignee,
             due_on=due_on,
             crm={
                 "priority": "HIGH" if stage.tone == "final" else "MEDIUM",
@@ -554,7 +623,7 @@ def _escalate(
                 **_crm_contact(inv),
             },
         )
-        done.append(f"task:{esc.assignee}")
+        done.append(f"task:{assignee}")
     if esc.customer_status:
         reason = f"{stage.name} sent for {inv.invoice_number}"
         ledger.set_customer_status(inv.customer_id, esc.customer_status, reason=reason)
@@ -566,6 +635,20 @@ def _escalate(
             **_crm_refs(inv),
         )
         done.append(f"status:{esc.customer_status}")
+    notified = notify(
+        stage,
+        inv,
+        str(key),
+        ledger=ledger,
+        policy=policy,
+        pool=pool,
+        identity=identity,
+        today=today,
+        task_title=title or esc.human_task or "",
+        task_due=due_on,
+    )
+    if notified:
+        done.append(notified)
     return done
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import mimetypes
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
@@ -93,8 +94,10 @@ def build_email(
     attachment: str | Path | None = None,
     date: datetime | None = None,
     message_id_domain: str = "",
+    attachments: Sequence[str | Path] = (),
 ) -> EmailMessage:
-    """A multipart (text + HTML) email for one action, with the invoice PDF if given."""
+    """A multipart (text + HTML) email for one action, with the invoice PDF if given (and
+    `attachments`, e.g. a statement's PDFs, after it)."""
     msg = EmailMessage()
     msg["From"] = formataddr((from_name, from_address)) if from_name else from_address
     msg["To"] = ", ".join(split_addresses(to))
@@ -106,8 +109,8 @@ def build_email(
     msg["X-Dunning-Key"] = key
     msg.set_content(rendered.text)
     msg.add_alternative(rendered.html, subtype="html")
-    if attachment:
-        path = Path(attachment)
+    for item in [attachment, *attachments] if attachment else attachments:
+        path = Path(item)
         ctype, _ = mimetypes.guess_type(path.name)
         maintype, subtype = (ctype or "application/octet-stream").split("/", 1)
         msg.add_attachment(

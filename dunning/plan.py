@@ -16,6 +16,8 @@ Rules, in order:
    is given); `channel_note` says why it fell back.
 5. The message goes out on the customer's business day inside the sending window, in the
    customer's timezone: `send_at` is now when the window is open, else when it next opens.
+6. Statements (`grouping: statement`): a customer's email rows of a statement segment share
+   the `statement` key, and `planned_actions` makes them one action (`dunning.statement`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,16 @@ import numpy as np
 import pandas as pd
 from babel.languages import get_official_languages
 
-from dunning.action import PlannedAction, key_column, stage_column, stage_keys, with_channels
+from dunning.action import (
+    STATEMENT,
+    ActionKey,
+    PlannedAction,
+    key_column,
+    stage_column,
+    stage_keys,
+    statement_key_column,
+    with_channels,
+)
 from dunning.calendar import (
     add_business_days,
     business_calendar,
@@ -76,6 +87,7 @@ PLAN_COLUMNS = [
     "skip_reason",
     "note",
     "key",
+    "statement",
     "tone",
     "timezone",
     "language",
@@ -165,9 +177,12 @@ def plan(
     key = _keys(df["invoice_number"], key_stage, channel)
 
     stale_before = pd.Timestamp(now) - pd.Timedelta(minutes=policy.stale_claim_minutes)
-    skip = _skip_reasons(df, stage, key, state, pauses, choice.opted_out, stale_before)
+    skip = _skip_reasons(
+        df, stage, key, state, pauses, choice.opted_out, stale_before, policy.dispute_scope
+    )
     send_at = _send_times(df, policy, window, stage_date, today, minutes, now)
     acting = skip == ""
+    statement = _statements(df, policy, segment, stage, broken, choice.channels, key, skip)
     due_date = df["due_date"].to_numpy().astype("datetime64[D]")
 
     out = pd.DataFrame(
@@ -185,6 +200,7 @@ def plan(
             "skip_reason": np.where(acting, None, skip),
             "note": np.where(acting, note, ""),
             "key": np.where(acting, key, None),
+            "statement": np.where(acting, statement, None),
             "tone": np.where(acting, tone, None),
             "timezone": _column(df["timezone"]),
             "language": _column(df["language"]),
@@ -227,7 +243,9 @@ def planned_actions(planned: pd.DataFrame) -> list[PlannedAction]:
 
     Pass only the rows to act on (e.g. `due_now(planned, now)`). A row on several channels
     (a stage on `all`) becomes one action per channel, each with its own key
-    `invoice:stage:channel`; the ledger's claim keeps every key to one send.
+    `invoice:stage:channel`; the ledger's claim keeps every key to one send. The rows that
+    share a `statement` key become one statement action, at the place of its first row, with
+    the rows' own actions as its `items`.
     """
     rows = planned
     if "channels" in planned:
@@ -236,7 +254,38 @@ def planned_actions(planned: pd.DataFrame) -> list[PlannedAction]:
             rows = planned.assign(channel=planned["channels"].where(multi, planned["channel"]))
             rows = rows.assign(channel=rows["channel"].str.split(",")).explode("channel")
             rows = rows.assign(key=with_channels(rows["key"], rows["channel"]))
-    return [PlannedAction.from_dict(r) for r in rows[ACTION_FIELDS].to_dict("records")]
+    fields = [*ACTION_FIELDS, "statement"] if "statement" in rows else ACTION_FIELDS
+    actions: list[PlannedAction] = []
+    statements: dict[str, list[PlannedAction]] = {}
+    for record in rows[fields].to_dict("records"):
+        action = PlannedAction.from_dict(record)
+        group = record.get("statement")
+        if not isinstance(group, str) or not group:
+            actions.append(action)
+        elif group in statements:
+            statements[group].append(action)
+        else:
+            statements[group] = [action]
+            actions.append(PlannedAction(ActionKey.parse(group), action.customer, STATEMENT))
+    grouped = [statements.get(str(a.key)) for a in actions]
+    return [
+        a if items is None else _statement_action(a, items)
+        for a, items in zip(actions, grouped, strict=True)
+    ]
+
+
+def _statement_action(placeholder: PlannedAction, items: list[PlannedAction]) -> PlannedAction:
+    """A statement's action: its customer's clock and language (the first item's), its items."""
+    first = items[0]
+    return PlannedAction(
+        key=placeholder.key,
+        customer=first.customer,
+        stage=STATEMENT,
+        timezone=first.timezone,
+        language=first.language,
+        country=first.country,
+        items=tuple(items),
+    )
 
 
 def action_dicts(planned: pd.DataFrame) -> list[dict]:
@@ -258,6 +307,8 @@ def plan_records(planned: pd.DataFrame) -> list[dict]:
                 rec["channel_note"] = r.channel_note
             if r.note:
                 rec["note"] = r.note
+            if isinstance(getattr(r, "statement", None), str):
+                rec["statement"] = r.statement
         else:
             rec |= {"stage": None, "channel": None, "send_at": None, "skip_reason": r.skip_reason}
             if r.skip_reason == "not_due_yet" and not pd.isna(r.next_stage):
@@ -329,6 +380,12 @@ def _local_clock(timezones: pd.Series, now: datetime) -> tuple[np.ndarray, np.nd
         days[i] = np.datetime64(local.date(), "D")
         mins[i] = local.hour * 60 + local.minute + local.second / 60
     return days[codes], mins[codes]
+
+
+def segments_of(invoices: pd.DataFrame, policy: Policy) -> np.ndarray:
+    """Each invoice's segment ("" for the default ladder), as the planner picks it (used
+    after the fact too, e.g. for what a segment's customers get on payment)."""
+    return _segments(_with_defaults(invoices, policy), policy)
 
 
 def _segments(df: pd.DataFrame, policy: Policy) -> np.ndarray:
@@ -405,6 +462,42 @@ def _keys(invoice: pd.Series, stage: np.ndarray, channel: np.ndarray) -> np.ndar
     return keys
 
 
+#: The ledger's states that keep a key from being sent again: their rows still belong to the
+#: statement (its key stays the same whoever sent, is sending or refused them).
+_TAKEN = ("already_sent", "in_progress", "in_doubt", "rejected")
+
+
+def _statements(
+    df: pd.DataFrame,
+    policy: Policy,
+    segment: np.ndarray,
+    stage: np.ndarray,
+    broken: np.ndarray,
+    channels: np.ndarray,
+    key: np.ndarray,
+    skip: np.ndarray,
+) -> np.ndarray:
+    """The statement key of each row a statement carries (None for the others).
+
+    A row belongs to its customer's statement when its segment groups by statement, its
+    stage is due (not a broken promise's message, which stays its own) and it goes by email
+    alone. The key is named by all such rows of the customer, those taken already included
+    (sent, in progress, in doubt, refused): sweeps that run at once, one of them part-way
+    through its claims, still name the same statement and claim the same key.
+    """
+    grouped = [name for name in np.unique(segment) if policy.grouping_of(name or None) == STATEMENT]
+    if not grouped:
+        return np.full(len(df), None, dtype=object)
+    member = (
+        np.isin(segment, grouped)
+        & (stage != "")
+        & ~broken
+        & (np.asarray(channels, dtype=object) == "email")
+        & np.isin(skip, ["", *_TAKEN])
+    )
+    return statement_key_column(df["customer_id"], key, np.full(len(df), "email"), member)
+
+
 def _owed_broken_promise(invoice: pd.Series, state: LedgerState, stage: str) -> np.ndarray:
     """Per invoice, the id of its latest broken promise, if that one is still owed a message
     (NaN otherwise). Older broken promises are superseded: one message, about the latest.
@@ -439,6 +532,7 @@ def _skip_reasons(
     pauses: pd.DataFrame,
     opted_out: np.ndarray,
     stale_before: pd.Timestamp,
+    dispute_scope: str = "customer",
 ) -> np.ndarray:
     status = df["status"].to_numpy()
     invoice = df["invoice_number"]
@@ -455,10 +549,14 @@ def _skip_reasons(
         # A pause names an invoice (it stops that invoice only, even though it also records
         # the customer) or, with no invoice, the whole customer.
         whole_customer = p["invoice_number"].isna() | (p["invoice_number"] == "")
-        return (
-            invoice.isin(p.loc[~whole_customer, "invoice_number"])
-            | customer.isin(p.loc[whole_customer, "customer_id"].dropna())
-        ).to_numpy()
+        stopped = invoice.isin(p.loc[~whole_customer, "invoice_number"])
+        if kind == "dispute" and dispute_scope == "customer":
+            # `dispute_scope: customer`: a dispute about one invoice stops all the customer's
+            # (the pause's own customer, or the customer of its invoice in this frame).
+            named = p.loc[p["customer_id"].fillna("") != "", "customer_id"]
+            stopped |= customer.isin(named) | customer.isin(customer[stopped])
+            return stopped.to_numpy()
+        return (stopped | customer.isin(p.loc[whole_customer, "customer_id"].dropna())).to_numpy()
 
     taken = _taken_reason(key, state.actions, stale_before)
     conditions = [

@@ -133,12 +133,13 @@ def plan(
     """Print the action the sweep would take for every invoice, sending nothing.
 
     JSON: one object per line per invoice with invoice, customer, stage, channel, send_at
-    (in the customer's offset), or skip_reason; `channels` when a stage goes on several,
-    `channel_note` when the preferred channel was passed over and why; `segment` and
-    `p_late` (with the policy's `risk_model`, scored on the --ledger's history). A planned
-    stage also shows what else it does: `escalation`, the resolved `assignee` of its task,
-    `notify`, the `customer_status` it sets and the message's rendered `subject`.
-    Quarantined rows go to stderr; exit 0.
+    (in the customer's offset), or skip_reason; `statement`, the key of the one email a
+    customer gets for all its due invoices (`grouping: statement`); `channels` when a stage
+    goes on several, `channel_note` when the preferred channel was passed over and why;
+    `segment` and `p_late` (with the policy's `risk_model`, scored on the --ledger's
+    history). A planned stage also shows what else it does: `escalation`, the resolved
+    `assignee` of its task, `notify`, the `customer_status` it sets and the message's
+    rendered `subject`. Quarantined rows go to stderr; exit 0.
     """
     from dunning.plan import plan as make_plan
     from dunning.plan import plan_records
@@ -193,6 +194,8 @@ def plan(
     frame = pd.DataFrame(records).fillna("")
     if "escalation" in frame:  # the task's title; the rest has its own columns
         frame["task"] = [e.get("human_task") or "" if e else "" for e in frame["escalation"]]
+    if "notify" in frame:  # who gets the internal email, one cell
+        frame["notify"] = [",".join(n) if isinstance(n, list) else n for n in frame["notify"]]
     cols = [
         c
         for c in (
@@ -203,11 +206,13 @@ def plan(
             "send_at",
             "skip_reason",
             "channel_note",
+            "statement",
             "amount_due",
             "currency",
             "days_overdue",
             "task",
             "assignee",
+            "notify",
             "customer_status",
             "subject",
         )

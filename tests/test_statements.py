@@ -1,0 +1,363 @@
+"""Statements (`grouping: statement`): one email per customer for all its due invoices.
+
+The core's sweep (`tests.faults.core`, the pipeline the `dunning-sweep` flow maps onto its
+tasks) against a real SMTP sink on loopback, the ledger on SQLite and the machine's
+PostgreSQL; one run of the flow on the Prefect test harness.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from apps.mailsink import MailSink
+from dunning.act import execute_action
+from dunning.action import ActionKey, PlannedAction
+from dunning.importers import read_invoice_file
+from dunning.ledger import Action, HumanTask, Ledger
+from dunning.plan import due_now, plan, planned_actions
+from dunning.policy import Policy, PolicyError, default_policy, load_policy
+from dunning.smtp import SmtpPool, SmtpSettings
+from tests.faults.core import IDENTITY, NOW, csv_source, sweep
+from tests.invoices import write_invoices
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Each customer's four invoices: due date -> the stage due on NOW (2026-12-09, Madrid).
+DUE = {
+    "2026-12-08": "overdue_1",
+    "2026-12-02": "overdue_7",
+    "2026-11-23": "overdue_15",
+    "2026-11-04": "final",
+}
+CUSTOMERS = {"C1": "es", "C2": "en", "C3": "pt"}
+
+
+def statement_policy(**changes: object) -> Policy:
+    return default_policy().model_copy(update={"grouping": "statement", **changes})
+
+
+def amount(c: int, i: int) -> float:
+    return 1000 * c + 100 * i + 0.5
+
+
+def portfolio(tmp_path: Path, *, pdfs: bool = True) -> Path:
+    """3 customers (es, en, pt) x 4 invoices, each at a different stage, each with a PDF."""
+    rows = []
+    for c, (customer, lang) in enumerate(CUSTOMERS.items(), start=1):
+        for i, due in enumerate(DUE):
+            number = f"{customer}-F{i}"
+            row = dict(
+                invoice_number=number,
+                customer_id=customer,
+                customer_name=f"Cliente {customer}",
+                email=f"ap@{customer.lower()}.example",
+                language=lang,
+                due_date=due,
+                amount_total=f"{amount(c, i):.2f}",
+                amount_due=f"{amount(c, i):.2f}",
+                payment_link=f"https://pay.example/{number}",
+            )
+            if pdfs:
+                (tmp_path / f"{number}.pdf").write_bytes(b"%PDF-1.4 " + number.encode())
+                row["pdf_path"] = f"{number}.pdf"
+            rows.append(row)
+    return write_invoices(tmp_path / "inv.csv", rows)
+
+
+@pytest.fixture
+def sink(tmp_path: Path):
+    with MailSink(tmp_path / "outbox", port=0) as s:
+        yield s
+
+
+@pytest.fixture
+def pool(sink: MailSink):
+    p = SmtpPool(SmtpSettings(sink.host, sink.port, timeout=10), size=4)
+    yield p
+    p.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/ledger.db"
+    return request.getfixturevalue("pg_url")
+
+
+def run(csv: Path, url: str, pool: SmtpPool, tmp_path: Path, **kw: object) -> list[dict]:
+    read, lookup = csv_source(str(csv))
+    policy = kw.pop("policy", None) or statement_policy()
+    return sweep(
+        read, lookup, Ledger(url), pool, policy=policy, attachments_root=str(tmp_path), **kw
+    )
+
+
+def text_of(message) -> str:  # noqa: ANN001
+    return message.get_body(("plain",)).get_content()
+
+
+def test_three_customers_get_one_statement_each_with_all_four_invoices(
+    sink, pool, tmp_path, ledger_url
+):
+    csv = portfolio(tmp_path)
+    outcomes = run(csv, ledger_url, pool, tmp_path)
+    assert [o["status"] for o in outcomes] == ["sent"] * 3
+    messages = {m["To"]: m for m in sink.messages()}
+    assert sorted(messages) == ["ap@c1.example", "ap@c2.example", "ap@c3.example"]
+
+    es = messages["ap@c1.example"]
+    body = text_of(es)
+    # Every invoice with its number, amount, days overdue and payment link; then the total.
+    for i, (due, _stage) in enumerate(DUE.items()):
+        number = f"C1-F{i}"
+        line = next(x for x in body.splitlines() if x.startswith(f"- Número de factura {number}"))
+        assert f"{amount(1, i):,.2f}".replace(",", "X").replace(".", ",").replace("X", ".") in line
+        days = (NOW.date() - datetime.fromisoformat(due).date()).days
+        assert "Días de retraso".lower() + f": {days}" in line
+        assert f"https://pay.example/{number}" in body
+    total = sum(amount(1, i) for i in range(4))
+    assert total == 4602.0 and "Total pendiente: 4.602,00\xa0€" in body
+    assert "4 facturas" in es["Subject"] and "Último aviso" in es["Subject"]  # final's tone
+    assert "último aviso" in body  # the final stage's words
+    html = es.get_body(("html",)).get_content()
+    assert "C1-F3" in html and "4.602,00" in html
+    assert sorted(a.get_filename() for a in es.iter_attachments()) == [
+        f"C1-F{i}.pdf" for i in range(4)
+    ]
+    en = text_of(messages["ap@c2.example"])  # English words, Spain's number format
+    assert "Total due: 8.602,00\xa0€" in en and "days overdue: 35" in en
+    assert "Extrato" in messages["ap@c3.example"].get_body(("html",)).get_content()
+
+    # The ledger: each invoice's stage sent through its customer's one message.
+    ledger = Ledger(ledger_url)
+    actions = ledger.frame(Action).set_index("key")
+    for _c, customer in enumerate(CUSTOMERS, start=1):
+        message = messages[f"ap@{customer.lower()}.example"]
+        for i, stage in enumerate(DUE.values()):
+            row = actions.loc[f"{customer}-F{i}:{stage}:email"]
+            assert (row.state, row.message_id) == ("sent", message["Message-ID"])
+        statement = actions.loc[message["X-Dunning-Key"]]
+        assert ActionKey.parse(message["X-Dunning-Key"]).is_statement
+        assert statement.state == "sent" and statement.customer_id == customer
+    # Escalations still happen per invoice: overdue_15's call task and final's manager task.
+    tasks = ledger.frame(HumanTask)
+    assert len(tasks) == 6
+    assert sorted(tasks["invoice_number"]) == sorted(f"{c}-F{i}" for c in CUSTOMERS for i in (2, 3))
+
+    again = run(csv, ledger_url, pool, tmp_path)
+    assert again == []  # every invoice's stage is already sent: no action at all
+    assert len(sink.messages()) == 3
+
+
+def test_three_concurrent_sweeps_send_one_statement_per_customer(sink, pool, tmp_path, ledger_url):
+    csv = portfolio(tmp_path, pdfs=False)
+    Ledger(ledger_url)  # the schema, created once before the racers start
+    results: list[list[dict]] = []
+    barrier = threading.Barrier(3)
+
+    def racer() -> None:
+        barrier.wait()
+        results.append(run(csv, ledger_url, pool, tmp_path))
+
+    threads = [threading.Thread(target=racer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(results) == 3
+    sent = [o for r in results for o in r if o["status"] == "sent"]
+    assert len(sent) == 3, results
+    keys = [m["X-Dunning-Key"] for m in sink.messages()]
+    assert len(keys) == 3 and len(set(keys)) == 3
+    actions = Ledger(ledger_url).frame(Action)
+    assert (actions["state"] == "sent").all() and len(actions) == 12 + 3
+
+
+def test_invoice_paid_between_plan_and_send_drops_out(sink, pool, tmp_path):
+    rows = [
+        dict(invoice_number=f"P-{i}", due_date="2026-12-02", amount_due="100.00") for i in range(4)
+    ]
+    csv = write_invoices(tmp_path / "inv.csv", rows)
+    policy = statement_policy()
+    planned = due_now(plan(read_invoice_file(csv).invoices, policy, NOW), NOW)
+    (action,) = planned_actions(planned)
+    assert [i.invoice for i in action.items] == ["P-0", "P-1", "P-2", "P-3"]
+    rows[1] |= dict(status="paid", amount_due="0")  # the customer pays P-1 meanwhile
+    write_invoices(csv, rows)
+
+    url = f"sqlite:///{tmp_path}/l.db"
+    outcome = act(action, csv, url, pool, policy)
+    assert outcome.status == "sent" and outcome.items == ["P-0", "P-2", "P-3"]
+    assert "P-1 (paid_at_source)" in outcome.reason
+    (message,) = sink.messages()
+    body = text_of(message)
+    assert "P-0" in body and "P-2" in body and "P-1" not in body
+    assert "Total pendiente: 300,00\xa0€" in body
+    keys = set(Ledger(url).frame(Action)["key"])
+    assert "P-1:overdue_7:email" not in keys and "P-2:overdue_7:email" in keys
+
+
+def test_statement_whose_invoices_were_all_paid_is_not_sent(sink, pool, tmp_path):
+    rows = [dict(invoice_number=f"Q-{i}", due_date="2026-12-02") for i in range(2)]
+    csv = write_invoices(tmp_path / "inv.csv", rows)
+    policy = statement_policy()
+    (action,) = planned_actions(due_now(plan(read_invoice_file(csv).invoices, policy, NOW), NOW))
+    write_invoices(csv, [r | dict(status="paid", amount_due="0") for r in rows])
+
+    url = f"sqlite:///{tmp_path}/l.db"
+    outcome = act(action, csv, url, pool, policy)
+    assert (outcome.status, outcome.reason) == ("skipped", "paid_at_source")
+    assert sink.messages() == []
+    assert Ledger(url).frame(Action).empty  # nothing claimed, nothing to explain later
+
+
+def act(action: PlannedAction, csv: Path, url: str, pool: SmtpPool, policy: Policy):  # noqa: ANN201
+    _read, lookup = csv_source(str(csv))
+    return execute_action(
+        action,
+        ledger=Ledger(url),
+        policy=policy,
+        lookup=lookup,
+        pool=pool,
+        identity=IDENTITY,
+        now=NOW,
+    )
+
+
+CRASH_AFTER_ACCEPT = """
+import os, sys
+from dunning.ledger import Ledger
+from dunning.smtp import SmtpPool, SmtpSettings
+from tests.faults.core import csv_source, sweep
+from tests.test_statements import statement_policy
+
+csv, url, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ledger = Ledger(url)
+real = Ledger.mark_sent
+
+def crash(self, key, provider_response=""):
+    # The server has accepted the statement: die before the ledger hears of it.
+    os._exit(9)
+
+Ledger.mark_sent = crash
+read, lookup = csv_source(csv)
+sweep(read, lookup, ledger, SmtpPool(SmtpSettings("127.0.0.1", port)), policy=statement_policy(),
+      workers=1)
+"""
+
+
+def test_crash_between_accept_and_record_leaves_it_in_doubt_never_resent(
+    sink, pool, tmp_path, ledger_url
+):
+    rows = [dict(invoice_number=f"K-{i}", due_date="2026-12-02") for i in range(3)]
+    csv = write_invoices(tmp_path / "inv.csv", rows)
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASH_AFTER_ACCEPT, str(csv), ledger_url, str(sink.port)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 9, proc.stderr[-3000:]
+    (message,) = sink.messages()  # accepted by the server before the crash
+
+    outcomes = run(csv, ledger_url, pool, tmp_path)
+    assert outcomes == []  # the plan already sees every invoice in doubt
+    assert len(sink.messages()) == 1
+    in_doubt = Ledger(ledger_url).in_doubt()
+    assert set(in_doubt["key"]) == {
+        message["X-Dunning-Key"],
+        *(f"K-{i}:overdue_7:email" for i in range(3)),
+    }
+    assert set(in_doubt["message_id"]) == {message["Message-ID"]}
+    report = subprocess.run(
+        [sys.executable, "-m", "apps.cli", "ledger", "in-doubt", "--ledger", ledger_url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert "K-2:overdue_7:email" in report.stdout
+
+
+def test_only_segments_with_statement_grouping_get_statements(sink, pool, tmp_path):
+    rows = [
+        dict(invoice_number=f"B-{i}", customer_id="BIG", due_date="2026-12-02") for i in range(2)
+    ]
+    rows += [
+        dict(invoice_number=f"S-{i}", customer_id="SMALL", due_date="2026-12-02") for i in range(2)
+    ]
+    csv = write_invoices(tmp_path / "inv.csv", rows)
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(
+        "stages:\n  - {name: overdue_7, offset_days: 7, tone: firm}\n"
+        "segments:\n"
+        "  - name: big\n    customer_ids: [BIG]\n    grouping: statement\n"
+        "    stages:\n      - {name: overdue_7, offset_days: 7, tone: firm}\n",
+        encoding="utf-8",
+    )
+    policy = load_policy(policy_file)
+    assert (policy.grouping_of("big"), policy.grouping_of(None)) == ("statement", "invoice")
+    outcomes = run(csv, f"sqlite:///{tmp_path}/l.db", pool, tmp_path, policy=policy)
+    keys = sorted(m["X-Dunning-Key"] for m in sink.messages())
+    assert len(outcomes) == 3 and keys[1:] == ["S-0:overdue_7:email", "S-1:overdue_7:email"]
+    assert keys[0].startswith("BIG:statement-")
+
+
+def test_grouping_is_strict(tmp_path):
+    bad = tmp_path / "policy.yaml"
+    bad.write_text(
+        "grouping: statements\nstages:\n  - {name: due, offset_days: 0}\n", encoding="utf-8"
+    )
+    with pytest.raises(PolicyError, match="grouping"):
+        load_policy(bad)
+
+
+def test_statement_key_is_the_same_for_the_same_invoices_in_any_order():
+    a = ActionKey.statement("C1", ["F-1:due:email", "F-2:final:email"], "email")
+    b = ActionKey.statement("C1", ["F-2:final:email", "F-1:due:email"], "email")
+    c = ActionKey.statement("C1", ["F-1:due:email"], "email")
+    assert a == b != c and ActionKey.parse(str(a)) == a
+    assert (
+        a.is_statement and a.invoice == "C1" and not ActionKey.parse("F-1:due:email").is_statement
+    )
+
+
+def test_plan_json_and_table_show_the_statement(tmp_path):
+    csv = portfolio(tmp_path, pdfs=False)
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(
+        (ROOT / "dunning" / "default_policy.yaml").read_text(encoding="utf-8")
+        + "\ngrouping: statement\n",
+        encoding="utf-8",
+    )
+    dunning = str(Path(sys.executable).with_name("dunning"))
+    common = [
+        "plan",
+        "--invoices",
+        str(csv),
+        "--policy",
+        str(policy_file),
+        "--now",
+        NOW.isoformat(),
+    ]
+    out = subprocess.run([dunning, *common], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    by_customer: dict[str, set[str]] = {}
+    for rec in records:
+        by_customer.setdefault(rec["customer"], set()).add(rec["statement"])
+    assert {c: len(s) for c, s in by_customer.items()} == {"C1": 1, "C2": 1, "C3": 1}
+    table = subprocess.run(
+        [dunning, *common, "--format", "table"], capture_output=True, text=True, timeout=120
+    )
+    assert table.returncode == 0, table.stderr
+    assert "statement" in table.stdout.splitlines()[0]
+    assert len(re.findall(r"C2:statement-\w+:email", table.stdout)) == 4
