@@ -216,8 +216,9 @@ class Segment(_Strict):
     )
     stages: list[Stage]
     on_payment: OnPayment | None = Field(
-        None, description="thank_you or none for this segment's customers; empty: the "
-        "policy's on_payment."
+        None,
+        description="thank_you or none for this segment's customers; empty: the "
+        "policy's on_payment.",
     )
     grouping: Grouping | None = Field(
         None,

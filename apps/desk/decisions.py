@@ -22,6 +22,7 @@ from apps.desk.auth import User
 from apps.desk.queries import can_close_task
 from dunning.crm import queue_note
 from dunning.ledger import Ledger
+from dunning.ledger.cases import end_disputes, open_disputes
 from dunning.ledger.desk import close_open_task, end_customer_pauses, human_task
 from dunning.ledger.models import utcnow
 from dunning.policy import Policy, default_policy
@@ -40,6 +41,11 @@ class DecisionError(ValueError):
 
 class NotAllowed(PermissionError):
     """The user may not take this decision (a collector on a task that is not theirs)."""
+
+
+class ManagerOnly(NotAllowed):
+    """A decision only a manager takes (resuming reminders a dispute stopped); the message
+    says so, for the collector to read."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,15 @@ def close_task(
             actor=actor,
         )
     elif closing.outcome == "dispute" and invoice:
-        ledger.add_pause("dispute", invoice_number=invoice, reason=closing.reason, actor=actor)
+        # With the customer named, the policy's `dispute_scope: customer` stops all of the
+        # customer's invoices (the planner reads the scope).
+        ledger.add_pause(
+            "dispute",
+            invoice_number=invoice,
+            customer_id=customer or None,
+            reason=closing.reason,
+            actor=actor,
+        )
     elif closing.outcome == "paid" and invoice:
         ledger.add_pause(
             "verify_payment",
@@ -171,23 +185,44 @@ def pause(
 
 
 def resume(
-    ledger: Ledger, user: User, *, customer_id: str, invoice_number: str = "", reason: str
+    ledger: Ledger,
+    user: User,
+    *,
+    customer_id: str,
+    invoice_number: str = "",
+    reason: str,
+    policy: Policy | None = None,
 ) -> int:
     """Resume reminders for one invoice (or the whole customer); returns how many pauses
     ended.
 
     Ends holds, disputes (resolved: the person says so, with the reason) and payment
-    verifications. Only a manager ends a dispute: a collector's resume leaves it in place.
-    Promises end when paid or broken, and opt-outs only when the customer opts in again:
-    neither is ended here.
+    verifications. Only a manager ends a dispute: a collector's resume is refused while one
+    stops these reminders (with the policy's `dispute_scope: customer`, the default, any
+    dispute of the customer does). A manager resuming the whole customer under that scope
+    also ends the disputes about its single invoices: the case is resolved. Promises end
+    when paid or broken, and opt-outs only when the customer opts in again: neither is
+    ended here.
 
     Raises:
         DecisionError: no reason given.
+        ManagerOnly: a collector, while a dispute stops these reminders.
     """
     if not reason.strip():
         raise DecisionError("reason: say why reminders resume")
     actor = f"desk:{user.email}"
     kinds = RESUMABLE if user.is_manager else COLLECTOR_RESUMABLE
+    scope = (policy or default_policy()).dispute_scope
+    disputes = [
+        d
+        for d in open_disputes(ledger, customer_id)
+        if scope == "customer" or not d["invoice_number"] or d["invoice_number"] == invoice_number
+    ]
+    if disputes and not user.is_manager:
+        raise ManagerOnly(
+            f"a dispute stops the reminders of customer {customer_id} "
+            f"({disputes[0]['reason'] or 'no reason given'}): only a manager can resume them"
+        )
     if invoice_number:
         # Each records its own `pause_<kind>_ended` event (with the actor and reason).
         ended = sum(
@@ -197,6 +232,12 @@ def resume(
     else:
         # "Resume the customer" ends only the customer-wide pauses, not the invoices' own.
         ended = end_customer_pauses(ledger, customer_id, kinds)
+        if scope == "customer" and user.is_manager and disputes:
+            resolved = end_disputes(ledger, [d["id"] for d in disputes])
+            ledger.record_event(
+                "pause_dispute_ended", customer_id=customer_id, actor=actor, reason=reason
+            )
+            ended += resolved
         if ended:
             ledger.record_event(
                 "pause_hold_ended", customer_id=customer_id, actor=actor, reason=reason

@@ -373,7 +373,12 @@ async def _customer_decision(request: Request, action: str) -> Response:
             until = _parse_day(str(form.get("until", "")))
             decisions.pause(ledger, request.state.user, **which, until=until)
         else:
-            decisions.resume(ledger, request.state.user, **which)
+            policy = request.app.state.config.policy
+            decisions.resume(ledger, request.state.user, **which, policy=policy)
+    except decisions.ManagerOnly as exc:  # a clear refusal, on the customer's page
+        return _render(
+            request, "customer.html", status_code=403, c=data, risk=None, problem=str(exc)
+        )
     except decisions.DecisionError as exc:
         risk = None
         return _render(

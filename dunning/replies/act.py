@@ -47,6 +47,7 @@ from dunning.replies.imap import is_auto_reply
 from dunning.replies.match import Match, match_message
 from dunning.schema import Invoice
 from dunning.smtp import SmtpPool
+from dunning.thanks import PROMISE_CONFIRMATION, confirmation_key
 
 #: A promised date further away than this is a payment plan in disguise: a person decides.
 MAX_PROMISE_DAYS = 90
@@ -270,7 +271,11 @@ def _on_dispute(r: _Reply) -> None:
         r.ledger.add_pause(
             "dispute", customer_id=r.match.customer_id, reason=reason, actor="customer"
         )
-    r.did(f"stopped: {', '.join(r.invoices) or 'customer ' + r.match.customer_id}")
+    whole = r.policy.dispute_scope == "customer" or not r.invoices
+    # `dispute_scope: customer` (the default): the planner stops all the customer's open
+    # invoices for a dispute about one; resuming them is a manager's decision (the desk).
+    stopped = f"all invoices of customer {r.match.customer_id}" if whole else ""
+    r.did(f"stopped: {stopped or ', '.join(r.invoices)}")
     title = f"{reason.capitalize()} from {r.message.sender}: review and answer in person"
     r.task("dispute", title, assignee="manager")
     _alert_managers(r, reason, title)
@@ -291,15 +296,25 @@ def _on_promise(r: _Reply) -> None:
         )
         r.outcome.state = "needs_human"
         return
-    for number in r.invoices:
-        r.ledger.add_promise(
+    promises = {
+        number: r.ledger.add_promise(
             invoice_number=number,
             customer_id=r.match.customer_id,
             promised_on=promised,
             source=f"reply:{r.message.id}",
             actor="customer",
         )
+        for number in r.invoices
+    }
     r.did(f"promise to pay on {promised} recorded; reminders paused")
+    if not r.policy.confirm_promises or r.message.channel != "email":
+        return  # another channel's promise is confirmed by email by the next sweep
+    for number, promise_id in list(promises.items())[:5]:
+        fresh = r.lookup(number)
+        if fresh is not None and fresh.is_payable:
+            # The sweep's `dunning.thanks.confirm_promises` uses the same key: once.
+            key = str(confirmation_key(number, promise_id))
+            _answer(r, PROMISE_CONFIRMATION, fresh, key=key)
 
 
 def _on_already_paid(r: _Reply) -> None:
@@ -491,10 +506,25 @@ def _answer(
     r.did(f"{template} {delivery.status} to {r.message.sender}")
 
 
+def _alert_recipients(r: _Reply) -> list[str]:
+    """Who hears of a dispute at once: the policy's `replies.manager_emails`, else the
+    invoice's `manager_email`, else its `owner_email` (else nobody by email: a task)."""
+    if r.policy.replies.manager_emails:
+        return list(r.policy.replies.manager_emails)
+    fresh = r.lookup(r.invoices[0]) if r.invoices else None
+    for address in (fresh.manager_email, fresh.owner_email) if fresh is not None else ():
+        if address.strip():
+            return [address.strip()]
+    return []
+
+
 def _alert_managers(r: _Reply, reason: str, title: str) -> None:
-    managers = r.policy.replies.manager_emails
+    managers = _alert_recipients(r)
     if not managers or r.pool is None or r.identity is None:
-        r.did("no manager email configured: task only")
+        # Never to nobody: the manager role gets the task (the same one `_on_dispute`
+        # opens, keyed by the message, so it is opened once).
+        r.task("dispute", title, assignee="manager")
+        r.did("no manager email known: a task for the manager role")
         return
     key = f"reply:{r.message.id}:alert"
     claim = r.ledger.claim(
