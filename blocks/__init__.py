@@ -7,6 +7,7 @@ the server's catalog.
 """
 
 from blocks.crm import CRM_TYPES, CrmBlock, HubSpotCrm, LedgerCrm, OdooCrm
+from blocks.documents import DocumentLibrary
 from blocks.email import EmailChannel
 from blocks.erp import (
     SOURCE_TYPES,
@@ -16,6 +17,7 @@ from blocks.erp import (
     StripeInvoiceSource,
 )
 from blocks.http import HttpApiBlock
+from blocks.knowledge import KnowledgeBase
 from blocks.ledger import LedgerDatabase
 from blocks.llm import ReplyLLM
 from blocks.mailbox import ImapMailbox
@@ -32,6 +34,7 @@ __all__ = [
     "SOURCE_TYPES",
     "CrmBlock",
     "CsvInvoiceSource",
+    "DocumentLibrary",
     "DunningPolicy",
     "EmailChannel",
     "HoldedInvoiceSource",
@@ -39,6 +42,7 @@ __all__ = [
     "HubSpotCrm",
     "ImapMailbox",
     "InvoiceSource",
+    "KnowledgeBase",
     "LedgerCrm",
     "LedgerDatabase",
     "OdooCredentials",

@@ -24,8 +24,10 @@ from dunning.crm import queue_note
 from dunning.ledger import Ledger
 from dunning.ledger.cases import end_disputes, open_disputes
 from dunning.ledger.desk import close_open_task, end_customer_pauses, human_task
-from dunning.ledger.models import utcnow
+from dunning.ledger.drafts import draft_for_task
+from dunning.ledger.models import ReplyDraft, utcnow
 from dunning.policy import Policy, default_policy
+from dunning.replies.drafts import DraftError, DraftMailer, discard_draft, send_draft
 
 OUTCOMES = ("promise", "dispute", "paid", "no_answer")
 #: Pauses a person may end from the desk ("resume reminders").
@@ -282,3 +284,77 @@ def _joined(old: str, new: str, who: str) -> str:
     if not new:
         return old
     return f"{old}\n{who}: {new}".strip()
+
+
+# -- drafted answers (dunning.replies.drafts) --------------------------------------------------
+
+
+def task_draft(ledger: Ledger, task_key: str) -> ReplyDraft | None:
+    """The drafted answer kept with the task of key `task_key`, if it has one."""
+    return draft_for_task(ledger, task_key)
+
+
+def decide_draft(
+    ledger: Ledger,
+    user: User,
+    task_id: int,
+    decision: str,
+    text: str,
+    mailer: DraftMailer | None,
+) -> str:
+    """Approve (send `text`, possibly edited, once, in the customer's thread) or discard
+    the drafted answer of a task, then close the task; returns the summary.
+
+    A second approval (a double click, a replayed form, a colleague at the same moment)
+    finds the draft already taken and sends nothing.
+
+    Raises:
+        DecisionError: unknown decision, no draft, no mail channel, an empty text, a draft
+            already decided, or a temporary refusal by the mail server.
+        NotAllowed: a collector deciding on a task that is not theirs.
+    """
+    if decision not in ("approve", "discard"):
+        raise DecisionError("decision: approve or discard")
+    task = human_task(ledger, task_id)
+    if task is None:
+        raise DecisionError(f"task {task_id} does not exist")
+    if not can_close_task(user, task.assignee):
+        raise NotAllowed(f"task {task_id} is assigned to {task.assignee}")
+    draft = draft_for_task(ledger, task.key)
+    if draft is None:
+        raise DecisionError(f"task {task_id} has no drafted answer")
+    if task.status != "open":
+        raise DecisionError(f"task {task_id} is already closed ({task.outcome})")
+    actor = f"desk:{user.email}"
+    try:
+        if decision == "discard":
+            discard_draft(ledger, int(draft.id), actor=actor)
+            summary = "drafted answer discarded: nothing sent"
+        else:
+            if mailer is None:
+                raise DecisionError("this desk has no email channel to send drafts with")
+            status = send_draft(ledger, int(draft.id), text, mailer=mailer, actor=actor)
+            summary = f"drafted answer approved and {status.replace('_', ' ')} to {draft.recipient}"
+    except DraftError as exc:
+        raise DecisionError(str(exc)) from None
+    if close_open_task(ledger, task_id, outcome=summary, note=task.note):
+        ledger.record_event(
+            "task_closed",
+            invoice_number=task.invoice_number,
+            customer_id=task.customer_id,
+            action_key=task.key,
+            actor=actor,
+            task_id=task_id,
+            title=task.title,
+            outcome=f"draft_{decision}",
+            summary=summary,
+        )
+        queue_note(
+            ledger,
+            key=f"desk:task:{task_id}:closed",
+            text=f"Task '{task.title}' closed by {user.email}: {summary}",
+            invoice_number=task.invoice_number,
+            customer_id=task.customer_id,
+            direction="desk",
+        )
+    return summary

@@ -7,12 +7,19 @@
   and opens a task. Without a date, or too far away: a task to agree one.
 - already_paid: reminders pause for the verification window; a task "verify payment".
 - invoice_copy_request: answered with the invoice PDF attached (or its link).
-- bank_details_request: answered with the policy's bank details (and certificate).
+- bank_details_request: answered with the policy's bank account(s) in the invoice's
+  currency, the customer's country first (and the bank certificate); none: a task.
+- document_request: answered with the document library's file of that kind (the tax or
+  bank certificate, or a kind of the company's own) attached; a kind the library lacks, or
+  no library: a task.
 - payment_plan_request: reminders on hold while a person reviews the proposal (a task).
 - opt_out: no more messages on that channel; confirmed once.
 - wrong_contact: a task to fix the contact, with the address found in the text.
 - out_of_office and automatic replies: nothing is sent; the next reminder keeps its date.
-- other, or low confidence: a drafted answer in a task, for a person to approve.
+- other, or low confidence: a drafted answer quoting the company's knowledge base (or
+  saying a person will answer), kept with a task for a person to edit and approve or
+  discard in the desk, and saved to the mailbox's Drafts folder when one is set
+  (`dunning.replies.drafts`).
 - no invoice or customer found: a task for a person; never dropped.
 - a sender who is not a known contact of the matched customer: a task, nothing sent or
   changed (except a dispute, which still stops the reminders). A colleague at the
@@ -36,15 +43,22 @@ from typing import Any
 
 from dunning import crm
 from dunning.act import EmailIdentity
+from dunning.bank_accounts import BankAccount, accounts_for
 from dunning.delivery import deliver
+from dunning.documents import Library
+from dunning.knowledge import KnowledgeBase
 from dunning.ledger import InboundMessage, Ledger
+from dunning.ledger import drafts as draft_store
+from dunning.ledger.models import ReplyDraft
 from dunning.mail import Envelope, build_email, resolve_attachment
 from dunning.policy import Policy
 from dunning.policy import today as policy_today
 from dunning.render import format_day, invoice_context, locale_for, render_email
+from dunning.replies import drafts
 from dunning.replies.authentication import authentication_failures
-from dunning.replies.imap import is_auto_reply
+from dunning.replies.imap import ImapSettings, append_draft, is_auto_reply
 from dunning.replies.match import Match, match_message
+from dunning.replies.quoting import strip_quoted
 from dunning.schema import Invoice
 from dunning.smtp import SmtpPool
 from dunning.thanks import PROMISE_CONFIRMATION, confirmation_key
@@ -53,7 +67,9 @@ from dunning.thanks import PROMISE_CONFIRMATION, confirmation_key
 MAX_PROMISE_DAYS = 90
 #: Intents whose answer hands out something (a document, our bank details) or silences us:
 #: only a known contact of the customer may trigger them, not a colleague.
-NEEDS_KNOWN_CONTACT = frozenset({"invoice_copy_request", "bank_details_request", "opt_out"})
+NEEDS_KNOWN_CONTACT = frozenset(
+    {"invoice_copy_request", "bank_details_request", "document_request", "opt_out"}
+)
 #: How much of a customer's text goes into tasks and alerts.
 EXCERPT_CHARS = 1000
 
@@ -94,6 +110,9 @@ class _Reply:
     identity: EmailIdentity | None
     attachments_root: str | None
     outcome: ReplyOutcome
+    documents: Library | None = None  # the company's document library, if it has one
+    knowledge: KnowledgeBase | None = None  # drafts quote it (dunning.replies.drafts)
+    drafts_mailbox: ImapSettings | None = None  # drafts are saved to its drafts_folder
 
     @property
     def invoices(self) -> list[str]:
@@ -162,8 +181,15 @@ def handle_reply(
     identity: EmailIdentity | None,
     classify: Callable[..., Any] | None = None,
     attachments_root: str | None = None,
+    documents: Library | None = None,
+    knowledge: KnowledgeBase | None = None,
+    mailbox: ImapSettings | None = None,
 ) -> ReplyOutcome:
-    """Match, classify and act on one stored inbox message (see the module docstring)."""
+    """Match, classify and act on one stored inbox message (see the module docstring).
+
+    `knowledge` is the company's knowledge base the drafted answers quote; with `mailbox`
+    and its `drafts_folder` set, each draft is also saved there as a reply in the thread.
+    """
     if classify is None:
         from dunning.replies import classify
     today = policy_today(policy, message.received_at)  # the day it arrived, for dates
@@ -218,6 +244,9 @@ def handle_reply(
         identity,
         attachments_root,
         outcome,
+        documents,
+        knowledge=knowledge,
+        drafts_mailbox=mailbox,
     )
     try:
         if is_auto_reply(message.headers or {}, message.subject):
@@ -338,14 +367,64 @@ def _on_copy_request(r: _Reply) -> None:
 
 
 def _on_bank_details(r: _Reply) -> None:
-    bank = r.policy.replies.bank_details
+    accounts = r.policy.replies.accounts()
     fresh = r.lookup(r.invoices[0]) if r.invoices else None
-    if bank is None or fresh is None:
+    if not accounts or fresh is None:
         r.task("bank", "Send our bank details to the customer")
         r.outcome.state = "needs_human"
         return
-    attachment = resolve_attachment(bank.certificate_path, r.attachments_root)
-    _answer(r, "answer_bank", fresh, attachment=attachment, bank=bank.model_dump())
+    matching = accounts_for(accounts, fresh.currency, fresh.country or r.policy.country)
+    if not matching:
+        r.task(
+            "bank",
+            f"Send our bank details for invoice {fresh.invoice_number}: no account in the "
+            f"policy takes {fresh.currency}",
+        )
+        r.outcome.state = "needs_human"
+        return
+    attachment = _bank_certificate(r, matching, fresh)
+    # `bank` (the first account) keeps templates written for the single IBAN working.
+    _answer(r, "answer_bank", fresh, attachment=attachment, accounts=matching, bank=matching[0])
+
+
+def _bank_certificate(r: _Reply, accounts: list[BankAccount], fresh: Invoice) -> Path | None:
+    """The account's own certificate file, else the document library's bank certificate."""
+    for account in accounts:
+        found = resolve_attachment(account.certificate_path, r.attachments_root)
+        if found is not None:
+            return found
+    if r.documents is None:
+        return None
+    return r.documents.find("bank_certificate", _answer_language(r, fresh))[0]
+
+
+def _on_document_request(r: _Reply) -> None:
+    """Send the document asked for from the library; anything unclear goes to a person."""
+    named = getattr(r.result, "document", None)
+    library = r.documents
+    text = strip_quoted(r.message.text or "") or r.message.subject
+    kind = library.kind_for(named, text) if library is not None else None
+    fresh = r.lookup(r.invoices[0]) if r.invoices else None
+    what = (kind or named or "a document").replace("_", " ")
+    if library is None or kind is None or fresh is None:
+        why = (
+            "no document library is configured"
+            if library is None
+            else "not a kind in the document library"
+            if kind is None
+            else "no open invoice to answer on"
+        )
+        r.task("document", f"Send the customer {what} ({why})")
+        r.outcome.state = "needs_human"
+        return
+    language = _answer_language(r, fresh)
+    path, why = library.find(kind, language)
+    if path is None:
+        r.task(f"document:{kind}", f"Send the customer our {what}: {why}")
+        r.outcome.state = "needs_human"
+        return
+    title = library.title(kind, language)
+    _answer(r, "answer_document", fresh, key_suffix=kind, attachment=path, document_title=title)
 
 
 def _on_payment_plan(r: _Reply) -> None:
@@ -384,12 +463,60 @@ def _on_out_of_office(r: _Reply) -> None:
 
 
 def _on_other(r: _Reply) -> None:
+    """A drafted answer quoting the knowledge base (or saying a person will answer), kept
+    with its task for a person to edit and approve or discard in the desk."""
     fresh = r.lookup(r.invoices[0]) if r.invoices else None
-    draft = ""
-    if fresh is not None:
-        draft = _render(r, "answer_ack", fresh, {}).text
-    note = f"Drafted answer (approve, edit or discard):\n\n{draft}\n\n---\n{r.excerpt}"
-    r.task("draft", "Answer the customer's message (draft ready)", note=note)
+    lang = (fresh.language if fresh and fresh.language else r.result.lang) or r.policy.language
+    rendered, sources = drafts.write_draft(
+        r.knowledge,
+        r.message.text or "",
+        lang=lang,
+        subject=r.message.subject,
+        customer_name=r.message.sender_name or (fresh.customer_name if fresh else ""),
+        company_name=r.identity.from_name if r.identity else "",
+        overlay=r.policy.templates_dir,
+    )
+    draft, new = draft_store.save_draft(
+        r.ledger,
+        ReplyDraft(
+            task_key=f"reply:{r.message.id}:draft",  # the key r.task("draft", ...) opens
+            inbound_id=int(r.message.id),
+            invoice_number=r.invoices[0] if r.invoices else "",
+            customer_id=r.match.customer_id,
+            channel=r.message.channel,
+            recipient=r.message.sender,
+            in_reply_to=r.message.provider_id,
+            references=r.message.references or "",
+            lang=rendered.language,
+            subject=rendered.subject,
+            text=rendered.text,
+            sources=sources,
+            answered=bool(sources),
+        ),
+    )
+    if sources:
+        title = "Answer the customer's question (draft from the knowledge base ready)"
+        listed = "\n".join(f"- {s}" for s in sources)
+        head = (
+            "Drafted answer (approve, edit or discard in the desk):\n\n"
+            f"{draft.text}\nSources:\n{listed}"
+        )
+    else:
+        title = "Answer the customer's message: the knowledge base has no answer, a person answers"
+        head = (
+            "Drafted answer (approve, edit or discard in the desk); the knowledge base has "
+            f"nothing relevant, so it says a person will answer:\n\n{draft.text}"
+        )
+    r.task("draft", title, note=f"{head}\n---\n{r.excerpt}")
+    r.did("answer drafted" + (f" from {', '.join(sources)}" if sources else " (no answer known)"))
+    mailbox = r.drafts_mailbox
+    if new and mailbox is not None and mailbox.drafts_folder and r.identity is not None:
+        try:
+            append_draft(mailbox, drafts.draft_message(draft, r.identity))
+            draft_store.mark_appended(r.ledger, int(draft.id))
+            r.did(f"draft saved to {mailbox.drafts_folder}")
+        except Exception as exc:  # the draft is in the ledger and the desk: not lost
+            r.did(f"draft not saved to {mailbox.drafts_folder}: {type(exc).__name__}: {exc}")
     r.outcome.state = "needs_human"
 
 
@@ -436,6 +563,7 @@ HANDLERS: dict[str, Callable[[_Reply], None]] = {
     "already_paid": _on_already_paid,
     "invoice_copy_request": _on_copy_request,
     "bank_details_request": _on_bank_details,
+    "document_request": _on_document_request,
     "payment_plan_request": _on_payment_plan,
     "opt_out": _on_opt_out,
     "wrong_contact": _on_wrong_contact,
@@ -579,8 +707,7 @@ def _render(
     *,
     language: str = "",
 ):  # noqa: ANN202 - a RenderedMessage
-    language = language or (fresh.language if fresh and fresh.language else r.result.lang)
-    language = language or r.policy.language
+    language = language or _answer_language(r, fresh)
     country = (fresh.country if fresh else "") or r.policy.country
     context: dict[str, Any] = {"customer_name": r.message.sender_name or r.message.sender}
     if fresh is not None:
@@ -602,6 +729,12 @@ def _render(
         fallback_language="en",
         overlay=r.policy.templates_dir,
     )
+
+
+def _answer_language(r: _Reply, fresh: Invoice | None) -> str:
+    """The language an answer is written in: the invoice's, else the reply's, else the
+    policy's."""
+    return (fresh.language if fresh and fresh.language else r.result.lang) or r.policy.language
 
 
 def _thread_under(message: EmailMessage, original: InboundMessage) -> None:
