@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dunning.policy import Policy, PolicyError, Stage, load_policy, resolve_assignee
+from dunning.policy import (
+    Policy,
+    PolicyError,
+    Stage,
+    load_policy,
+    resolve_assignee,
+    resolve_recipients,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,6 +71,9 @@ def check(
         raise typer.Exit(1) from None
     for line in summary(loaded, sorted(languages | {loaded.language})):
         typer.echo(line)
+    # A wrong bank account is left out, not fatal: the rest of the policy works.
+    for line in loaded.replies.refused_accounts:
+        typer.echo(f"warning: {line}", err=True)
 
 
 def summary(policy: Policy, languages: list[str]) -> list[str]:
@@ -76,6 +86,10 @@ def summary(policy: Policy, languages: list[str]) -> list[str]:
     for name, stages in ladders:
         lines.append(f"ladder {name}:")
         lines.extend(f"  {_stage_line(s)}" for s in sorted(stages, key=lambda s: s.offset_days))
+    accounts = policy.replies.accounts()
+    if accounts:
+        lines.append("bank accounts (answers show those in the invoice's currency):")
+        lines.extend(f"  {a.country} {a.currency}  {a.label}" for a in accounts)
     return lines
 
 
@@ -87,6 +101,8 @@ def _stage_line(stage: Stage) -> str:
     esc = stage.escalation
     if esc and esc.human_task:
         line += f"  task={esc.human_task!r} for {esc.assignee} in {esc.task_due_days}d"
+    if esc and esc.notify:
+        line += f"  notify={','.join(esc.notify)}"
     if esc and esc.customer_status:
         line += f"  status={esc.customer_status}"
     return line
@@ -146,10 +162,17 @@ def preview(
             if esc and esc.human_task
             else None
         )
-        # Internal notification emails are not sent by any stage yet: nobody is notified.
-        rec["notify"] = []
+        rec["notify"] = (
+            resolve_recipients(esc.notify, policy, owner_email=owner, manager_email=manager)
+            if esc
+            else []
+        )
         rec["customer_status"] = esc.customer_status if esc else None
-        rec["subject"] = _subject(stage.template_name, row, policy, message_context, render_email)
+        rec["subject"] = (  # an internal stage (channel none) sends the customer nothing
+            _subject(stage.template_name, row, policy, message_context, render_email)
+            if stage.messages_customer
+            else None
+        )
     languages = {str(lang) for lang in planned["language"].dropna().unique() if lang}
     return missing_templates(policy, languages) if languages else []
 
