@@ -17,7 +17,6 @@ from blocks.erp import (
     StripeInvoiceSource,
 )
 from blocks.http import HttpApiBlock
-from blocks.knowledge import KnowledgeBase
 from blocks.ledger import LedgerDatabase
 from blocks.llm import ReplyLLM
 from blocks.mailbox import ImapMailbox
@@ -42,7 +41,6 @@ __all__ = [
     "HubSpotCrm",
     "ImapMailbox",
     "InvoiceSource",
-    "KnowledgeBase",
     "LedgerCrm",
     "LedgerDatabase",
     "OdooCredentials",

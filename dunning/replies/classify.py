@@ -410,10 +410,6 @@ def _classify(
     if angry:
         intent = "dispute"
         top = max(top, disp)
-    # Bank details asked together with a document ("el IBAN y el certificado de titularidad"):
-    # the details answer the request, and `document` still names the certificate.
-    if intent == "document_request" and total.get("bank_details_request", 0.0) >= _MIN_SCORE:
-        intent, top = "bank_details_request", max(top, total["bank_details_request"])
     promised = None
     if intent == "promise_to_pay":
         promised = dates.choose_promise_date(norm, mentions, r)
