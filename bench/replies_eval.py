@@ -11,7 +11,9 @@ by a model trained on the other folds (the rules were written looking at all of 
 numbers stay optimistic; the held-out set is the honest measure).
 
 Prints accuracy, a per-intent precision / recall / F1 table, dispute recall, promise-date
-exactness over the promises that state a date, language detection accuracy, the most
+exactness over the promises that state a date, language detection accuracy, for document
+requests how often the document kind is right (`document`: tax_certificate,
+bank_certificate or null), the accuracy per `region` when the rows carry one, the most
 frequent confusions (counts only: no message text is printed, so the held-out set stays
 unseen) and the time per message (batch classification, model trained beforehand).
 
@@ -118,6 +120,17 @@ def evaluate(
     spurious = sum(p.promise_date is not None for _, p in undated)
     langs = [(row.get("lang"), p.lang) for row, p in zip(rows, preds, strict=True)]
     confusions = Counter((g, p) for g, p in zip(gold, got, strict=True) if g != p)
+    # The kind asked for, over the document requests the set has; right only if the intent is.
+    asked = [
+        (row, p) for row, p in zip(rows, preds, strict=True) if row["intent"] == "document_request"
+    ]
+    kind_ok = sum(
+        p.intent == "document_request" and p.document == row.get("document") for row, p in asked
+    )
+    regions: dict[str, list[bool]] = {}
+    for row, g, p in zip(rows, gold, got, strict=True):
+        if row.get("region"):
+            regions.setdefault(row["region"], []).append(g == p)
     return dict(
         n=len(rows),
         accuracy=sum(g == p for g, p in zip(gold, got, strict=True)) / len(rows),
@@ -129,6 +142,9 @@ def evaluate(
         spurious_dates=spurious,
         lang_accuracy=sum(g == p for g, p in langs if g) / max(1, sum(1 for g, _ in langs if g)),
         confusions=confusions.most_common(12),
+        document_requests=len(asked),
+        document_exact=kind_ok / len(asked) if asked else None,
+        per_region={r: (sum(ok), len(ok)) for r, ok in sorted(regions.items())},
         ms_per_message=1000 * elapsed / len(rows),
         below_06=sum(p.confidence < 0.6 for p in preds),
     )
@@ -142,7 +158,7 @@ def report(result: dict, data: Path) -> str:
         lines.append(
             f"{intent:<22}{m['support']:>8}{m['precision']:>8.3f}{m['recall']:>8.3f}{m['f1']:>8.3f}"
         )
-    de = result["date_exact"]
+    de, dx = result["date_exact"], result["document_exact"]
     lines += [
         "",
         f"accuracy                 {result['accuracy']:.3f}   (target >= 0.92)",
@@ -151,9 +167,20 @@ def report(result: dict, data: Path) -> str:
         f"over {result['dated_promises']} dated promises (target >= 0.92)",
         f"dates on undated promises {result['spurious_dates']} of {result['undated_promises']}",
         f"language detected        {result['lang_accuracy']:.3f}",
+        f"document kind exact      {'n/a' if dx is None else f'{dx:.3f}'}   "
+        f"over {result['document_requests']} document requests (intent and kind right)",
         f"confidence < 0.6         {result['below_06']} replies",
         f"time                     {result['ms_per_message']:.2f} ms per reply",
         "",
+    ]
+    if result["per_region"]:
+        lines.append("accuracy per region")
+        lines += [
+            f"  {region:<6}{ok / n:.3f}  ({ok} of {n})"
+            for region, (ok, n) in result["per_region"].items()
+        ]
+        lines.append("")
+    lines += [
         "most frequent confusions (gold -> predicted: count)",
     ]
     lines += [f"  {g} -> {p}: {c}" for (g, p), c in result["confusions"]] or ["  none"]

@@ -410,6 +410,16 @@ def _classify(
     if angry:
         intent = "dispute"
         top = max(top, disp)
+    # A bank certificate asked for is a document request even when the account's details are
+    # named too ("la carátula con la CLABE", "el IBAN y el certificado de titularidad"): the
+    # certificate carries them. Bank details alone, or with another document, stay details.
+    document = rules.document_kind(norm) if intent in _NAMES_DOCUMENT else None
+    if (
+        intent == "bank_details_request"
+        and document == "bank_certificate"
+        and total.get("document_request", 0.0) >= _MIN_SCORE
+    ):
+        intent, top = "document_request", max(top, total["document_request"])
     promised = None
     if intent == "promise_to_pay":
         promised = dates.choose_promise_date(norm, mentions, r)
@@ -422,5 +432,5 @@ def _classify(
         angry=angry,
         new_contact=new_contact,
         evidence=tuple(evidence.get(intent, [])),
-        document=rules.document_kind(norm) if intent in _NAMES_DOCUMENT else None,
+        document=document,
     )
