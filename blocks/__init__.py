@@ -17,6 +17,7 @@ from blocks.erp import (
     StripeInvoiceSource,
 )
 from blocks.http import HttpApiBlock
+from blocks.knowledge import KnowledgeBase
 from blocks.ledger import LedgerDatabase
 from blocks.llm import ReplyLLM
 from blocks.mailbox import ImapMailbox
@@ -41,6 +42,7 @@ __all__ = [
     "HubSpotCrm",
     "ImapMailbox",
     "InvoiceSource",
+    "KnowledgeBase",
     "LedgerCrm",
     "LedgerDatabase",
     "OdooCredentials",

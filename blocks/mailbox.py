@@ -26,6 +26,8 @@ class ImapMailbox(Block):
         folder: Folder new replies are read from.
         processed_folder: Where read replies are moved.
         quarantine_folder: Where unreadable messages are moved (a task says so).
+        drafts_folder: Where drafted answers are saved for a person to approve, as replies
+            in the customer's thread (e.g. "Drafts"); empty: only in the desk.
         ca_file: CA bundle for a private certificate.
         timeout_seconds: IMAP network timeout.
 
@@ -68,6 +70,11 @@ class ImapMailbox(Block):
     quarantine_folder: str = Field(
         "Quarantine", description="Where unreadable messages are moved (a task says so)."
     )
+    drafts_folder: str = Field(
+        "",
+        description="Drafted answers are also saved here as replies in the thread, for a "
+        "person to approve (e.g. Drafts); empty: only in the desk.",
+    )
     ca_file: str | None = Field(None, description="CA bundle for a private certificate.")
     timeout_seconds: float = Field(30.0, gt=0, description="IMAP network timeout.")
 
@@ -82,6 +89,7 @@ class ImapMailbox(Block):
             folder=self.folder,
             processed_folder=self.processed_folder,
             quarantine_folder=self.quarantine_folder,
+            drafts_folder=self.drafts_folder,
             timeout=self.timeout_seconds,
             ca_file=self.ca_file,
         )

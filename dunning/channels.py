@@ -7,7 +7,9 @@ Per invoice with a stage, the candidates are, in order:
   policy's `channel_order`;
 - `email`: email only (without an address, a human task, as always);
 - `whatsapp`, `sms`, `voice`: that channel, then `channel_order`;
-- `all`: every message channel the customer can get (email, WhatsApp, SMS; not calls).
+- `all`: every message channel the customer can get (email, WhatsApp, SMS; not calls);
+- `none`: an internal stage: no candidate, the channel is `INTERNAL` and the act step only
+  does the stage's escalation (task, notification, customer status).
 
 A candidate is usable when the channel is configured for the run and:
 email - the invoice has an address and no email opt-out; WhatsApp - a WhatsApp block is
@@ -39,6 +41,8 @@ EMAIL_ONLY: frozenset[str] = frozenset({"email"})
 ALL_CHANNELS: tuple[str, ...] = ("email", "whatsapp", "sms")
 #: The channels that need a readable phone number, and how a reason names them.
 PHONE_CHANNELS: dict[str, str] = {"whatsapp": "WhatsApp", "sms": "SMS", "voice": "voice"}
+#: The planned channel of an internal stage (`channel: none`): nothing reaches the customer.
+INTERNAL = "none"
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,10 @@ def choose_channels(
         twilio: the ledger's SMS opt-ins and the numbers unusable for SMS or calls.
     """
     n = len(df)
-    has_stage = stage != ""
+    # An internal stage (`channel: none`) messages nobody: its channel is "none" and the act
+    # step only escalates. It is not a customer contact, so opt-outs do not apply to it.
+    internal = (stage != "") & (mode == "none")
+    has_stage = (stage != "") & ~internal
     pref = _text(df, "preferred_channel")
     reason: dict[str, np.ndarray] = {}
     email_out = _opted_out(df, pauses, "email")
@@ -180,6 +187,7 @@ def choose_channels(
     task = has_stage & (channel == "") & ~email_out
     channel[task] = "task"
     channels[task] = "task"
+    channel[internal] = channels[internal] = INTERNAL
     return ChannelChoice(channel, channels, note, opted_out)
 
 

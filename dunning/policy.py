@@ -216,8 +216,9 @@ class Segment(_Strict):
     )
     stages: list[Stage]
     on_payment: OnPayment | None = Field(
-        None, description="thank_you or none for this segment's customers; empty: the "
-        "policy's on_payment."
+        None,
+        description="thank_you or none for this segment's customers; empty: the "
+        "policy's on_payment.",
     )
     grouping: Grouping | None = Field(
         None,
@@ -601,6 +602,33 @@ def missing_templates(policy: Policy, languages: Iterable[str] | None = None) ->
                         "policy's templates_dir or name an existing template"
                     )
                     problems.append(lines)
+    return problems + _missing_statement_templates(policy, langs)
+
+
+def _missing_statement_templates(policy: Policy, langs: list[str]) -> list[str]:
+    """The statement template's parts missing in `langs`, when some customers get statements
+    (`grouping: statement` at the top level or in a segment)."""
+    from dunning.action import STATEMENT  # the statement's template is named after it
+    from dunning.render import template_exists
+
+    where = [("grouping", policy.grouping)] + [
+        (f"segments[{i}].grouping", seg.grouping) for i, seg in enumerate(policy.segments)
+    ]
+    used = next((path for path, grouping in where if grouping == STATEMENT), None)
+    if used is None:
+        return []
+    problems = []
+    for lang in langs:
+        missing = [
+            f"{STATEMENT}.{part}"
+            for part in EMAIL_TEMPLATE_PARTS
+            if not template_exists(f"email/{lang}/{STATEMENT}.{part}", policy.templates_dir)
+        ]
+        if missing:
+            problems.append(
+                f"{used}: statements have no {lang!r} email template (missing email/{lang}/"
+                f"{', '.join(missing)}); add the files to the policy's templates_dir"
+            )
     return problems
 
 

@@ -116,6 +116,20 @@ class Settings(BaseSettings):
     prefect_ui_url: str = Field(
         "http://127.0.0.1:4200", description="The Prefect UI the desk's portfolio page links to."
     )
+    desk_url: str = Field(
+        "http://127.0.0.1:8788",
+        description="The collections desk as people reach it: internal notifications link to "
+        "the customer's timeline there.",
+    )
+    attachments_dir: Path | None = Field(
+        None,
+        description="Folder the desk stores attachments in (one file per attachment, named by "
+        "a random id); unset: `attachments/` beside a SQLite ledger's file, else "
+        "`var/attachments` in the working directory.",
+    )
+    attachments_max_mb: float = Field(
+        10, gt=0, le=100, description="Largest attachment the desk accepts, in MB (10**6 bytes)."
+    )
     whatsapp_verify_token: SecretStr | None = Field(
         None, description="WhatsApp webhook handshake token (else the WhatsApp channel block's)."
     )
@@ -190,7 +204,9 @@ class Settings(BaseSettings):
             raise ValueError(f"{bad[0]!r} is not an email address (comma-separate several)")
         return value
 
-    @field_validator("desk_secret", "templates", "data_dir", "faults_figures", mode="before")
+    @field_validator(
+        "desk_secret", "templates", "data_dir", "faults_figures", "attachments_dir", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `DUNNING_DESK_SECRET=` in a .env means "not set", as an empty export always did.

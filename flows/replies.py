@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextvars
+import threading
 from collections import Counter
+from dataclasses import asdict
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext, TaskRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from blocks import (
@@ -17,10 +21,12 @@ from blocks import (
     EmailChannel,
     ImapMailbox,
     InvoiceSource,
+    KnowledgeBase,
     LedgerDatabase,
     ReplyLLM,
     resolve_block,
 )
+from dunning.replies.listen import listen
 from tasks.replies import fetch_replies, handle_reply_task
 
 REPORT_COLUMNS = ("message", "sender", "invoices", "intent", "confidence", "state", "done")
@@ -34,6 +40,7 @@ def process_replies(
     ledger: str | LedgerDatabase = "default",
     policy: str | DunningPolicy | None = None,
     llm: str | ReplyLLM | None = None,
+    knowledge: str | KnowledgeBase | None = None,
     documents: str | DocumentLibrary | None = None,
 ) -> dict[str, Any]:
     """Read customers' replies and act on each one, within minutes of its arrival.
@@ -54,6 +61,10 @@ def process_replies(
             else the built-in default.
         llm: an OpenAI-compatible LLM block (or name) consulted when the offline
             classifier is unsure; its answers are validated. None: offline only.
+        knowledge: the company's knowledge base block (or name): questions the rules
+            cannot act on get a drafted answer quoting it, for a person to approve in the
+            desk (and in the mailbox's `drafts_folder`, if set). None: the draft says a
+            person will answer.
         documents: the company's document library block (or name): a known contact asking
             for the tax or bank certificate (or a kind of the company's own) gets the file
             in the thread. None: such requests become tasks.
@@ -66,9 +77,11 @@ def process_replies(
     source_block = resolve_block(source, SOURCE_TYPES)
     llm_block = resolve_block(llm, ReplyLLM) if llm else None
     channel_block = resolve_block(channel, EmailChannel)
-    documents_block = resolve_block(documents, DocumentLibrary) if documents else None
     rules = resolve_block(policy, DunningPolicy, default=DunningPolicy.from_settings).to_policy()
-    fetched = fetch_replies(resolve_block(mailbox, ImapMailbox), ledger_block) if mailbox else []
+    mailbox_block = resolve_block(mailbox, ImapMailbox) if mailbox else None
+    knowledge_block = resolve_block(knowledge, KnowledgeBase) if knowledge else None
+    documents_block = resolve_block(documents, DocumentLibrary) if documents else None
+    fetched = fetch_replies(mailbox_block, ledger_block) if mailbox_block else []
 
     store = ledger_block.get_ledger()
     pending = store.claim_inbound()
@@ -80,6 +93,8 @@ def process_replies(
             source_block,
             channel_block,
             llm_block,
+            knowledge=knowledge_block,
+            mailbox=mailbox_block,
             documents=documents_block,
         )
         for message_id in pending
@@ -101,6 +116,87 @@ def process_replies(
     publish_replies(outcomes, counts)
     logger.info("replies done: %s", counts)
     return counts
+
+
+@flow(name="listen-replies")
+def listen_replies(
+    mailbox: str | ImapMailbox = "default",
+    source: str | InvoiceSource = "default",
+    channel: str | EmailChannel = "default",
+    ledger: str | LedgerDatabase = "default",
+    policy: str | DunningPolicy | None = None,
+    llm: str | ReplyLLM | None = None,
+    run_for_seconds: float | None = None,
+    documents: str | DocumentLibrary | None = None,
+) -> dict[str, Any]:
+    """Answer customers' emails within seconds: keep the mailbox open (IMAP IDLE) and act on
+    each message as it arrives.
+
+    A long-running flow: start it once (it has no schedule) and it runs until cancelled.
+    Each time the server announces new mail, the messages are stored in the ledger's inbox
+    and moved to the processed folder, then handed to `process-replies` as a flow run of
+    its own (without a mailbox: they are already in the inbox), so matching, answers,
+    pauses and tasks are exactly the poll's. This run itself has no task runs: however many
+    weeks it runs, it stays small; each batch is one `process-replies` run.
+
+    A dropped connection is logged (never the password) and re-opened with backoff; what
+    arrived meanwhile is fetched first. Keep the 5-minute `process-replies` deployment on
+    as the safety net: both may run at once, and a message is still acted on and answered
+    once.
+
+    Args:
+        mailbox: the IMAP mailbox block or its name.
+        source: the invoice source (for documents and the customer's language).
+        channel: the email channel answers and alerts are sent through.
+        ledger: the ledger-database block or its name.
+        policy: the dunning-policy block or its name; if empty, the `DUNNING_POLICY` setting,
+            else the built-in default.
+        llm: an OpenAI-compatible LLM block (or name) for replies the offline classifier is
+            unsure of. None: offline only.
+        run_for_seconds: stop after this long; None runs until the flow run is cancelled.
+        documents: the company's document library block (or name), as for process-replies.
+
+    Returns:
+        Connections made, reconnections, batches and messages handled, errors seen.
+    """
+    logger = get_run_logger()
+    mailbox_block = resolve_block(mailbox, ImapMailbox)
+    ledger_block = resolve_block(ledger, LedgerDatabase)
+    batch = {"source": source, "channel": channel, "ledger": ledger_block, "policy": policy}
+    batch["llm"] = llm
+    batch["documents"] = documents
+    stop = threading.Event()
+    timer = threading.Timer(run_for_seconds, stop.set) if run_for_seconds else None
+    if timer:
+        timer.daemon = True
+        timer.start()
+    try:
+        stats = listen(
+            mailbox_block.settings(),
+            ledger_block.get_ledger(),
+            lambda _ids: process_replies_run(**batch),
+            stop,
+            logger=logger,
+        )
+    finally:
+        if timer:
+            timer.cancel()
+    return asdict(stats)
+
+
+def process_replies_run(**parameters: Any) -> dict[str, Any]:
+    """Run `process-replies` with `parameters` as a flow run of its own, never as a subflow
+    of the caller's run: called from `listen-replies`, a subflow would add one task run per
+    batch to a run that lasts weeks. The flow-run and task-run context is emptied in a copy
+    of the current context (settings and the API stay); outside any run it is a plain call.
+    """
+
+    def top_level() -> dict[str, Any]:
+        FlowRunContext.__var__.set(None)
+        TaskRunContext.__var__.set(None)
+        return process_replies(mailbox=None, **parameters)
+
+    return contextvars.copy_context().run(top_level)
 
 
 @task(name="publish-replies", cache_policy=NO_CACHE)

@@ -47,6 +47,7 @@ from tasks.erp import fetch_one_invoice, fetch_open_invoices
 from tasks.ledger import sync_ledger
 from tasks.plan import plan_actions
 from tasks.report import EventTally, SweepProgress, publish_summary
+from tasks.thanks import thank_and_confirm
 
 #: Most CRM delivery batches per run (a backlog larger than this waits for the next run).
 MAX_CRM_BATCHES = 50
@@ -269,6 +270,10 @@ def _sweep(
         tally.task_runs += 1
         if retried:
             logger.info("%d unanswered call(s) placed again", len(retried))
+    # Thanks for payments seen by this run (or a webhook's), confirmations of new promises;
+    # their CRM entries go out with the rest just below.
+    thank_and_confirm(source, policy, channel, ledger, now, [invoice] if invoice else None)
+    tally.task_runs += 1
     summary.crm = _deliver_crm(crm, ledger, tally)
     summary.task_runs = action_runs
     publish_summary(summary, tally)

@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from blocks.documents import DocumentLibrary
 from blocks.email import EmailChannel
+from blocks.knowledge import KnowledgeBase
 from blocks.ledger import LedgerDatabase
 from blocks.llm import ReplyLLM
 from blocks.mailbox import ImapMailbox
@@ -51,10 +52,14 @@ def handle_reply_task(
     channel: EmailChannel | None,
     llm: ReplyLLM | None = None,
     documents: DocumentLibrary | None = None,
+    knowledge: KnowledgeBase | None = None,
+    mailbox: ImapMailbox | None = None,
 ) -> dict[str, Any]:
     """Match one inbox message to its invoice, classify it and act on it (pause, promise,
     answer with the document, alert the managers, or hand it to a person). With an `llm`
-    block, replies the offline classifier is unsure of are asked to the LLM too.
+    block, replies the offline classifier is unsure of are asked to the LLM too. A message
+    left to a person gets a drafted answer quoting the `knowledge` base, also saved to the
+    `mailbox`'s drafts folder when it has one.
 
     A request for one of the company's documents is answered from the `documents` library.
 
@@ -72,6 +77,8 @@ def handle_reply_task(
         attachments_root=getattr(source, "attachments_root", None),
         classify=_classifier(llm),
         documents=documents.library() if documents else None,
+        knowledge=knowledge.load_passages() if knowledge else None,
+        mailbox=mailbox.settings() if mailbox else None,
     )
     task_logger().info(
         "reply %s from %s: %s (%.2f) -> %s",

@@ -90,7 +90,7 @@ class TestPrefectBlockStandards(BlockStandardTestSuite):
 
 def test_the_entry_point_module_registers_every_block_of_the_package():
     assert set(BLOCKS) == _defined_in_blocks()
-    assert len(BLOCKS) == 20  # with the document library
+    assert len(BLOCKS) == 21  # 19 + the document library + the knowledge base
     registry = get_registry_for_type(Block)
     for cls in BLOCKS:
         assert cls.get_block_type_slug() in {c.get_block_type_slug() for c in registry.values()}

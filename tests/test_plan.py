@@ -372,11 +372,25 @@ def test_skip_reasons_from_pauses_in_the_ledger(
 
     assert planned.loc["F-1", "skip_reason"] == reason
     assert missing(planned.loc["F-1", "stage"])
-    # The pause covers its invoice, or all of its customer's, and nothing else.
-    if by == "customer":
+    # The pause covers its invoice, or all of its customer's, and nothing else; a dispute
+    # about one invoice stops all the customer's (the default `dispute_scope: customer`).
+    if by == "customer" or kind == "dispute":
         assert planned.loc["F-2", "skip_reason"] == reason
     else:
         assert planned.loc["F-2", "stage"] == "overdue_7"
+    assert missing(planned.loc["G-1", "skip_reason"])
+
+
+def test_with_dispute_scope_invoice_a_dispute_stops_only_its_invoice(tmp_path: Path) -> None:
+    ledger = Ledger(f"sqlite:///{tmp_path}/l.db")
+    ledger.add_pause("dispute", invoice_number="F-1", customer_id="C1")
+    invoices = frame(invoice("F-1"), invoice("F-2"), invoice("G-1", customer_id="C2"))
+    policy = POLICY.model_copy(update={"dispute_scope": "invoice"})
+
+    planned = plan(invoices, policy, at(NOW), ledger.planning_state()).set_index("invoice")
+
+    assert planned.loc["F-1", "skip_reason"] == "disputed"
+    assert planned.loc["F-2", "stage"] == "overdue_7"
     assert missing(planned.loc["G-1", "skip_reason"])
     assert planned.loc["G-1", "stage"] == "overdue_7"
 

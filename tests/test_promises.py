@@ -180,5 +180,17 @@ def test_a_pause_recorded_after_the_plan_stops_the_send(ledger: Ledger, pause, r
 def test_a_pause_on_another_invoice_or_channel_does_not_stop_the_send(ledger: Ledger) -> None:
     ledger.add_pause("dispute", invoice_number="F-9", customer_id="C1")
     ledger.add_pause("opt_out", customer_id="C1", channel="whatsapp")
-    assert ledger.pause_reason("F-1", "C1", "email", date(2026, 11, 9)) == ""
-    assert ledger.pause_reason("F-9", "C1", "email", date(2026, 11, 9)) == "disputed"
+    day = date(2026, 11, 9)
+    assert ledger.pause_reason("F-1", "C1", "email", day, dispute_scope="invoice") == ""
+    assert ledger.pause_reason("F-9", "C1", "email", day, dispute_scope="invoice") == "disputed"
+    # The default `dispute_scope: customer`: a dispute about F-9 stops all of C1's invoices.
+    assert ledger.pause_reason("F-1", "C1", "email", day) == "disputed"
+    assert ledger.pause_reason("G-1", "C2", "email", day) == ""
+
+
+def test_a_desk_dispute_naming_only_the_invoice_stops_its_customer_at_send_time(
+    ledger: Ledger,
+) -> None:
+    ledger.sync_invoices(frame(invoice("F-1"), invoice("F-2")))
+    ledger.add_pause("dispute", invoice_number="F-2")  # no customer on the pause
+    assert ledger.pause_reason("F-1", "C1", "email", date(2026, 11, 9)) == "disputed"

@@ -166,7 +166,11 @@ def test_promise_with_a_date_is_recorded_for_the_invoice(env):
     assert promises[["invoice_number", "promised_on"]].values.tolist() == [
         ["F-1", date(2026, 11, 20)]
     ]
-    assert out["state"] == "processed" and not env["sink"].messages()
+    # One confirmation, in the customer's thread ("we note payment on <date>").
+    (confirmation,) = env["sink"].messages()
+    assert confirmation["To"] == "ana@a.example" and confirmation["In-Reply-To"]
+    assert "20 de noviembre de 2026" in confirmation["Subject"]
+    assert out["state"] == "processed"
 
 
 def test_promise_too_far_away_goes_to_a_person(env):
@@ -174,11 +178,16 @@ def test_promise_too_far_away_goes_to_a_person(env):
     assert env["ledger"].frame(Promise).empty and out["state"] == "needs_human"
 
 
-def test_dispute_stops_the_invoice_and_alerts_the_manager_once(env):
+def test_dispute_stops_the_customer_and_alerts_the_manager_once(env):
     understood = Understood("dispute")
     receive(env, understood, text="La F-1 está mal facturada <script>x</script>")
     pauses = env["ledger"].frame(Pause, kind="dispute")
     assert pauses["invoice_number"].tolist() == ["F-1"]
+    # `dispute_scope: customer` (the default): C1's other invoice F-2 stops too, not C2's.
+    day = date(2026, 11, 10)
+    assert env["ledger"].pause_reason("F-2", "C1", "email", day) == "disputed"
+    assert env["ledger"].pause_reason("G-9", "C2", "email", day) == ""
+    assert env["ledger"].pause_reason("F-2", "C1", "email", day, dispute_scope="invoice") == ""
     (alert,) = mails_to(env, "boss@acme.example")
     html = alert.get_body(("html",)).get_content()
     assert "<script>x</script>" not in html and "&lt;script&gt;" in html

@@ -361,3 +361,61 @@ def test_plan_json_and_table_show_the_statement(tmp_path):
     assert table.returncode == 0, table.stderr
     assert "statement" in table.stdout.splitlines()[0]
     assert len(re.findall(r"C2:statement-\w+:email", table.stdout)) == 4
+
+
+def test_a_statement_policy_needs_the_statement_template_in_every_language(tmp_path):
+    from dunning.policy import missing_templates
+
+    policy = statement_policy()
+    assert missing_templates(policy, ["es", "en", "pt"]) == []
+    assert any(
+        p.startswith("grouping: statements have no 'fr' email template")
+        for p in missing_templates(policy, ["fr"])
+    )
+
+
+def test_flow_sends_one_statement_per_customer_in_task_runs_and_in_batches(
+    prefect_api, sink, tmp_path
+):
+    from blocks import CsvInvoiceSource, DunningPolicy, LedgerDatabase
+    from flows.sweep import dunning_sweep
+    from tests.test_flows import channel_for, task_runs_of
+
+    csv = portfolio(tmp_path)
+    policy = DunningPolicy.model_validate(statement_policy().model_dump())
+    url = f"sqlite:///{tmp_path}/l.db"
+
+    def sweep_flow(max_task_runs: int, now: datetime = NOW):
+        return dunning_sweep(
+            source=CsvInvoiceSource(path=str(csv)),
+            channel=channel_for(sink),
+            ledger=LedgerDatabase(url=url),
+            policy=policy,
+            now=now,
+            max_task_runs=max_task_runs,
+            return_state=True,
+        )
+
+    state = sweep_flow(max_task_runs=200)
+    assert state.result()["sent"] == 3
+    runs = task_runs_of(state.state_details.flow_run_id, lambda r: len(r) >= 6)
+    names = {r.name for r in runs}
+    assert {"C1-statement", "C2-statement", "C3-statement"} <= names
+    messages = sink.messages()
+    assert len(messages) == 3
+    assert all(len(list(m.iter_attachments())) == 4 for m in messages)
+    assert sweep_flow(max_task_runs=200).result()["sent"] == 0
+    assert len(sink.messages()) == 3
+    first_keys = {m["X-Dunning-Key"] for m in messages}
+
+    # Two task runs for three statements: batches of whole customers, nothing split.
+    later = datetime.fromisoformat("2026-12-28T10:00:00+01:00")  # three stages more each
+    state = sweep_flow(max_task_runs=2, now=later)
+    assert state.result()["sent"] == 3
+    runs = task_runs_of(state.state_details.flow_run_id, lambda r: len(r) >= 5)
+    assert {"send 1–2 of 3", "send 3 of 3"} <= {r.name for r in runs}
+    second = [m for m in sink.messages() if m["X-Dunning-Key"] not in first_keys]
+    assert len(second) == 3
+    for message in second:
+        listed = re.findall(r"^- \S.*? (C\d-F\d):", text_of(message), flags=re.M)
+        assert sorted(listed) == sorted(f"{listed[0][:2]}-F{i}" for i in range(3)), listed

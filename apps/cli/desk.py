@@ -51,8 +51,15 @@ def serve(
         Path | None, typer.Option(help="Policy YAML the flows use (default: the built-in one).")
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    channel: Annotated[
+        str | None,
+        typer.Option(help="Saved EmailChannel block approved drafted answers are sent with."),
+    ] = None,
 ) -> None:
     """Serve the collections desk (tasks, customers, portfolio) over the ledger.
+
+    With --channel, a person can approve and send the drafted answers kept with tasks;
+    without it, drafts can only be discarded.
 
     The session cookie is signed with `DUNNING_DESK_SECRET` (random per process when unset:
     everyone logs in again after a restart). Without --ledger: `DUNNING_LEDGER_URL`, the
@@ -69,6 +76,12 @@ def serve(
         from dunning.policy import load_policy
 
         config.policy = load_policy(policy)
+    if channel:
+        from blocks import EmailChannel, resolve_block
+        from dunning.replies.drafts import DraftMailer
+
+        email = resolve_block(channel, EmailChannel)
+        config.mailer = DraftMailer(pool=email.pool(), identity=email.identity())
     typer.echo(f"collections desk on http://{host}:{port}  (add users: dunning desk adduser)")
     uvicorn.run(create_app(config), host=host, port=port, log_level=log_level)
 

@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dunning.policy import Policy, PolicyError, Stage, load_policy, resolve_assignee
+from dunning.policy import (
+    Policy,
+    PolicyError,
+    Stage,
+    load_policy,
+    resolve_assignee,
+    resolve_recipients,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -94,6 +101,8 @@ def _stage_line(stage: Stage) -> str:
     esc = stage.escalation
     if esc and esc.human_task:
         line += f"  task={esc.human_task!r} for {esc.assignee} in {esc.task_due_days}d"
+    if esc and esc.notify:
+        line += f"  notify={','.join(esc.notify)}"
     if esc and esc.customer_status:
         line += f"  status={esc.customer_status}"
     return line
@@ -153,10 +162,17 @@ def preview(
             if esc and esc.human_task
             else None
         )
-        # Internal notification emails are not sent by any stage yet: nobody is notified.
-        rec["notify"] = []
+        rec["notify"] = (
+            resolve_recipients(esc.notify, policy, owner_email=owner, manager_email=manager)
+            if esc
+            else []
+        )
         rec["customer_status"] = esc.customer_status if esc else None
-        rec["subject"] = _subject(stage.template_name, row, policy, message_context, render_email)
+        rec["subject"] = (  # an internal stage (channel none) sends the customer nothing
+            _subject(stage.template_name, row, policy, message_context, render_email)
+            if stage.messages_customer
+            else None
+        )
     languages = {str(lang) for lang in planned["language"].dropna().unique() if lang}
     return missing_templates(policy, languages) if languages else []
 

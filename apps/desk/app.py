@@ -24,12 +24,13 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from apps.desk import views
+from apps.desk import attachments, views
 from apps.desk.auth import session_active_user
 from dunning.ledger import Ledger
 from dunning.ledger.desk import ensure_desk_indexes
 from dunning.policy import Policy, default_policy
 from dunning.render import template_environment, templates_dir
+from dunning.replies.drafts import DraftMailer
 from dunning.settings import settings
 
 PUBLIC_PATHS = frozenset({"/login", "/lang", "/healthz"})
@@ -64,6 +65,8 @@ class DeskConfig:
         session_hours: how long a login lasts.
         policy: the dunning policy the flows use; the desk takes its payment-verification
             days and timezone from it (default: the built-in ladder).
+        mailer: the SMTP pool and sender approved drafted answers go out with (the email
+            channel the flows use); None: drafts can be discarded, not sent.
     """
 
     ledger_url: str
@@ -74,6 +77,7 @@ class DeskConfig:
     prefect_ui_url: str = field(default_factory=lambda: settings().prefect_ui_url)
     session_hours: int = 12
     policy: Policy = field(default_factory=default_policy)
+    mailer: DraftMailer | None = None
 
 
 def create_app(config: DeskConfig) -> Starlette:
@@ -94,6 +98,7 @@ def create_app(config: DeskConfig) -> Starlette:
             Route("/tasks", views.tasks_page),
             Route("/tasks/{task_id:int}", views.task_page),
             Route("/tasks/{task_id:int}/close", views.task_close, methods=["POST"]),
+            Route("/tasks/{task_id:int}/draft", views.task_draft, methods=["POST"]),
             Route("/customer", views.customer_view),
             Route("/customer/pause", views.customer_pause, methods=["POST"]),
             Route("/customer/resume", views.customer_resume, methods=["POST"]),
@@ -101,6 +106,9 @@ def create_app(config: DeskConfig) -> Starlette:
             Route("/portfolio", views.portfolio_page),
             Route("/portfolio/{name:str}.png", views.portfolio_chart),
             Route("/security", views.security_page),
+            Route("/customer/attachments", attachments.customer_upload, methods=["POST"]),
+            Route("/tasks/{task_id:int}/attachments", attachments.task_upload, methods=["POST"]),
+            Route("/attachments/{attachment_id:str}", attachments.download),
         ],
         middleware=[
             # Outermost: its headers reach every answer, redirects and errors included.

@@ -22,9 +22,12 @@ from apps.desk.auth import User
 from apps.desk.queries import can_close_task
 from dunning.crm import queue_note
 from dunning.ledger import Ledger
+from dunning.ledger.cases import end_disputes, open_disputes
 from dunning.ledger.desk import close_open_task, end_customer_pauses, human_task
-from dunning.ledger.models import utcnow
+from dunning.ledger.drafts import draft_for_task
+from dunning.ledger.models import ReplyDraft, utcnow
 from dunning.policy import Policy, default_policy
+from dunning.replies.drafts import DraftError, DraftMailer, discard_draft, send_draft
 
 OUTCOMES = ("promise", "dispute", "paid", "no_answer")
 #: Pauses a person may end from the desk ("resume reminders").
@@ -40,6 +43,11 @@ class DecisionError(ValueError):
 
 class NotAllowed(PermissionError):
     """The user may not take this decision (a collector on a task that is not theirs)."""
+
+
+class ManagerOnly(NotAllowed):
+    """A decision only a manager takes (resuming reminders a dispute stopped); the message
+    says so, for the collector to read."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +109,15 @@ def close_task(
             actor=actor,
         )
     elif closing.outcome == "dispute" and invoice:
-        ledger.add_pause("dispute", invoice_number=invoice, reason=closing.reason, actor=actor)
+        # With the customer named, the policy's `dispute_scope: customer` stops all of the
+        # customer's invoices (the planner reads the scope).
+        ledger.add_pause(
+            "dispute",
+            invoice_number=invoice,
+            customer_id=customer or None,
+            reason=closing.reason,
+            actor=actor,
+        )
     elif closing.outcome == "paid" and invoice:
         ledger.add_pause(
             "verify_payment",
@@ -171,23 +187,44 @@ def pause(
 
 
 def resume(
-    ledger: Ledger, user: User, *, customer_id: str, invoice_number: str = "", reason: str
+    ledger: Ledger,
+    user: User,
+    *,
+    customer_id: str,
+    invoice_number: str = "",
+    reason: str,
+    policy: Policy | None = None,
 ) -> int:
     """Resume reminders for one invoice (or the whole customer); returns how many pauses
     ended.
 
     Ends holds, disputes (resolved: the person says so, with the reason) and payment
-    verifications. Only a manager ends a dispute: a collector's resume leaves it in place.
-    Promises end when paid or broken, and opt-outs only when the customer opts in again:
-    neither is ended here.
+    verifications. Only a manager ends a dispute: a collector's resume is refused while one
+    stops these reminders (with the policy's `dispute_scope: customer`, the default, any
+    dispute of the customer does). A manager resuming the whole customer under that scope
+    also ends the disputes about its single invoices: the case is resolved. Promises end
+    when paid or broken, and opt-outs only when the customer opts in again: neither is
+    ended here.
 
     Raises:
         DecisionError: no reason given.
+        ManagerOnly: a collector, while a dispute stops these reminders.
     """
     if not reason.strip():
         raise DecisionError("reason: say why reminders resume")
     actor = f"desk:{user.email}"
     kinds = RESUMABLE if user.is_manager else COLLECTOR_RESUMABLE
+    scope = (policy or default_policy()).dispute_scope
+    disputes = [
+        d
+        for d in open_disputes(ledger, customer_id)
+        if scope == "customer" or not d["invoice_number"] or d["invoice_number"] == invoice_number
+    ]
+    if disputes and not user.is_manager:
+        raise ManagerOnly(
+            f"a dispute stops the reminders of customer {customer_id} "
+            f"({disputes[0]['reason'] or 'no reason given'}): only a manager can resume them"
+        )
     if invoice_number:
         # Each records its own `pause_<kind>_ended` event (with the actor and reason).
         ended = sum(
@@ -197,6 +234,12 @@ def resume(
     else:
         # "Resume the customer" ends only the customer-wide pauses, not the invoices' own.
         ended = end_customer_pauses(ledger, customer_id, kinds)
+        if scope == "customer" and user.is_manager and disputes:
+            resolved = end_disputes(ledger, [d["id"] for d in disputes])
+            ledger.record_event(
+                "pause_dispute_ended", customer_id=customer_id, actor=actor, reason=reason
+            )
+            ended += resolved
         if ended:
             ledger.record_event(
                 "pause_hold_ended", customer_id=customer_id, actor=actor, reason=reason
@@ -241,3 +284,77 @@ def _joined(old: str, new: str, who: str) -> str:
     if not new:
         return old
     return f"{old}\n{who}: {new}".strip()
+
+
+# -- drafted answers (dunning.replies.drafts) --------------------------------------------------
+
+
+def task_draft(ledger: Ledger, task_key: str) -> ReplyDraft | None:
+    """The drafted answer kept with the task of key `task_key`, if it has one."""
+    return draft_for_task(ledger, task_key)
+
+
+def decide_draft(
+    ledger: Ledger,
+    user: User,
+    task_id: int,
+    decision: str,
+    text: str,
+    mailer: DraftMailer | None,
+) -> str:
+    """Approve (send `text`, possibly edited, once, in the customer's thread) or discard
+    the drafted answer of a task, then close the task; returns the summary.
+
+    A second approval (a double click, a replayed form, a colleague at the same moment)
+    finds the draft already taken and sends nothing.
+
+    Raises:
+        DecisionError: unknown decision, no draft, no mail channel, an empty text, a draft
+            already decided, or a temporary refusal by the mail server.
+        NotAllowed: a collector deciding on a task that is not theirs.
+    """
+    if decision not in ("approve", "discard"):
+        raise DecisionError("decision: approve or discard")
+    task = human_task(ledger, task_id)
+    if task is None:
+        raise DecisionError(f"task {task_id} does not exist")
+    if not can_close_task(user, task.assignee):
+        raise NotAllowed(f"task {task_id} is assigned to {task.assignee}")
+    draft = draft_for_task(ledger, task.key)
+    if draft is None:
+        raise DecisionError(f"task {task_id} has no drafted answer")
+    if task.status != "open":
+        raise DecisionError(f"task {task_id} is already closed ({task.outcome})")
+    actor = f"desk:{user.email}"
+    try:
+        if decision == "discard":
+            discard_draft(ledger, int(draft.id), actor=actor)
+            summary = "drafted answer discarded: nothing sent"
+        else:
+            if mailer is None:
+                raise DecisionError("this desk has no email channel to send drafts with")
+            status = send_draft(ledger, int(draft.id), text, mailer=mailer, actor=actor)
+            summary = f"drafted answer approved and {status.replace('_', ' ')} to {draft.recipient}"
+    except DraftError as exc:
+        raise DecisionError(str(exc)) from None
+    if close_open_task(ledger, task_id, outcome=summary, note=task.note):
+        ledger.record_event(
+            "task_closed",
+            invoice_number=task.invoice_number,
+            customer_id=task.customer_id,
+            action_key=task.key,
+            actor=actor,
+            task_id=task_id,
+            title=task.title,
+            outcome=f"draft_{decision}",
+            summary=summary,
+        )
+        queue_note(
+            ledger,
+            key=f"desk:task:{task_id}:closed",
+            text=f"Task '{task.title}' closed by {user.email}: {summary}",
+            invoice_number=task.invoice_number,
+            customer_id=task.customer_id,
+            direction="desk",
+        )
+    return summary

@@ -46,6 +46,19 @@ MESSAGES: dict[str, dict[str, str]] = {
         "reason": "Reason",
         "note": "Note",
         "save": "Save",
+        "draft": "Drafted answer",
+        "draft_hint": (
+            "Edit the text, then approve to send it in the customer's thread, or discard it."
+        ),
+        "draft_sources": "Quoted from the knowledge base",
+        "draft_no_answer": "The knowledge base has no answer: the draft says a person will answer.",
+        "draft_approve": "Approve and send",
+        "draft_discard": "Discard",
+        "draft_state": "Draft",
+        "draft_in_imap": "Also saved in the mailbox's Drafts folder.",
+        "draft_no_mailer": (
+            "This desk has no email channel: start it with --channel to send drafts."
+        ),
         "closed": "Task closed",
         "invoices": "Invoices",
         "stage": "Stage",
@@ -69,6 +82,16 @@ MESSAGES: dict[str, dict[str, str]] = {
         "by": "by",
         "forbidden": "You cannot see this.",
         "not_found": "Not found.",
+        "attachments": "Attachments",
+        "attach": "Attach",
+        "attach_file": "Attach a file",
+        "attach_hint": "PDF, PNG, JPEG, plain text, XLSX or DOCX; at most (MB):",
+        "no_attachments": "No attachments.",
+        "attachment_added": "File attached",
+        "attachment_refused": "The file was not attached.",
+        "file": "File",
+        "size": "Size",
+        "uploaded_by": "Uploaded by",
         "headline": "Headline figures",
         "receivables": "Receivables",
         "overdue": "Overdue",
@@ -132,6 +155,23 @@ MESSAGES: dict[str, dict[str, str]] = {
         "reason": "Motivo",
         "note": "Nota",
         "save": "Guardar",
+        "draft": "Respuesta redactada",
+        "draft_hint": (
+            "Edite el texto y apruébelo para enviarlo en el hilo del cliente, o descártelo."
+        ),
+        "draft_sources": "Citado de la base de conocimiento",
+        "draft_no_answer": (
+            "La base de conocimiento no tiene la "
+            "respuesta: el borrador dice que responderá una persona."
+        ),
+        "draft_approve": "Aprobar y enviar",
+        "draft_discard": "Descartar",
+        "draft_state": "Borrador",
+        "draft_in_imap": "También guardado en la carpeta Borradores del buzón.",
+        "draft_no_mailer": (
+            "Este escritorio no tiene canal de "
+            "correo: inícielo con --channel para enviar borradores."
+        ),
         "closed": "Tarea cerrada",
         "invoices": "Facturas",
         "stage": "Etapa",
@@ -155,6 +195,16 @@ MESSAGES: dict[str, dict[str, str]] = {
         "by": "por",
         "forbidden": "No puede ver esta página.",
         "not_found": "No encontrado.",
+        "attachments": "Adjuntos",
+        "attach": "Adjuntar",
+        "attach_file": "Adjuntar un archivo",
+        "attach_hint": "PDF, PNG, JPEG, texto, XLSX o DOCX; como máximo (MB):",
+        "no_attachments": "Sin adjuntos.",
+        "attachment_added": "Archivo adjuntado",
+        "attachment_refused": "No se ha adjuntado el archivo.",
+        "file": "Archivo",
+        "size": "Tamaño",
+        "uploaded_by": "Subido por",
         "headline": "Cifras principales",
         "receivables": "Pendiente de cobro",
         "overdue": "Vencido",

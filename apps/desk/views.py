@@ -30,9 +30,11 @@ from apps.desk.auth import (
 )
 from apps.desk.i18n import LANGS, LOCALES, pick_language, translator
 from dunning.ledger import Ledger
+from dunning.ledger.attachments import customer_attachments, task_attachments
 from dunning.ledger.desk import login_failure_summary
 from dunning.ledger.models import utcnow
 from dunning.policy import today as policy_today
+from dunning.settings import settings
 
 PORTFOLIO_TTL = 300.0
 LANG_COOKIE = "desk_lang"
@@ -282,8 +284,60 @@ async def task_page(request: Request) -> Response:
     if not queries.can_close_task(request.state.user, row["assignee"]):
         return _error(request, 403, "forbidden")
     return _render(
-        request, "task.html", task=row, outcomes=decisions.OUTCOMES, today=_today(request)
+        request,
+        "task.html",
+        task=row,
+        outcomes=decisions.OUTCOMES,
+        today=_today(request),
+        attachments=task_attachments(_ledger(request), row["id"]),
+        attach_max_mb=settings().attachments_max_mb,
+        flash=request.query_params.get("done", ""),
+        **_draft_context(request, row),
     )
+
+
+def _draft_context(request: Request, row: dict[str, Any]) -> dict[str, Any]:
+    """The task's drafted answer, if it has one, and whether this desk can send it."""
+    return {
+        "draft": decisions.task_draft(_ledger(request), row["key"]),
+        "can_send_drafts": request.app.state.config.mailer is not None,
+    }
+
+
+async def task_draft(request: Request) -> Response:
+    """Approve (send the edited text once, in the customer's thread) or discard a task's
+    drafted answer; the task closes."""
+    form = await _checked_form(request)
+    task_id = request.path_params["task_id"]
+    try:
+        summary = await run_in_threadpool(
+            decisions.decide_draft,
+            _ledger(request),
+            request.state.user,
+            task_id,
+            str(form.get("decision", "")),
+            str(form.get("text", "")),
+            request.app.state.config.mailer,
+        )
+    except decisions.NotAllowed:
+        return _error(request, 403, "forbidden")
+    except decisions.DecisionError as exc:
+        row = queries.task(_ledger(request), task_id)
+        if row is None:
+            return _error(request, 404, "not_found")
+        return _render(
+            request,
+            "task.html",
+            status_code=400,
+            task=row,
+            outcomes=decisions.OUTCOMES,
+            today=_today(request),
+            attachments=task_attachments(_ledger(request), row["id"]),
+            attach_max_mb=settings().attachments_max_mb,
+            draft_problem=str(exc),
+            **_draft_context(request, row),
+        )
+    return RedirectResponse(f"/tasks?done={quote(summary)}", status_code=303)
 
 
 async def task_close(request: Request) -> Response:
@@ -341,6 +395,8 @@ async def customer_view(request: Request) -> Response:
         c=data,
         risk=risk,
         flash=request.query_params.get("done", ""),
+        attachments=customer_attachments(ledger, customer_id),
+        attach_max_mb=settings().attachments_max_mb,
     )
 
 
@@ -373,7 +429,12 @@ async def _customer_decision(request: Request, action: str) -> Response:
             until = _parse_day(str(form.get("until", "")))
             decisions.pause(ledger, request.state.user, **which, until=until)
         else:
-            decisions.resume(ledger, request.state.user, **which)
+            policy = request.app.state.config.policy
+            decisions.resume(ledger, request.state.user, **which, policy=policy)
+    except decisions.ManagerOnly as exc:  # a clear refusal, on the customer's page
+        return _render(
+            request, "customer.html", status_code=403, c=data, risk=None, problem=str(exc)
+        )
     except decisions.DecisionError as exc:
         risk = None
         return _render(

@@ -323,3 +323,55 @@ class DeskLoginFailure(SQLModel, table=True):
     address: str = Field(default="", index=True, description="the client's IP address")
     at: datetime = Field(default_factory=utcnow, index=True)
     reason: str = Field(default="", description="wrong_password | locked")
+
+
+class Attachment(SQLModel, table=True):
+    """A file a desk user attached to a customer or to one of its tasks (`dunning.ledger.
+    attachments`). The bytes live in the attachments folder under `id`; the uploaded name
+    is only shown (sanitized), never used as a path."""
+
+    __tablename__ = "attachments"
+
+    id: str = Field(primary_key=True, description="Random hex id, also the stored file's name")
+    customer_id: str = Field(default="", index=True)
+    task_id: int | None = Field(default=None, index=True)
+    invoice_number: str = ""
+    filename: str = Field(description="The uploaded name, sanitized, for display and download")
+    content_type: str = Field(description="The type sniffed from the content, not the client's")
+    size: int
+    sha256: str
+    uploaded_by: str = Field(description="The desk user's email")
+    uploaded_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class ReplyDraft(SQLModel, table=True):
+    """A drafted answer to a customer's message, waiting for a person (the desk) to edit
+    and approve it (sent once, through the outbox) or discard it.
+
+    One per task (`task_key`): processing the message again finds it instead of drafting
+    a second one. `state`: drafted -> sending -> sent (or rejected / in_doubt, as the
+    outbox row), or drafted -> discarded.
+    """
+
+    __tablename__ = "reply_drafts"
+    __table_args__ = (UniqueConstraint("task_key", name="uq_reply_drafts_task_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_key: str = Field(description="The human task's key (reply:<inbound id>:draft)")
+    inbound_id: int = Field(index=True)
+    invoice_number: str = Field(default="", index=True)
+    customer_id: str = Field(default="", index=True)
+    channel: str = "email"
+    recipient: str = ""
+    in_reply_to: str = Field(default="", description="The customer's Message-ID")
+    references: str = ""
+    lang: str = ""
+    subject: str = ""
+    text: str = Field(default="", description="The draft; the text sent once approved")
+    sources: list = Field(default_factory=list, sa_column=Column(JSON))
+    answered: bool = Field(default=False, description="The knowledge base had an answer")
+    state: str = Field(default="drafted", index=True)
+    decided_by: str = ""
+    decided_at: datetime | None = None
+    imap_appended_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)

@@ -600,19 +600,36 @@ class Ledger:
         channel: str,
         today: date,
         promise_grace_days: int = 0,
+        dispute_scope: str = "customer",
     ) -> str:
         """Why this invoice must get nothing on this channel today ("" if nothing stops it):
         the send-time twin of the planner's pause check, for pauses recorded after the plan
         was made (a dispute read from a reply at 09:05 stops the 10:30 reminder).
 
         A pause naming an invoice stops that invoice; one without an invoice stops all the
-        customer's. Pauses on another channel do not count.
+        customer's. With `dispute_scope` "customer" (the policy's default) a dispute about
+        any of the customer's invoices stops them all, as in the planner. Pauses on another
+        channel do not count.
         """
         invoice_pause = Pause.invoice_number == invoice_number
         customer_pause = sa.and_(
             Pause.customer_id == customer_id,
             sa.or_(Pause.invoice_number.is_(None), Pause.invoice_number == ""),
         )
+        if dispute_scope == "customer" and customer_id:
+            customers_invoices = sa.select(InvoiceRecord.invoice_number).where(
+                InvoiceRecord.customer_id == customer_id
+            )
+            customer_pause = sa.or_(
+                customer_pause,
+                sa.and_(
+                    Pause.kind == "dispute",
+                    sa.or_(
+                        Pause.customer_id == customer_id,
+                        Pause.invoice_number.in_(customers_invoices),
+                    ),
+                ),
+            )
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(Pause.kind, Pause.until).where(

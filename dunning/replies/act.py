@@ -16,7 +16,10 @@
 - opt_out: no more messages on that channel; confirmed once.
 - wrong_contact: a task to fix the contact, with the address found in the text.
 - out_of_office and automatic replies: nothing is sent; the next reminder keeps its date.
-- other, or low confidence: a drafted answer in a task, for a person to approve.
+- other, or low confidence: a drafted answer quoting the company's knowledge base (or
+  saying a person will answer), kept with a task for a person to edit and approve or
+  discard in the desk, and saved to the mailbox's Drafts folder when one is set
+  (`dunning.replies.drafts`).
 - no invoice or customer found: a task for a person; never dropped.
 - a sender who is not a known contact of the matched customer: a task, nothing sent or
   changed (except a dispute, which still stops the reminders). A colleague at the
@@ -43,17 +46,22 @@ from dunning.act import EmailIdentity
 from dunning.bank_accounts import BankAccount, accounts_for
 from dunning.delivery import deliver
 from dunning.documents import Library
+from dunning.knowledge import KnowledgeBase
 from dunning.ledger import InboundMessage, Ledger
+from dunning.ledger import drafts as draft_store
+from dunning.ledger.models import ReplyDraft
 from dunning.mail import Envelope, build_email, resolve_attachment
 from dunning.policy import Policy
 from dunning.policy import today as policy_today
 from dunning.render import format_day, invoice_context, locale_for, render_email
+from dunning.replies import drafts
 from dunning.replies.authentication import authentication_failures
-from dunning.replies.imap import is_auto_reply
+from dunning.replies.imap import ImapSettings, append_draft, is_auto_reply
 from dunning.replies.match import Match, match_message
 from dunning.replies.quoting import strip_quoted
 from dunning.schema import Invoice
 from dunning.smtp import SmtpPool
+from dunning.thanks import PROMISE_CONFIRMATION, confirmation_key
 
 #: A promised date further away than this is a payment plan in disguise: a person decides.
 MAX_PROMISE_DAYS = 90
@@ -103,6 +111,8 @@ class _Reply:
     attachments_root: str | None
     outcome: ReplyOutcome
     documents: Library | None = None  # the company's document library, if it has one
+    knowledge: KnowledgeBase | None = None  # drafts quote it (dunning.replies.drafts)
+    drafts_mailbox: ImapSettings | None = None  # drafts are saved to its drafts_folder
 
     @property
     def invoices(self) -> list[str]:
@@ -172,8 +182,14 @@ def handle_reply(
     classify: Callable[..., Any] | None = None,
     attachments_root: str | None = None,
     documents: Library | None = None,
+    knowledge: KnowledgeBase | None = None,
+    mailbox: ImapSettings | None = None,
 ) -> ReplyOutcome:
-    """Match, classify and act on one stored inbox message (see the module docstring)."""
+    """Match, classify and act on one stored inbox message (see the module docstring).
+
+    `knowledge` is the company's knowledge base the drafted answers quote; with `mailbox`
+    and its `drafts_folder` set, each draft is also saved there as a reply in the thread.
+    """
     if classify is None:
         from dunning.replies import classify
     today = policy_today(policy, message.received_at)  # the day it arrived, for dates
@@ -229,6 +245,8 @@ def handle_reply(
         attachments_root,
         outcome,
         documents,
+        knowledge=knowledge,
+        drafts_mailbox=mailbox,
     )
     try:
         if is_auto_reply(message.headers or {}, message.subject):
@@ -282,7 +300,11 @@ def _on_dispute(r: _Reply) -> None:
         r.ledger.add_pause(
             "dispute", customer_id=r.match.customer_id, reason=reason, actor="customer"
         )
-    r.did(f"stopped: {', '.join(r.invoices) or 'customer ' + r.match.customer_id}")
+    whole = r.policy.dispute_scope == "customer" or not r.invoices
+    # `dispute_scope: customer` (the default): the planner stops all the customer's open
+    # invoices for a dispute about one; resuming them is a manager's decision (the desk).
+    stopped = f"all invoices of customer {r.match.customer_id}" if whole else ""
+    r.did(f"stopped: {stopped or ', '.join(r.invoices)}")
     title = f"{reason.capitalize()} from {r.message.sender}: review and answer in person"
     r.task("dispute", title, assignee="manager")
     _alert_managers(r, reason, title)
@@ -303,15 +325,25 @@ def _on_promise(r: _Reply) -> None:
         )
         r.outcome.state = "needs_human"
         return
-    for number in r.invoices:
-        r.ledger.add_promise(
+    promises = {
+        number: r.ledger.add_promise(
             invoice_number=number,
             customer_id=r.match.customer_id,
             promised_on=promised,
             source=f"reply:{r.message.id}",
             actor="customer",
         )
+        for number in r.invoices
+    }
     r.did(f"promise to pay on {promised} recorded; reminders paused")
+    if not r.policy.confirm_promises or r.message.channel != "email":
+        return  # another channel's promise is confirmed by email by the next sweep
+    for number, promise_id in list(promises.items())[:5]:
+        fresh = r.lookup(number)
+        if fresh is not None and fresh.is_payable:
+            # The sweep's `dunning.thanks.confirm_promises` uses the same key: once.
+            key = str(confirmation_key(number, promise_id))
+            _answer(r, PROMISE_CONFIRMATION, fresh, key=key)
 
 
 def _on_already_paid(r: _Reply) -> None:
@@ -431,12 +463,60 @@ def _on_out_of_office(r: _Reply) -> None:
 
 
 def _on_other(r: _Reply) -> None:
+    """A drafted answer quoting the knowledge base (or saying a person will answer), kept
+    with its task for a person to edit and approve or discard in the desk."""
     fresh = r.lookup(r.invoices[0]) if r.invoices else None
-    draft = ""
-    if fresh is not None:
-        draft = _render(r, "answer_ack", fresh, {}).text
-    note = f"Drafted answer (approve, edit or discard):\n\n{draft}\n\n---\n{r.excerpt}"
-    r.task("draft", "Answer the customer's message (draft ready)", note=note)
+    lang = (fresh.language if fresh and fresh.language else r.result.lang) or r.policy.language
+    rendered, sources = drafts.write_draft(
+        r.knowledge,
+        r.message.text or "",
+        lang=lang,
+        subject=r.message.subject,
+        customer_name=r.message.sender_name or (fresh.customer_name if fresh else ""),
+        company_name=r.identity.from_name if r.identity else "",
+        overlay=r.policy.templates_dir,
+    )
+    draft, new = draft_store.save_draft(
+        r.ledger,
+        ReplyDraft(
+            task_key=f"reply:{r.message.id}:draft",  # the key r.task("draft", ...) opens
+            inbound_id=int(r.message.id),
+            invoice_number=r.invoices[0] if r.invoices else "",
+            customer_id=r.match.customer_id,
+            channel=r.message.channel,
+            recipient=r.message.sender,
+            in_reply_to=r.message.provider_id,
+            references=r.message.references or "",
+            lang=rendered.language,
+            subject=rendered.subject,
+            text=rendered.text,
+            sources=sources,
+            answered=bool(sources),
+        ),
+    )
+    if sources:
+        title = "Answer the customer's question (draft from the knowledge base ready)"
+        listed = "\n".join(f"- {s}" for s in sources)
+        head = (
+            "Drafted answer (approve, edit or discard in the desk):\n\n"
+            f"{draft.text}\nSources:\n{listed}"
+        )
+    else:
+        title = "Answer the customer's message: the knowledge base has no answer, a person answers"
+        head = (
+            "Drafted answer (approve, edit or discard in the desk); the knowledge base has "
+            f"nothing relevant, so it says a person will answer:\n\n{draft.text}"
+        )
+    r.task("draft", title, note=f"{head}\n---\n{r.excerpt}")
+    r.did("answer drafted" + (f" from {', '.join(sources)}" if sources else " (no answer known)"))
+    mailbox = r.drafts_mailbox
+    if new and mailbox is not None and mailbox.drafts_folder and r.identity is not None:
+        try:
+            append_draft(mailbox, drafts.draft_message(draft, r.identity))
+            draft_store.mark_appended(r.ledger, int(draft.id))
+            r.did(f"draft saved to {mailbox.drafts_folder}")
+        except Exception as exc:  # the draft is in the ledger and the desk: not lost
+            r.did(f"draft not saved to {mailbox.drafts_folder}: {type(exc).__name__}: {exc}")
     r.outcome.state = "needs_human"
 
 
@@ -554,10 +634,25 @@ def _answer(
     r.did(f"{template} {delivery.status} to {r.message.sender}")
 
 
+def _alert_recipients(r: _Reply) -> list[str]:
+    """Who hears of a dispute at once: the policy's `replies.manager_emails`, else the
+    invoice's `manager_email`, else its `owner_email` (else nobody by email: a task)."""
+    if r.policy.replies.manager_emails:
+        return list(r.policy.replies.manager_emails)
+    fresh = r.lookup(r.invoices[0]) if r.invoices else None
+    for address in (fresh.manager_email, fresh.owner_email) if fresh is not None else ():
+        if address.strip():
+            return [address.strip()]
+    return []
+
+
 def _alert_managers(r: _Reply, reason: str, title: str) -> None:
-    managers = r.policy.replies.manager_emails
+    managers = _alert_recipients(r)
     if not managers or r.pool is None or r.identity is None:
-        r.did("no manager email configured: task only")
+        # Never to nobody: the manager role gets the task (the same one `_on_dispute`
+        # opens, keyed by the message, so it is opened once).
+        r.task("dispute", title, assignee="manager")
+        r.did("no manager email known: a task for the manager role")
         return
     key = f"reply:{r.message.id}:alert"
     claim = r.ledger.claim(

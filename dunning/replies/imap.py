@@ -30,9 +30,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from typing import Literal
 
-from imap_tools import BaseMailBox, MailBox, MailBoxStartTls, MailBoxUnencrypted, MailMessage
+from imap_tools import (
+    AND,
+    BaseMailBox,
+    H,
+    MailBox,
+    MailBoxStartTls,
+    MailBoxUnencrypted,
+    MailMessage,
+    MailMessageFlags,
+)
 from imap_tools.errors import MailboxFetchError
 from imap_tools.utils import check_command_status
 from pydantic import SecretStr
@@ -105,6 +115,8 @@ class ImapSettings:
     processed_folder: str = "Processed"
     quarantine_folder: str = "Quarantine"
     timeout: float = 30.0
+    #: Drafted answers are saved here for a person to approve ("" : not saved to IMAP).
+    drafts_folder: str = ""
     ca_file: str | None = None
 
     def __post_init__(self) -> None:
@@ -163,6 +175,10 @@ def fetch_into(ledger: Ledger, settings: ImapSettings, *, limit: int = 500) -> l
                 unreadable[uid] = (head, f"too large ({size:,} bytes; limit {MAX_MESSAGE_BYTES:,})")
                 continue
             raw = _fetch(box, uid, "BODY.PEEK[]")
+            if not raw:
+                # Moved out meanwhile by another reader of the folder (the listener and the
+                # poll may run at once): that reader stored it. Not an empty message.
+                continue
             try:
                 read[uid] = to_inbound(parse_message(raw))
             except Exception as exc:  # whatever one message does, the others go on
@@ -179,6 +195,23 @@ def fetch_into(ledger: Ledger, settings: ImapSettings, *, limit: int = 500) -> l
                     box.folder.create(folder)
                 box.move(moved, folder)
     return new_ids
+
+
+def append_draft(settings: ImapSettings, message: EmailMessage) -> bool:
+    """Save `message` (a drafted answer, already threaded under the customer's message) to
+    `settings.drafts_folder` with the \\Draft flag, creating the folder if missing; False
+    when a message with its Message-ID is already there (saved by an earlier run)."""
+    folder = settings.drafts_folder
+    if not folder:
+        raise ValueError("append_draft: the mailbox has no drafts_folder")
+    with open_mailbox(settings) as box:
+        if not box.folder.exists(folder):
+            box.folder.create(folder)
+        box.folder.set(folder)
+        if message["Message-ID"] and box.uids(AND(header=H("Message-ID", message["Message-ID"]))):
+            return False
+        box.append(message.as_bytes(), folder, flag_set=[MailMessageFlags.DRAFT])
+    return True
 
 
 def parse_message(raw: bytes) -> MailMessage:

@@ -1,0 +1,427 @@
+"""Thanks and confirmations: what the customer and the CRM hear when the case moves on.
+
+- **Paid after a reminder.** When the ledger has seen an invoice paid (the source's sync, or
+  a payment webhook such as Stripe's `invoice.paid`) and a reminder of the ladder had gone
+  out for it, the customer gets one thank-you email (`on_payment: thank_you`, the default;
+  `none` per policy or segment sends nothing), the CRM gets the payment as a note, and a
+  customer status the ladder set (e.g. `on_hold`) is cleared once the customer has nothing
+  overdue left (in the ledger and, queued, in the CRM).
+- **A promise to pay** recorded from a reply or the desk gets one confirmation email ("we
+  note payment on <date>") unless `confirm_promises: false`. The replies flow confirms at
+  once, in the customer's thread; a promise taken in the desk (which sends no email) is
+  confirmed by the next sweep. Both use the same outbox key, so it goes once.
+
+Every message goes through the ledger's outbox under an `ActionKey`
+(`<invoice>:thank_you:email`, `<invoice>:promise_confirmation-<promise id>:email`): the
+webhook's one-invoice run and the next sweep may both see the same payment, and the
+customer is still thanked once. The sweep runs `act_on_case` after its act step
+(`tasks.thanks.thank_and_confirm`); anything that failed for a temporary reason is tried
+again by the next run (nothing is marked done until the message is sent or refused).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from dunning.act import SENT_BODY_CHARS, EmailIdentity
+from dunning.action import ActionKey
+from dunning.crm import queue_note, queue_status
+from dunning.delivery import deliver
+from dunning.ledger import Ledger, closed_in_ledger
+from dunning.ledger.cases import (
+    customer_status,
+    has_overdue,
+    paid_after_reminder,
+    recent_open_promises,
+    taken_keys,
+)
+from dunning.ledger.models import TAKEN_REASONS
+from dunning.mail import Envelope, build_email, split_addresses
+from dunning.plan import segments_of
+from dunning.policy import Policy
+from dunning.policy import today as policy_today
+from dunning.render import format_day, format_money, invoice_context, locale_for, render_email
+from dunning.schema import Invoice
+from dunning.smtp import NotSent, SmtpPool
+
+#: The templates (and the outbox stages) of the two messages.
+THANK_YOU = "thank_you"
+PROMISE_CONFIRMATION = "promise_confirmation"
+#: The stage of the CRM entries a payment queues (`<invoice>:paid:crm:note`, `...:status`).
+PAID = "paid"
+#: Payments seen within this long are acted on: switching the feature on for an old ledger
+#: does not thank every customer who ever paid.
+PAYMENT_LOOKBACK = timedelta(days=14)
+#: Promises made within this long are confirmed (a desk promise waits for the next sweep).
+PROMISE_LOOKBACK = timedelta(days=7)
+#: The status a cleared customer gets (no ladder status: the CRM's field is emptied).
+CLEARED = ""
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class CaseOutcome:
+    """What was done for one payment or promise: `status` sent, skipped or failed."""
+
+    invoice: str
+    customer: str
+    message: str
+    status: str
+    reason: str = ""
+    recipient: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def thank_you_key(invoice: str) -> ActionKey:
+    """The outbox key of an invoice's one thank-you email."""
+    return ActionKey(invoice, THANK_YOU, "email")
+
+
+def confirmation_key(invoice: str, promise_id: int) -> ActionKey:
+    """The outbox key of one promise's confirmation email (one per promise: a new date is
+    confirmed again)."""
+    return ActionKey(invoice, f"{PROMISE_CONFIRMATION}-{int(promise_id)}", "email")
+
+
+def _payment_key(invoice: str) -> ActionKey:
+    return ActionKey(invoice, PAID, "crm")
+
+
+def payment_note_key(invoice: str) -> str:
+    """The CRM key of the payment's note: queued last, it marks the payment as handled."""
+    return f"{_payment_key(invoice)}:note"
+
+
+def reminder_stages(policy: Policy) -> list[str]:
+    """The outbox stages that count as a reminder: every ladder's stages and the broken
+    promise's message (answers, alerts and confirmations are not reminders)."""
+    ladders = [policy.stages, *(s.stages for s in policy.segments)]
+    names = {stage.name for ladder in ladders for stage in ladder}
+    return sorted(names | {policy.replies.broken_promise.name})
+
+
+def act_on_case(
+    ledger: Ledger,
+    policy: Policy,
+    *,
+    lookup: Callable[[str], Invoice | None],
+    pool: SmtpPool | None,
+    identity: EmailIdentity | None,
+    now: datetime,
+    invoices: Iterable[str] | None = None,
+) -> list[CaseOutcome]:
+    """Thank the customers whose chased invoices were paid, then confirm new promises.
+
+    `lookup` re-reads an invoice at the source (language, country, segment); the ledger's
+    row stands in when the source no longer lists it. `invoices` limits the run to these
+    (the one-invoice run after a payment webhook); None: every recent payment and promise.
+    `identity` is who messages come from; without a pool or identity nothing is emailed
+    (the CRM and statuses are still updated).
+    """
+    wanted = list(invoices) if invoices is not None else None
+    return act_on_payments(
+        ledger, policy, lookup=lookup, pool=pool, identity=identity, now=now, invoices=wanted
+    ) + confirm_promises(
+        ledger, policy, lookup=lookup, pool=pool, identity=identity, now=now, invoices=wanted
+    )
+
+
+def act_on_payments(
+    ledger: Ledger,
+    policy: Policy,
+    *,
+    lookup: Callable[[str], Invoice | None],
+    pool: SmtpPool | None,
+    identity: EmailIdentity | None,
+    now: datetime,
+    invoices: Iterable[str] | None = None,
+) -> list[CaseOutcome]:
+    """For each invoice paid since `PAYMENT_LOOKBACK` after a reminder, and not handled
+    yet: the thank-you (once), the CRM's payment note, and the ladder's status cleared when
+    nothing is overdue any more."""
+    today = policy_today(policy, now)
+    rows = paid_after_reminder(
+        ledger,
+        since=now - PAYMENT_LOOKBACK,
+        reminder_stages=reminder_stages(policy),
+        done_note_suffix=payment_note_key(""),
+        invoices=invoices,
+    )
+    outcomes = []
+    for row in rows:
+        number = str(row["invoice_number"])
+        if closed_in_ledger(ledger, number, now=now) != "paid":
+            continue  # reopened since (a reversed payment): not a payment any more
+        inv = _invoice(row, lookup, paid=True)
+        paid_amount = float(row.get("reminded_amount") or inv.amount_total or 0.0)
+        outcome = CaseOutcome(number, inv.customer_id, THANK_YOU, "skipped")
+        segment = _segment(inv.model_copy(update={"amount_due": paid_amount}), policy)
+        if policy.on_payment_of(segment) == "none":
+            outcome.reason = "on_payment: none"
+        elif not split_addresses(inv.email):
+            outcome.reason = "no email address"
+        elif pool is None or identity is None:
+            outcome.reason = "no email channel"
+        else:
+            try:
+                _send(
+                    ledger,
+                    policy,
+                    inv,
+                    thank_you_key(number),
+                    THANK_YOU,
+                    outcome,
+                    pool=pool,
+                    identity=identity,
+                    today=today,
+                    amount=paid_amount,
+                    extra={"part_paid": False, "days_overdue": 0},
+                    payment_link="",
+                )
+            except NotSent as exc:  # temporary: the next run tries again (nothing noted)
+                outcome.status, outcome.reason = "failed", str(exc)[:300]
+                outcomes.append(outcome)
+                continue
+        _note_payment(ledger, inv, paid_amount, outcome)
+        _clear_status(ledger, inv, today)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def confirm_promises(
+    ledger: Ledger,
+    policy: Policy,
+    *,
+    lookup: Callable[[str], Invoice | None],
+    pool: SmtpPool | None,
+    identity: EmailIdentity | None,
+    now: datetime,
+    invoices: Iterable[str] | None = None,
+) -> list[CaseOutcome]:
+    """One confirmation for each open promise made within `PROMISE_LOOKBACK` that has none
+    yet (a reply's promise was confirmed at once; a desk promise is confirmed here)."""
+    if not policy.confirm_promises or pool is None or identity is None:
+        return []
+    today = policy_today(policy, now)
+    rows = recent_open_promises(ledger, since=now - PROMISE_LOOKBACK, invoices=invoices)
+    keys = {
+        int(r["promise_id"]): confirmation_key(r["invoice_number"], r["promise_id"]) for r in rows
+    }
+    taken = taken_keys(ledger, [str(k) for k in keys.values()])
+    outcomes = []
+    for row in rows:
+        key = keys[int(row["promise_id"])]
+        if str(key) in taken or row["promised_on"] < today:
+            continue
+        inv = _invoice(row, lookup, paid=False)
+        outcome = CaseOutcome(inv.invoice_number, inv.customer_id, PROMISE_CONFIRMATION, "skipped")
+        if not inv.is_payable or not split_addresses(inv.email):
+            continue  # paid meanwhile, or nobody to write to
+        locale = locale_for(_language(inv, policy), inv.country or policy.country)
+        try:
+            _send(
+                ledger,
+                policy,
+                inv,
+                key,
+                PROMISE_CONFIRMATION,
+                outcome,
+                pool=pool,
+                identity=identity,
+                today=today,
+                amount=inv.amount_due,
+                extra={"promised_on": format_day(row["promised_on"], locale)},
+            )
+        except NotSent as exc:
+            outcome.status, outcome.reason = "failed", str(exc)[:300]
+        outcomes.append(outcome)
+    return outcomes
+
+
+# -- the parts ---------------------------------------------------------------------------------
+
+
+def _invoice(
+    row: dict[str, Any], lookup: Callable[[str], Invoice | None], *, paid: bool
+) -> Invoice:
+    """The invoice as the source has it now (language, country, link), else as the ledger
+    last saw it; a paid one owes nothing."""
+    number = str(row["invoice_number"])
+    try:
+        fresh = lookup(number)
+    except Exception as exc:  # the source is unreachable: the ledger's copy will do
+        _log.warning("invoice %s not re-read at the source (%s): using the ledger's", number, exc)
+        fresh = None
+    if fresh is None:
+        fresh = Invoice(
+            invoice_number=number,
+            customer_id=str(row.get("customer_id") or ""),
+            customer_name=str(row.get("customer_name") or ""),
+            email=str(row.get("email") or ""),
+            currency=str(row.get("currency") or "EUR"),
+            amount_total=float(row.get("amount_total") or 0.0),
+            amount_due=float(row.get("amount_due") or 0.0),
+            due_date=row.get("due_date") or date.today(),
+            status=str(row.get("status") or "open"),
+        )
+    if paid:
+        fresh = fresh.model_copy(update={"status": "paid", "amount_due": 0.0})
+    return fresh
+
+
+def _segment(inv: Invoice, policy: Policy) -> str | None:
+    if not policy.segments:
+        return None
+    return str(segments_of(pd.DataFrame([inv.model_dump()]), policy)[0]) or None
+
+
+def _language(inv: Invoice, policy: Policy) -> str:
+    return inv.language or policy.language
+
+
+def _send(
+    ledger: Ledger,
+    policy: Policy,
+    inv: Invoice,
+    key: ActionKey,
+    template: str,
+    outcome: CaseOutcome,
+    *,
+    pool: SmtpPool,
+    identity: EmailIdentity,
+    today: date,
+    amount: float,
+    extra: dict[str, Any],
+    payment_link: str | None = None,
+) -> None:
+    """Claim `key`, render `template` for the invoice and send it (once, ever)."""
+    claim = ledger.claim(
+        key=str(key),
+        invoice_number=inv.invoice_number,
+        customer_id=inv.customer_id,
+        stage=template,
+        channel="email",
+        recipient=inv.email,
+        amount_due=amount,
+        currency=inv.currency,
+        stale_after=timedelta(minutes=policy.stale_claim_minutes),
+    )
+    if not claim.claimed:
+        outcome.reason = TAKEN_REASONS.get(claim.state, claim.state)
+        return
+    language = _language(inv, policy)
+    context = invoice_context(
+        inv,
+        today=today,
+        language=language,
+        country=inv.country or policy.country,
+        payment_link=payment_link,
+        company_name=identity.from_name,
+        reply_to=identity.reply_to or identity.from_address,
+        stage=template,
+    )
+    rendered = render_email(
+        template,
+        language,
+        context | extra,
+        fallback_language="en",
+        overlay=policy.templates_dir,
+    )
+    message = build_email(
+        rendered,
+        from_address=identity.from_address,
+        from_name=identity.from_name,
+        to=inv.email,
+        reply_to=identity.reply_to,
+        key=str(key),
+        message_id_domain=identity.message_id_domain,
+    )
+    envelope = Envelope(identity.from_address, split_addresses(inv.email), list(identity.bcc))
+    delivery = deliver(
+        ledger,
+        pool,
+        str(key),
+        message,
+        envelope,
+        invoice_number=inv.invoice_number,
+        customer_id=inv.customer_id,
+        stage=template,
+        channel="email",
+        recipient=inv.email,
+        body=rendered.text[:SENT_BODY_CHARS],
+    )
+    outcome.status = "sent" if delivery.status == "sent" else "failed"
+    outcome.reason = "" if delivery.status == "sent" else f"{delivery.status}: {delivery.detail}"
+    outcome.recipient = inv.email
+    queue_note(
+        ledger,
+        key=f"{key}:note",
+        text=f"'{template}' {delivery.status} by email to {inv.email}: invoice "
+        f"{inv.invoice_number}. Subject: {message['Subject']}",
+        invoice_number=inv.invoice_number,
+        customer_id=inv.customer_id,
+        stage=template,
+        channel="email",
+        direction="out",
+        subject=str(message["Subject"]),
+        customer_name=inv.customer_name,
+        email=inv.email,
+    )
+
+
+def _note_payment(ledger: Ledger, inv: Invoice, amount: float, outcome: CaseOutcome) -> None:
+    """The CRM hears of the payment (and whether the customer was thanked), once."""
+    thanked = (
+        f"thank-you sent to {outcome.recipient}"
+        if outcome.status == "sent"
+        else f"no thank-you ({outcome.reason or outcome.status})"
+    )
+    queue_note(
+        ledger,
+        key=payment_note_key(inv.invoice_number),
+        text=f"Invoice {inv.invoice_number} paid ({_money(amount, inv.currency)}) after "
+        f"reminders; {thanked}.",
+        invoice_number=inv.invoice_number,
+        customer_id=inv.customer_id,
+        direction="in",
+        channel="payment",
+        amount=amount,
+        currency=inv.currency,
+        customer_name=inv.customer_name,
+        email=inv.email,
+    )
+
+
+def _clear_status(ledger: Ledger, inv: Invoice, today: date) -> None:
+    """Clear the ladder's status (e.g. on_hold) once the customer owes nothing overdue."""
+    status = customer_status(ledger, inv.customer_id)
+    if not status or has_overdue(ledger, inv.customer_id, today):
+        return
+    reason = f"invoice {inv.invoice_number} paid, nothing overdue (was {status})"
+    ledger.set_customer_status(inv.customer_id, CLEARED, reason=reason)
+    queue_status(
+        ledger,
+        key=f"{_payment_key(inv.invoice_number)}:status",
+        status=CLEARED,
+        reason=reason,
+        invoice_number=inv.invoice_number,
+        customer_id=inv.customer_id,
+        customer_name=inv.customer_name,
+        email=inv.email,
+    )
+
+
+def _money(amount: float, currency: str) -> str:
+    try:
+        return format_money(amount, currency, locale_for("en", ""))
+    except Exception:  # an odd currency code must not stop the note
+        return f"{amount:.2f} {currency}"
