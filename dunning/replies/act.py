@@ -472,7 +472,9 @@ def _on_other(r: _Reply) -> None:
         r.message.text or "",
         lang=lang,
         subject=r.message.subject,
-        customer_name=r.message.sender_name or (fresh.customer_name if fresh else ""),
+        customer_name=r.message.sender_name
+        or (fresh.customer_name if fresh else "")
+        or r.message.sender,
         company_name=r.identity.from_name if r.identity else "",
         overlay=r.policy.templates_dir,
     )
