@@ -35,8 +35,9 @@ from dunning.crm import queue_note, queue_status
 from dunning.delivery import deliver
 from dunning.ledger import Ledger, closed_in_ledger
 from dunning.ledger.cases import (
-    customer_status,
-    has_overdue,
+    customer_contact,
+    customers_with_status,
+    overdue_invoices,
     paid_after_reminder,
     recent_open_promises,
     taken_keys,
@@ -128,9 +129,11 @@ def act_on_case(
     (the CRM and statuses are still updated).
     """
     wanted = list(invoices) if invoices is not None else None
-    return act_on_payments(
+    paid = act_on_payments(
         ledger, policy, lookup=lookup, pool=pool, identity=identity, now=now, invoices=wanted
-    ) + confirm_promises(
+    )
+    clear_statuses(ledger, policy, now=now)
+    return paid + confirm_promises(
         ledger, policy, lookup=lookup, pool=pool, identity=identity, now=now, invoices=wanted
     )
 
@@ -192,7 +195,6 @@ def act_on_payments(
                 outcomes.append(outcome)
                 continue
         _note_payment(ledger, inv, paid_amount, outcome)
-        _clear_status(ledger, inv, today)
         outcomes.append(outcome)
     return outcomes
 
@@ -401,23 +403,35 @@ def _note_payment(ledger: Ledger, inv: Invoice, amount: float, outcome: CaseOutc
     )
 
 
-def _clear_status(ledger: Ledger, inv: Invoice, today: date) -> None:
-    """Clear the ladder's status (e.g. on_hold) once the customer owes nothing overdue."""
-    status = customer_status(ledger, inv.customer_id)
-    if not status or has_overdue(ledger, inv.customer_id, today):
-        return
-    reason = f"invoice {inv.invoice_number} paid, nothing overdue (was {status})"
-    ledger.set_customer_status(inv.customer_id, CLEARED, reason=reason)
-    queue_status(
-        ledger,
-        key=f"{_payment_key(inv.invoice_number)}:status",
-        status=CLEARED,
-        reason=reason,
-        invoice_number=inv.invoice_number,
-        customer_id=inv.customer_id,
-        customer_name=inv.customer_name,
-        email=inv.email,
-    )
+def clear_statuses(ledger: Ledger, policy: Policy, *, now: datetime) -> list[str]:
+    """Clear the collection status the ladder set (e.g. on_hold) of every customer who has
+    nothing overdue left: in the ledger and, queued, in the CRM. An invoice a payment
+    webhook closed counts as paid even while the source still shows it open. Returns the
+    customers cleared."""
+    today = policy_today(policy, now)
+    cleared = []
+    for row in customers_with_status(ledger):
+        customer = str(row["customer_id"])
+        owed = overdue_invoices(ledger, customer, today)
+        if any(closed_in_ledger(ledger, number, now=now) is None for number in owed):
+            continue
+        reason = f"nothing overdue any more (was {row['status']})"
+        ledger.set_customer_status(customer, CLEARED, reason=reason)
+        queue_status(
+            ledger,
+            # One entry per status cleared: the status set at this moment, now cleared.
+            key=f"status:{customer}:{_stamp(row['updated_at'])}:cleared",
+            status=CLEARED,
+            reason=reason,
+            customer_id=customer,
+            **customer_contact(ledger, customer),
+        )
+        cleared.append(customer)
+    return cleared
+
+
+def _stamp(moment: Any) -> str:
+    return moment.isoformat() if hasattr(moment, "isoformat") else str(moment)
 
 
 def _money(amount: float, currency: str) -> str:

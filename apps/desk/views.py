@@ -431,9 +431,9 @@ async def _customer_decision(request: Request, action: str) -> Response:
         else:
             policy = request.app.state.config.policy
             decisions.resume(ledger, request.state.user, **which, policy=policy)
-    except decisions.ManagerOnly as exc:  # a clear refusal, on the customer's page
+    except decisions.ManagerOnly as exc:  # a clear refusal, saying why and who may
         return _render(
-            request, "customer.html", status_code=403, c=data, risk=None, problem=str(exc)
+            request, "error.html", status_code=403, message_key="forbidden", problem=str(exc)
         )
     except decisions.DecisionError as exc:
         risk = None

@@ -58,7 +58,8 @@ def paid_after_reminder(
         )
         .where(
             Action.state == ActionState.sent.value,
-            Action.channel != "task",
+            # Neither a human task nor an internal stage (channel "none") reached the customer.
+            Action.channel.not_in(("task", "none")),
             Action.stage.in_(stages),
         )
         .group_by(Action.invoice_number)
@@ -125,17 +126,36 @@ def taken_keys(ledger: Ledger, keys: Iterable[str]) -> set[str]:
         return {str(k) for (k,) in rows}
 
 
-def customer_status(ledger: Ledger, customer_id: str) -> str:
-    """The customer's collection status ("" if none was ever set, or it was cleared)."""
+def customers_with_status(ledger: Ledger, limit: int = 10_000) -> list[dict[str, Any]]:
+    """Customers whose collection status is set (not empty): customer_id, status,
+    updated_at. Few (those the ladder put on hold), so a sweep reads them all."""
+    stmt = (
+        sa.select(CustomerStatus.customer_id, CustomerStatus.status, CustomerStatus.updated_at)
+        .where(CustomerStatus.status != "")
+        .order_by(CustomerStatus.customer_id)
+        .limit(limit)
+    )
     with ledger.engine.connect() as conn:
-        status = conn.execute(
-            sa.select(CustomerStatus.status).where(CustomerStatus.customer_id == customer_id)
-        ).scalar()
-    return str(status or "")
+        return [dict(r) for r in conn.execute(stmt).mappings()]
 
 
-def has_overdue(ledger: Ledger, customer_id: str, today: date) -> bool:
-    """True if the customer still owes an invoice whose due date has passed."""
+def customer_contact(ledger: Ledger, customer_id: str) -> dict[str, str]:
+    """The customer's name and email as its latest-seen invoice has them (for the CRM)."""
+    inv = InvoiceRecord.__table__
+    stmt = (
+        sa.select(inv.c.customer_name, inv.c.email)
+        .where(inv.c.customer_id == customer_id)
+        .order_by(inv.c.last_seen.desc())
+        .limit(1)
+    )
+    with ledger.engine.connect() as conn:
+        row = conn.execute(stmt).first()
+    return {"customer_name": row.customer_name or "", "email": row.email or ""} if row else {}
+
+
+def overdue_invoices(ledger: Ledger, customer_id: str, today: date, limit: int = 50) -> list[str]:
+    """The customer's invoices the ledger's rows show owed and past their due date (at most
+    `limit`; a webhook may have closed some since: see `closed_in_ledger`)."""
     inv = InvoiceRecord.__table__
     stmt = (
         sa.select(inv.c.invoice_number)
@@ -145,10 +165,11 @@ def has_overdue(ledger: Ledger, customer_id: str, today: date) -> bool:
             inv.c.amount_due > 0.004,
             inv.c.due_date < today,
         )
-        .limit(1)
+        .order_by(inv.c.invoice_number)
+        .limit(limit)
     )
     with ledger.engine.connect() as conn:
-        return conn.execute(stmt).first() is not None
+        return [str(n) for (n,) in conn.execute(stmt)]
 
 
 def open_disputes(ledger: Ledger, customer_id: str) -> list[dict[str, Any]]:

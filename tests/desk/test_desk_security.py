@@ -196,15 +196,16 @@ def test_a_collector_cannot_end_a_managers_dispute(desk):
     ledger.add_pause("dispute", invoice_number="F-1", customer_id="C1", reason="manager: legal")
     ledger.add_pause("hold", invoice_number="F-1", customer_id="C1", reason="call back")
     collector = User(COLLECTOR[0], "collector")
-    ended = decisions.resume(
-        ledger, collector, customer_id="C1", invoice_number="F-1", reason="customer says ok"
-    )
-    assert ended == 1  # the hold only
-    assert ledger.frame(Pause, active=True)["kind"].tolist() == ["dispute"]
+    # A clear refusal, and nothing ended: a dispute stops these reminders.
+    with pytest.raises(decisions.ManagerOnly, match="only a manager can resume"):
+        decisions.resume(
+            ledger, collector, customer_id="C1", invoice_number="F-1", reason="customer says ok"
+        )
+    assert sorted(ledger.frame(Pause, active=True)["kind"]) == ["dispute", "hold"]
     ended = decisions.resume(
         ledger, User(MANAGER[0], "manager"), customer_id="C1", invoice_number="F-1", reason="ok"
     )
-    assert ended == 1 and ledger.frame(Pause, active=True).empty
+    assert ended == 2 and ledger.frame(Pause, active=True).empty
 
 
 # -- 12: headers and bad parameters --------------------------------------------------------------
