@@ -136,6 +136,7 @@ def execute_action(
             now=now,
             flow_run_id=flow_run_id,
             attachments_root=attachments_root,
+            whatsapp=whatsapp,
         )
     outcome = Outcome(key=key, stage=stage_name, status="skipped")
 
@@ -620,6 +621,8 @@ def _escalate(
                 "task_type": "CALL" if "call" in esc.human_task.lower() else "TODO",
                 "note": f"{_money(inv.amount_due, inv.currency)} due since "
                 f"{inv.due_date.isoformat()}.",
+                # The policy's role beside the resolved address: a CRM maps either to a user.
+                "role": esc.assignee,
                 **_crm_contact(inv),
             },
         )

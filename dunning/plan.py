@@ -462,6 +462,9 @@ def _keys(invoice: pd.Series, stage: np.ndarray, channel: np.ndarray) -> np.ndar
     return keys
 
 
+#: The channels a statement goes on (`dunning.statement`); the others stay per invoice.
+STATEMENT_CHANNELS = ("email", "whatsapp")
+
 #: The ledger's states that keep a key from being sent again: their rows still belong to the
 #: statement (its key stays the same whoever sent, is sending or refused them).
 _TAKEN = ("already_sent", "in_progress", "in_doubt", "rejected")
@@ -479,23 +482,25 @@ def _statements(
 ) -> np.ndarray:
     """The statement key of each row a statement carries (None for the others).
 
-    A row belongs to its customer's statement when its segment groups by statement, its
-    stage is due (not a broken promise's message, which stays its own) and it goes by email
-    alone. The key is named by all such rows of the customer, those taken already included
-    (sent, in progress, in doubt, refused): sweeps that run at once, one of them part-way
-    through its claims, still name the same statement and claim the same key.
+    A row belongs to its customer's statement on its channel when its segment groups by
+    statement, its stage is due (not a broken promise's message, which stays its own) and it
+    goes by email or WhatsApp alone. The key is named by all such rows of the customer on
+    that channel, those taken already included (sent, in progress, in doubt, refused):
+    sweeps that run at once, one of them part-way through its claims, still name the same
+    statement and claim the same key.
     """
     grouped = [name for name in np.unique(segment) if policy.grouping_of(name or None) == STATEMENT]
     if not grouped:
         return np.full(len(df), None, dtype=object)
+    channels = np.asarray(channels, dtype=object)
     member = (
         np.isin(segment, grouped)
         & (stage != "")
         & ~broken
-        & (np.asarray(channels, dtype=object) == "email")
+        & np.isin(channels, STATEMENT_CHANNELS)
         & np.isin(skip, ["", *_TAKEN])
     )
-    return statement_key_column(df["customer_id"], key, np.full(len(df), "email"), member)
+    return statement_key_column(df["customer_id"], key, channels, member)
 
 
 def _owed_broken_promise(invoice: pd.Series, state: LedgerState, stage: str) -> np.ndarray:

@@ -18,6 +18,10 @@ each invoice in it:
 5. per invoice, as its own message would: a CRM note and its stage's escalation (task,
    customer status).
 
+On WhatsApp the statement is the approved `statement` template (`templates/whatsapp/`) with
+the count of invoices and the total per currency, under the same claims; when WhatsApp
+cannot take it, the same invoices go as an email statement in the same run.
+
 The statement's key names its customer and all its invoices' keys
 (`ActionKey.statement`), so sweeps running at once plan the same key and one of them sends.
 """
@@ -25,7 +29,7 @@ The statement's key names its customer and all its invoices' keys
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +39,7 @@ import pandas as pd
 from dunning.act import (
     SENT_BODY_CHARS,
     EmailIdentity,
+    WhatsAppSender,
     _claim,
     _crm_contact,
     _crm_refs,
@@ -43,7 +48,7 @@ from dunning.act import (
     _money,
     recheck,
 )
-from dunning.action import STATEMENT, Outcome, PlannedAction
+from dunning.action import STATEMENT, ActionKey, Outcome, PlannedAction
 from dunning.crm import queue_note
 from dunning.delivery import deliver
 from dunning.ledger import Ledger
@@ -82,16 +87,25 @@ def execute_statement(
     now: datetime,
     flow_run_id: str = "",
     attachments_root: str | None = None,
+    whatsapp: WhatsAppSender | None = None,
 ) -> Outcome:
     """Send one statement (see the module docstring); `dunning.act.execute_action` hands
     every action with `items` here.
+
+    On WhatsApp (`action.channel`) the statement is the approved `statement` template with
+    the count of invoices and the total; when WhatsApp cannot take it (no consent, a number
+    Meta does not know, a refused template) the same invoices go as an email statement in
+    the same run, and the outcome says it fell back and why.
 
     Returns the statement's `Outcome`: `sent` with the invoices it carried as `items` (and
     the ones that dropped out in `reason`), or `skipped` when none was left (the reason the
     invoices share, else `nothing_left`), or `failed` (refused, in doubt). Raises `NotSent`
     for a temporary mail-server failure after recording it, like a single reminder.
     """
-    if pool is None or identity is None:
+    on_whatsapp = action.channel == "whatsapp"
+    if on_whatsapp and whatsapp is None:
+        raise ValueError("a WhatsApp statement needs a WhatsApp channel (client and templates)")
+    if not on_whatsapp and (pool is None or identity is None):
         raise ValueError("a statement needs an SMTP pool and a sender identity")
     outcome = Outcome(key=action.key, stage=STATEMENT, status="skipped")
     today = pd.Timestamp(now).tz_convert(action.timezone or policy.timezone).date()
@@ -117,8 +131,8 @@ def execute_statement(
         invoice_number="",  # many: each has its own row under its own key
         customer_id=first.customer_id,
         stage=STATEMENT,
-        channel="email",
-        recipient=recipient,
+        channel=action.channel,
+        recipient="" if on_whatsapp else recipient,
         amount_due=single[1] if single else None,
         currency=single[0] if single else "",
         flow_run_id=flow_run_id,
@@ -144,18 +158,62 @@ def execute_statement(
         recipient = ", ".join(
             dict.fromkeys(a for line in claimed for a in split_addresses(line.invoice.email))
         )
-    _send(
-        action,
-        claimed,
-        outcome,
-        ledger=ledger,
-        policy=policy,
-        pool=pool,
-        identity=identity,
-        today=today,
-        recipient=recipient,
-        attachments_root=attachments_root,
-    )
+    subject = ""
+    if on_whatsapp:
+        assert whatsapp is not None
+        fallback = _send_whatsapp(
+            action,
+            claimed,
+            outcome,
+            ledger=ledger,
+            whatsapp=whatsapp,
+            today=today,
+            identity=identity,
+        )
+        if fallback is not None:  # the same invoices, by email, in this run
+            if pool is None or identity is None or not recipient:
+                outcome.status = "failed"
+                outcome.reason = f"{outcome.fallback_reason}; no email to fall back to"[:500]
+                return outcome
+            by_email = execute_statement(
+                fallback,
+                ledger=ledger,
+                policy=policy,
+                lookup=lookup,
+                pool=pool,
+                identity=identity,
+                now=now,
+                flow_run_id=flow_run_id,
+                attachments_root=attachments_root,
+            )
+            by_email.fallback_from = "whatsapp"
+            by_email.fallback_reason = outcome.fallback_reason
+            return by_email
+    else:
+        assert pool is not None and identity is not None
+        subject = _send(
+            action,
+            claimed,
+            outcome,
+            ledger=ledger,
+            policy=policy,
+            pool=pool,
+            identity=identity,
+            today=today,
+            recipient=recipient,
+            attachments_root=attachments_root,
+        )
+    if outcome.status == "sent":
+        _record_sent(
+            claimed,
+            outcome,
+            subject,
+            ledger=ledger,
+            policy=policy,
+            pool=pool,
+            identity=identity,
+            today=today,
+        )
     if dropped:
         left = "; ".join(f"{n} ({why})" for n, why in dropped.items())
         outcome.reason = "; ".join(filter(None, [outcome.reason, f"dropped: {left}"]))[:500]
@@ -174,8 +232,9 @@ def _send(
     today: date,
     recipient: str,
     attachments_root: str | None,
-) -> None:
-    """Render, send and record the claimed statement; `outcome` says what happened."""
+) -> str:
+    """Render, send and record the claimed statement; `outcome` says what happened.
+    Returns the subject."""
     key = str(action.key)
     item_keys = [str(line.item.key) for line in lines]
     top = max(lines, key=lambda line: line.stage.offset_days)
@@ -277,27 +336,114 @@ def _send(
             crm=_crm_contact(inv),
         )
         outcome.status, outcome.reason = "failed", f"rejected: {delivery.detail}"
-        return
+        return ""
     if delivery.status == "in_doubt":
         outcome.status, outcome.reason = "failed", f"in_doubt: {delivery.detail}"
-        return
+        return ""
     for k in item_keys:
         ledger.mark_sent(k, f"in statement {key}")
     outcome.status = "sent"
+    return str(message["Subject"])
+
+
+def _send_whatsapp(
+    action: PlannedAction,
+    lines: list[_Line],
+    outcome: Outcome,
+    *,
+    ledger: Ledger,
+    whatsapp: WhatsAppSender,
+    today: date,
+    identity: EmailIdentity | None,
+) -> PlannedAction | None:
+    """Send the claimed statement's WhatsApp template; `outcome` says what happened. When
+    WhatsApp cannot take it, the invoices' WhatsApp keys are refused and the email statement
+    of the same invoices is returned, to be sent instead (`outcome.fallback_reason` says
+    why). Temporary failures are recorded on every key and raised."""
+    from dunning.whatsapp.send import send_whatsapp_reminder
+
+    key = str(action.key)
+    item_keys = [str(line.item.key) for line in lines]
+    top = max(lines, key=lambda line: line.stage.offset_days)
+    first = lines[0].invoice
+    language = _language_of(top.item, top.invoice)
+    country = top.item.country or top.invoice.country
+    locale = locale_for(language, country)
+    totals = [format_money(amount, cur, locale) for cur, amount in _totals(lines).items()]
+    outcome.items = [line.invoice.invoice_number for line in lines]
+    for k in item_keys:  # in doubt with the statement if a crash comes while it is sent
+        ledger.mark_sending(k, "")
+    try:
+        result = send_whatsapp_reminder(
+            ledger=ledger,
+            client=whatsapp.client,
+            key=key,
+            invoice=first,
+            stage=STATEMENT,
+            language=language,
+            country=country,
+            today=today,
+            templates=whatsapp.templates,
+            opted_in=any(bool(line.invoice.whatsapp_opt_in) for line in lines),
+            company_name=identity.from_name if identity else "",
+            context={"count": str(len(lines)), "total": " + ".join(totals)},
+        )
+    except Exception as exc:  # temporary (retried as a whole) or a bad token: not sent
+        for k in item_keys:
+            ledger.mark_failed(k, f"statement not sent: {exc}")
+        raise
+    outcome.recipient, outcome.message_id = result.recipient, result.message_id
+    if result.status == "sent":
+        for k in item_keys:
+            ledger.mark_sending(k, result.message_id)
+            ledger.mark_sent(k, f"in statement {key}")
+        outcome.status = "sent"
+        return None
+    if result.status == "in_doubt":
+        outcome.status, outcome.reason = "failed", f"in_doubt: {result.detail}"
+        return None
+    for k in item_keys:
+        ledger.mark_failed(
+            k, f"statement refused: {result.reason}: {result.detail}", permanent=True
+        )
+    outcome.status, outcome.reason = "failed", f"{result.reason}: {result.detail}"[:500]
+    if result.fallback != "email":
+        return None
+    outcome.fallback_reason = f"{result.reason}: {result.detail}"[:500]
+    items = [replace(line.item, key=line.item.key.on("email")) for line in lines]
+    email_key = ActionKey.statement(action.customer, [i.key for i in items], "email")
+    return replace(action, key=email_key, items=tuple(items))
+
+
+def _record_sent(
+    lines: list[_Line],
+    outcome: Outcome,
+    subject: str,
+    *,
+    ledger: Ledger,
+    policy: Policy,
+    pool: SmtpPool | None,
+    identity: EmailIdentity | None,
+    today: date,
+) -> None:
+    """Per invoice of a sent statement, as its own message would: a CRM note and its
+    stage's escalation (task, notification, customer status), once each."""
     others = len(lines) - 1
+    channel = outcome.channel
+    how = "on WhatsApp" if channel == "whatsapp" else "by email"
     for line in lines:
         inv, item_key = line.invoice, line.item.key
         queue_note(
             ledger,
             key=f"{item_key}:note",
-            text=f"Statement ('{line.stage.name}' for this invoice) sent by email to "
-            f"{recipient}: invoice {inv.invoice_number}, "
+            text=f"Statement ('{line.stage.name}' for this invoice) sent {how} to "
+            f"{outcome.recipient}: invoice {inv.invoice_number}, "
             f"{_money(inv.amount_due, inv.currency)} due on {inv.due_date.isoformat()}, "
-            f"with {others} other invoice(s). Subject: {message['Subject']}",
+            f"with {others} other invoice(s)." + (f" Subject: {subject}" if subject else ""),
             stage=line.stage.name,
-            channel="email",
+            channel=channel,
             direction="out",
-            subject=str(message["Subject"]),
+            subject=subject,
             message_id=outcome.message_id,
             amount_due=inv.amount_due,
             currency=inv.currency,

@@ -15,6 +15,7 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from apps.mailsink import MailSink
@@ -419,3 +420,106 @@ def test_flow_sends_one_statement_per_customer_in_task_runs_and_in_batches(
     for message in second:
         listed = re.findall(r"^- \S.*? (C\d-F\d):", text_of(message), flags=re.M)
         assert sorted(listed) == sorted(f"{listed[0][:2]}-F{i}" for i in range(3)), listed
+
+
+def whatsapp_portfolio(tmp_path: Path) -> Path:
+    """Two customers with a WhatsApp opt-in and three due invoices each; C2's number is
+    not on WhatsApp."""
+    rows = [
+        dict(
+            invoice_number=f"{c}-W{i}",
+            customer_id=c,
+            customer_name=f"Cliente {c}",
+            email=f"ap@{c.lower()}.example",
+            phone=phone,
+            preferred_channel="whatsapp",
+            whatsapp_opt_in="true",
+            due_date=due,
+            amount_total="100.00",
+            amount_due="100.00",
+        )
+        for c, phone in (("C1", "600111222"), ("C2", "600333444"))
+        for i, due in enumerate(["2026-12-02", "2026-11-23", "2026-11-04"])
+    ]
+    path = tmp_path / "inv.csv"
+    write_invoices(path, [{k: v for k, v in r.items() if k not in OPTIONAL} for r in rows])
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = frame.assign(**{k: [r[k] for r in rows] for k in OPTIONAL})
+    frame.to_csv(path, index=False)
+    return path
+
+
+#: The optional columns `write_invoices` does not write.
+OPTIONAL = ("preferred_channel", "whatsapp_opt_in")
+
+
+def test_whatsapp_statement_carries_count_and_total_and_falls_back_to_an_email_statement(
+    sink, pool, tmp_path
+):
+    from dunning.act import WhatsAppSender
+    from dunning.whatsapp import CloudApiSettings, TemplateBook, WhatsAppClient
+    from tests.whatsapp_cloud import CloudApiServer, approved_from
+
+    book = TemplateBook.load()
+    csv = whatsapp_portfolio(tmp_path)
+    policy = statement_policy()
+    url = f"sqlite:///{tmp_path}/l.db"
+    ledger = Ledger(url)
+    _read, lookup = csv_source(str(csv))
+    with CloudApiServer(token="t0k", phone_number_id="1065", approved=approved_from(book)) as api:
+        api.state.not_on_whatsapp.add("34600333444")
+        client = WhatsAppClient(
+            CloudApiSettings("1065", access_token="t0k", base_url=api.base_url, backoff_seconds=0)
+        )
+
+        def sweep_once() -> list:
+            invoices = read_invoice_file(csv).invoices
+            ledger.sync_invoices(invoices, now=NOW)
+            planned = plan(
+                invoices,
+                policy,
+                NOW,
+                ledger.planning_state(),
+                channels_available=frozenset({"email", "whatsapp"}),
+            )
+            return [
+                execute_action(
+                    a,
+                    ledger=ledger,
+                    policy=policy,
+                    lookup=lookup,
+                    pool=pool,
+                    identity=IDENTITY,
+                    now=NOW,
+                    whatsapp=WhatsAppSender(client, book),
+                )
+                for a in planned_actions(due_now(planned, NOW))
+            ]
+
+        first = sweep_once()
+        assert [str(a.key).split(":")[0] for a in first] == ["C1", "C2"]
+        by_customer = {o.key.invoice: o for o in first}
+        on_whatsapp, by_email = by_customer["C1"], by_customer["C2"]
+        assert (on_whatsapp.status, on_whatsapp.channel) == ("sent", "whatsapp")
+        (request,) = [r for r in api.state.requests if r["body"].get("to") == "34600111222"]
+        template = request["body"]["template"]
+        assert template["name"] == "dunning_statement"
+        values = [p["text"] for p in template["components"][0]["parameters"]]
+        assert values == ["Cliente C1", "3", "300,00\xa0€"]
+        # C2's number is not on WhatsApp: the same three invoices went as one email.
+        assert (by_email.status, by_email.channel, by_email.fallback_from) == (
+            "sent",
+            "email",
+            "whatsapp",
+        )
+        (mail,) = sink.messages()
+        assert mail["To"] == "ap@c2.example" and "3 facturas" in mail["Subject"]
+        actions = ledger.frame(Action).set_index("key")
+        for i, stage in enumerate(["overdue_7", "overdue_15", "final"]):
+            assert actions.loc[f"C1-W{i}:{stage}:whatsapp", "state"] == "sent"
+            assert actions.loc[f"C2-W{i}:{stage}:whatsapp", "state"] == "rejected"
+            assert actions.loc[f"C2-W{i}:{stage}:email", "state"] == "sent"
+
+        assert sweep_once() == []  # nothing is due again on either channel
+        assert len(sink.messages()) == 1
+        assert len([r for r in api.state.requests if r["body"].get("to") == "34600111222"]) == 1

@@ -17,7 +17,7 @@ limits after backoff, Meta down) and an invalid token are raised after being rec
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
@@ -85,6 +85,7 @@ def send_whatsapp_reminder(
     templates: TemplateBook,
     opted_in: bool = False,
     company_name: str = "",
+    context: Mapping[str, Any] | None = None,
 ) -> WhatsAppResult:
     """Send the stage's approved template to the invoice's customer (key already claimed).
 
@@ -95,6 +96,8 @@ def send_whatsapp_reminder(
         language, country: the customer's (the plan fills them in); the country reads
             national phone numbers and formats amounts and dates.
         opted_in: the source's opt-in field for this customer (the ledger's opt-ins count too).
+        context: more template parameters beside the invoice's (a statement's `count` and
+            `total`, `dunning.statement`).
 
     Example:
         >>> claim = ledger.claim(key="F-1:overdue_7:whatsapp", invoice_number="F-1", ...)
@@ -122,7 +125,7 @@ def send_whatsapp_reminder(
             )
         return _refuse(ledger, key, where, ready.reason, ready.detail, recipient=ready.phone)
     try:
-        context = invoice_context(
+        values = invoice_context(
             invoice,
             today=today,
             language=language,
@@ -130,7 +133,7 @@ def send_whatsapp_reminder(
             company_name=company_name,
             stage=stage,
         )
-        message = templates.message(stage, language, context)
+        message = templates.message(stage, language, values | dict(context or {}))
     except TemplateError as exc:
         return _refuse(ledger, key, where, "no_template", str(exc), recipient=ready.phone)
     result = deliver_whatsapp(

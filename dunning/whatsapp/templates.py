@@ -35,9 +35,12 @@ import yaml
 
 from dunning.render import templates_dir
 
-#: What a template parameter may be: the keys of `message_context`, plus `text` for answers.
+#: What a template parameter may be: the keys of `message_context`, plus `text` for answers
+#: and a statement's `count` (of invoices) and `total` (per currency, joined).
 PARAMETERS: frozenset[str] = frozenset(
     {
+        "count",
+        "total",
         "customer_name",
         "invoice_number",
         "amount_due",
