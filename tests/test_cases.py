@@ -427,3 +427,20 @@ def test_a_reply_promise_is_confirmed_in_its_thread_and_not_again_by_the_sweep(t
         pool.close()
         (confirmation,) = sink.messages()
     assert confirmation["In-Reply-To"] == "<reply-0@cliente-a.example>"
+
+
+# -- the CRM hears of what a person must know ---------------------------------------------------
+
+
+def test_an_opt_out_by_any_path_reaches_the_crm(tmp_path):
+    from dunning.twilio.consent import record_opt_out
+
+    csv = _portfolio(tmp_path)
+    ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
+    ledger.sync_invoices(read_invoice_file(csv).invoices)
+    record_opt_out(ledger, "C1", "sms", reason="SMS STOP from +34600111222")
+    record_opt_out(ledger, "C1", "sms", reason="SMS STOP again")  # already stopped: nothing
+    notes = ledger.frame(CrmEntry, kind="note")
+    (payload,) = notes["payload"]
+    assert "opted out of sms: SMS STOP from +34600111222" in payload["text"]
+    assert payload["email"] == ANA  # what a CRM attaches it to

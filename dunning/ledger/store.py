@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, select
 
+from dunning.ledger.cases import customer_contact
 from dunning.ledger.crm_outbox import entry_row, task_payload
 from dunning.ledger.models import (
     PAUSE_REASONS,
@@ -567,21 +568,43 @@ class Ledger:
         """Stop reminders for an invoice (or all of a customer's) until a date or for good.
 
         `channel` limits the pause to one channel (an opt-out from WhatsApp still allows
-        email); empty means every channel.
+        email); empty means every channel. An opt-out, by whatever path (a reply, an SMS
+        STOP, a provider's refusal), is also queued as a CRM note in the same transaction:
+        a person must know the customer stopped a channel.
         """
         if not (invoice_number or customer_id):
             raise ValueError("a pause needs an invoice_number or a customer_id")
+        contact = customer_contact(self, customer_id) if kind == "opt_out" and customer_id else {}
         with Session(self.engine) as session:
-            session.add(
-                Pause(
-                    kind=kind,
-                    channel=channel,
-                    invoice_number=invoice_number,
-                    customer_id=customer_id,
-                    until=until,
-                    reason=reason,
-                )
+            pause = Pause(
+                kind=kind,
+                channel=channel,
+                invoice_number=invoice_number,
+                customer_id=customer_id,
+                until=until,
+                reason=reason,
             )
+            session.add(pause)
+            if kind == "opt_out":
+                session.flush()  # the pause's id names its note
+                what = channel or "every channel"
+                session.execute(
+                    sa.insert(CrmEntry),
+                    entry_row(
+                        key=f"pause:{pause.id}:note",
+                        kind="note",
+                        payload={
+                            "text": f"Customer {customer_id or invoice_number} opted out of "
+                            f"{what}: {reason or 'no reason given'}",
+                            "at": utcnow().isoformat(),
+                            "channel": channel,
+                            "direction": "in",
+                            **contact,
+                        },
+                        invoice_number=invoice_number or "",
+                        customer_id=customer_id or "",
+                    ),
+                )
             session.commit()
         self.record_event(
             f"pause_{kind}",
