@@ -444,3 +444,27 @@ def test_an_opt_out_by_any_path_reaches_the_crm(tmp_path):
     (payload,) = notes["payload"]
     assert "opted out of sms: SMS STOP from +34600111222" in payload["text"]
     assert payload["email"] == ANA  # what a CRM attaches it to
+
+
+def test_an_erp_webhook_that_says_disputed_stops_the_customer_and_tasks_a_manager(tmp_path):
+    from dunning.inbound.providers import erp_events
+
+    csv = _portfolio(tmp_path)
+    ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
+    ledger.sync_invoices(read_invoice_file(csv).invoices)
+    doc = {
+        "id": "evt-77",
+        "type": "invoice.updated",
+        "invoice": {"invoice_number": "F-1", "status": "disputed", "dispute_reason": "Precio"},
+    }
+    for _ in range(2):  # the event, then the same dispute seen again by a later event
+        (incoming,) = erp_events(doc)
+        row_id, _new = store_event(ledger, incoming)
+        assert apply_event(ledger, row_id, incoming) == {"status": "disputed"}
+        doc = doc | {"id": "evt-78"}
+    assert ledger.frame(Pause, kind="dispute")["reason"].tolist() == ["Precio (ERP event evt-77)"]
+    day = date(2026, 11, 10)
+    assert ledger.pause_reason("F-2", "C1", "email", day) == "disputed"  # the whole customer
+    assert ledger.pause_reason("G-1", "C2", "email", day) == ""
+    (task,) = ledger.frame(HumanTask).itertuples()
+    assert task.assignee == "manager" and "F-1" in task.title

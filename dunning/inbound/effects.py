@@ -28,6 +28,7 @@ from typing import Any
 
 from dunning.inbound.providers import Incoming
 from dunning.ledger import InboundMessage, Ledger
+from dunning.ledger.cases import invoice_dispute_state
 from dunning.ledger.inbound import (
     CLOSED,
     close_invoice,
@@ -127,7 +128,39 @@ def _apply_closing(ledger: Ledger, incoming: Incoming, _: TwilioEffects | None) 
                 ledger, incoming.invoice_number, status, provider="erp", event_id=incoming.event_id
             )
             return {"status": status}
+        if status == "disputed":  # the ERP records a dispute: the customer's case stops
+            return _record_dispute(ledger, incoming)
     return {}
+
+
+def _record_dispute(ledger: Ledger, incoming: Incoming) -> dict[str, Any]:
+    """An ERP event saying the invoice is disputed: a dispute pause (which the policy's
+    `dispute_scope` widens to the whole customer) and a task for the manager role (the
+    receiver sends no email), once per invoice while the dispute lasts."""
+    number = incoming.invoice_number
+    customer, already = invoice_dispute_state(ledger, number)
+    if already:
+        return {"status": "disputed"}
+    invoice = incoming.payload.get("invoice") or {}
+    reason = str(invoice.get("dispute_reason") or "disputed in the ERP")[:300]
+    ledger.add_pause(
+        "dispute",
+        invoice_number=number,
+        customer_id=customer or None,
+        reason=f"{reason} (ERP event {incoming.event_id})",
+        actor="webhook:erp",
+    )
+    ledger.open_task(
+        key=f"webhook:erp:{incoming.event_id}:dispute",
+        title=f"Dispute on invoice {number} recorded in the ERP: review and answer in person",
+        invoice_number=number,
+        customer_id=customer or "",
+        assignee="manager",
+        due_on=utcnow().date(),
+        note=reason,
+        crm={"priority": "HIGH"},
+    )
+    return {"status": "disputed"}
 
 
 def _apply_whatsapp(ledger: Ledger, incoming: Incoming, _: TwilioEffects | None) -> dict[str, Any]:

@@ -191,6 +191,22 @@ def open_disputes(ledger: Ledger, customer_id: str) -> list[dict[str, Any]]:
         return [dict(r) for r in conn.execute(stmt).mappings()]
 
 
+def invoice_dispute_state(ledger: Ledger, invoice_number: str) -> tuple[str | None, bool]:
+    """The invoice's customer as the ledger knows it (None: an invoice never seen) and
+    whether an active dispute pause names the invoice already."""
+    inv = InvoiceRecord.__table__
+    with ledger.engine.connect() as conn:
+        customer = conn.execute(
+            sa.select(inv.c.customer_id).where(inv.c.invoice_number == invoice_number)
+        ).scalar()
+        disputed = conn.execute(
+            sa.select(Pause.id)
+            .where(Pause.active, Pause.kind == "dispute", Pause.invoice_number == invoice_number)
+            .limit(1)
+        ).first()
+    return customer, disputed is not None
+
+
 def end_disputes(ledger: Ledger, pause_ids: Iterable[int]) -> int:
     """End these dispute pauses (a manager resolved the customer's case); how many ended."""
     ids = [int(i) for i in pause_ids]
