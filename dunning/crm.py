@@ -12,7 +12,8 @@ Entry kinds and their payload (anyone may add entries, e.g. for replies received
 - `note`: `text` (what happened, one paragraph), `at` (ISO time), and what a CRM may use to
   attach it: `email`, `customer_name`, plus free details (`stage`, `channel`, `subject`,
   `message_id`, `direction` "out"/"in", `amount_due`, `currency`).
-- `task`: `title`, `assignee` (a role such as account_owner, manager, or a person), `due_on`
+- `task`: `title`, `assignee` (a person's email, or a role such as account_owner, manager
+  when nobody fills it), `role` (the policy's role it was resolved from, if any), `due_on`
   (ISO date), `priority` (LOW, MEDIUM, HIGH), `task_type` (TODO, CALL, EMAIL), `note`,
   `email`, `customer_name`.
 - `status`: `status` (e.g. on_hold), `reason`, `email`, `customer_name`.

@@ -64,7 +64,7 @@ def test_policy_check_names_the_typo_its_path_and_exits_1(tmp_path):
     assert lines[0].endswith("policy.yaml: 1 problem(s)")
     assert lines[1] == (
         "error: stages[2].escalation.asignee: unknown key (did you mean 'assignee'?); "
-        "allowed keys: assignee, customer_status, human_task, task_due_days"
+        "allowed keys: assignee, customer_status, human_task, notify, task_due_days"
     )
     assert proc.stdout == ""
 
@@ -138,6 +138,7 @@ def test_plan_previews_escalation_assignee_status_and_subject(tmp_path):
         "assignee": "manager",
         "task_due_days": 1,
         "customer_status": "on_hold",
+        "notify": [],
     }
     assert final["assignee"] == BOSS  # the manager role, resolved through the policy
     assert final["customer_status"] == "on_hold"

@@ -42,7 +42,7 @@ def test_a_misspelt_key_names_its_path_the_allowed_keys_and_the_closest(tmp_path
     stages[1] = {**stages[1], "escalation": {"human_task": "Decide", "asignee": "manager"}}
     assert problems(write(tmp_path, {"stages": stages})) == [
         "stages[1].escalation.asignee: unknown key (did you mean 'assignee'?); allowed keys: "
-        "assignee, customer_status, human_task, task_due_days"
+        "assignee, customer_status, human_task, notify, task_due_days"
     ]
 
 

@@ -40,8 +40,9 @@ class HubSpotSink:
         company_id_property: company property that holds our customer id; empty to attach
             to contacts only.
         status_property: property set to the customer's status (must exist in HubSpot).
-        owner_ids: HubSpot owner id per assignee role (`manager`: "64492917"); the role
-            `account_owner` defaults to the owner of the company, then of the contact.
+        owner_ids: HubSpot owner id per assignee: a person's email
+            (`ana@acme.example`: "64492917") or a role (`manager`); a task whose role is
+            `account_owner` otherwise goes to the owner of the company, then of the contact.
         default_owner_id: owner of tasks no rule above assigns.
     """
 
@@ -111,7 +112,9 @@ class HubSpotSink:
             "hs_task_priority": p.get("priority") if p.get("priority") in PRIORITIES else "MEDIUM",
             "hs_task_type": p.get("task_type") if p.get("task_type") in TASK_TYPES else "TODO",
         }
-        owner = self._owner(str(p.get("assignee") or ""), company, contact)
+        owner = self._owner(
+            str(p.get("assignee") or ""), company, contact, str(p.get("role") or "")
+        )
         if owner:
             properties["hubspot_owner_id"] = owner
         body = {"properties": properties, "associations": _associations("tasks", targets)}
@@ -138,11 +141,18 @@ class HubSpotSink:
         return self._found[key]
 
     def _owner(
-        self, assignee: str, company: dict[str, Any] | None, contact: dict[str, Any] | None
+        self,
+        assignee: str,
+        company: dict[str, Any] | None,
+        contact: dict[str, Any] | None,
+        role: str = "",
     ) -> str:
-        if assignee in self.owner_ids:
-            return self.owner_ids[assignee]
-        if assignee == "account_owner":
+        # `assignee` is the person's email once resolved (`owner_ids` may map it), `role`
+        # the policy's account_owner/manager it was resolved from.
+        for who in (assignee, role):
+            if who in self.owner_ids:
+                return self.owner_ids[who]
+        if "account_owner" in (assignee, role):
             for record in (company, contact):
                 owner = ((record or {}).get("properties") or {}).get("hubspot_owner_id")
                 if owner:

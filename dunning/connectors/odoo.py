@@ -69,6 +69,10 @@ MOVE_FIELDS: tuple[str, ...] = (
     "write_date",
 )
 PARTNER_FIELDS: tuple[str, ...] = ("name", "email", "phone", "lang", "country_id", "tz")
+#: The salesperson (`invoice_user_id`, a res.users) is the invoice's account owner: their
+#: `email`, else their `login` when it is an address. Odoo has no manager on a user (that is
+#: HR's employee record), so `manager_email` stays empty: the policy's `owners.managers`.
+USER_FIELDS: tuple[str, ...] = ("login", "email")
 #: Payment states read by a full sweep: what is owed, plus what just stopped being owed
 #: (in_payment) or is blocked, so the ledger learns about them.
 OPEN_PAYMENT_STATES: tuple[str, ...] = ("not_paid", "partial", "in_payment", "blocked")
@@ -215,6 +219,7 @@ class OdooInvoices:
         self.source = source
         self._partners: dict[int, dict[str, Any]] = {}
         self._countries: dict[int, str] = {}
+        self._users: dict[int, str] = {}
 
     @property
     def _fields(self) -> list[str]:
@@ -317,10 +322,21 @@ class OdooInvoices:
                 "due_date": text(_col(f, "invoice_date_due")),
                 "status": _status(text(_col(f, "state")), text(_col(f, "payment_state"))),
                 "payment_link": self._links(f),
+                "owner_email": self._owner_emails(many2one_id(_col(f, "invoice_user_id"))),
             },
             index=f.index,
         )
         return to_result(raw, self.source)
+
+    def _owner_emails(self, users: pd.Series) -> pd.Series:
+        """Each invoice's salesperson's email ("" without one), users read once each."""
+        missing = sorted({int(u) for u in users.dropna()} - set(self._users))
+        for start in range(0, len(missing), 1000):
+            chunk = missing[start : start + 1000]
+            for u in self.client.call("res.users", "read", ids=chunk, fields=list(USER_FIELDS)):
+                email, login = str(u.get("email") or ""), str(u.get("login") or "")
+                self._users[int(u["id"])] = email or (login if "@" in login else "")
+        return text(users.map(self._users))
 
     def _links(self, f: pd.DataFrame) -> pd.Series:
         if not self.portal_url_template:
@@ -447,7 +463,7 @@ class OdooChatter:
             "note": body,
             "date_deadline": p.get("due_on") or datetime.now(UTC).date().isoformat(),
         }
-        user = self._user(str(p.get("assignee") or ""), move)
+        user = self._user(str(p.get("role") or p.get("assignee") or ""), move)
         if user:
             values["user_id"] = user
         if self.activity_type_id:

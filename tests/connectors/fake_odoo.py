@@ -33,6 +33,8 @@ class FakeOdoo(FakeApi):
         self.models: dict[str, dict[int, dict[str, Any]]] = {
             "account.move": {},
             "res.partner": {},
+            # The salesperson every invoice has (invoice_user_id [2, "Marta Ventas"]).
+            "res.users": {2: {"id": 2, "login": "marta", "email": "marta.ventas@acme.example"}},
             "res.country": {1: {"id": 1, "code": "ES", "name": "Spain"}},
             "ir.model": {312: {"id": 312, "model": "account.move", "name": "Journal Entry"}},
             "mail.message": {},

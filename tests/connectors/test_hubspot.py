@@ -113,6 +113,37 @@ def test_notes_tasks_and_status_land_on_the_contact_and_company(hubspot, make_cl
     assert ids["F-1:final:status"] == f"companies/{company}"
 
 
+def test_tasks_for_resolved_people_find_their_owner(hubspot, make_client, ledger):
+    """The sweep queues the person's email and the policy's role it came from."""
+    seed(hubspot)
+    people = [
+        ("Call Ebro", "ana@acme.example", "account_owner"),  # unmapped: the company's owner
+        ("Call Ebro again", "luis@acme.example", "account_owner"),  # mapped by email
+        ("Decide on Ebro", "jorge@acme.example", "manager"),  # mapped by role
+    ]
+    for n, (title, assignee, role) in enumerate(people):
+        queue_task(
+            ledger,
+            key=f"F-1:s{n}:escalation",
+            invoice_number="F-1",
+            customer_id="C-7",
+            title=title,
+            assignee=assignee,
+            role=role,
+            due_on=date(2026, 12, 10),
+            email="ap@ebro.example",
+        )
+    crm = crm_of(hubspot, make_client)
+    crm.owner_ids["luis@acme.example"] = "333"
+    assert deliver_pending(ledger, crm).delivered == 3
+    owners = {t["properties"]["hs_task_subject"]: t["properties"] for t in hubspot.tasks()}
+    assert {k: v["hubspot_owner_id"] for k, v in owners.items()} == {
+        "Call Ebro": "222",
+        "Call Ebro again": "333",
+        "Decide on Ebro": "900",
+    }
+
+
 def test_unknown_customer_fails_that_entry_with_the_reason(hubspot, make_client, ledger):
     seed(hubspot)
     queue_note(

@@ -64,6 +64,9 @@ def test_reads_thousands_of_open_invoices_over_many_pages(odoo, make_client):
     assert frame.loc[yen.number].amount_due == yen.due
     # Partners are read once per page for the new ones, never per invoice.
     assert len(odoo.hits("/json/2/res.partner/read")) <= len(pages)
+    # The salesperson (invoice_user_id) is the account owner, their user read once.
+    assert set(frame["owner_email"]) == {"marta.ventas@acme.example"}
+    assert len(odoo.hits("/json/2/res.users/read")) == 1
 
 
 def test_jsonrpc_endpoint_reads_the_same_invoices(odoo, make_client):
@@ -205,19 +208,29 @@ def test_chatter_notes_and_activities_for_the_salesperson(odoo, make_client, tmp
         assignee="account_owner",
         due_on=datetime(2026, 12, 11).date(),
     )
+    queue_task(  # as the sweep queues it: the resolved address and the policy's role
+        ledger,
+        key="F-5:overdue_7:escalation",
+        invoice_number="F-5",
+        title="Remind the customer",
+        assignee="marta.ventas@acme.example",
+        role="account_owner",
+        due_on=datetime(2026, 12, 9).date(),
+    )
     queue_note(ledger, key="F-404:due:email:note", invoice_number="F-404", text="x")
     sink = OdooChatter(invoices_of(odoo, make_client, protocol=protocol), manager_user_id=9)
     report = deliver_pending(ledger, sink)
-    assert (report.delivered, report.failed, report.pending) == (3, 1, 0)
+    assert (report.delivered, report.failed, report.pending) == (4, 1, 0)
     (note,) = odoo.models["mail.message"].values()
     assert note["res_id"] == 5 and note["subtype_xmlid"] == "mail.mt_note"
     assert "Reminder due sent by email" in note["body"]
     activities = {a["summary"]: a for a in odoo.models["mail.activity"].values()}
     assert activities["Final notice: decide"]["user_id"] == 9
     assert activities["Call the customer"]["user_id"] == 2  # the invoice's salesperson
+    assert activities["Remind the customer"]["user_id"] == 2
     assert activities["Call the customer"]["res_model_id"] == 312
     assert activities["Call the customer"]["date_deadline"] == "2026-12-11"
-    assert count_by_state(ledger) == {"done": 3, "failed": 1}
+    assert count_by_state(ledger) == {"done": 4, "failed": 1}
 
 
 def test_odoo_down_keeps_entries_pending_until_it_is_back(odoo, make_client, tmp_path):
