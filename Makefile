@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PREFECT_HOME ?= $(CURDIR)/var/prefect
 
-.PHONY: install demo server serve test lint bench bench-replies bench-reports bench-risk bench-desk bench-sweep bench-prefect-server postgres dovecot chromium clean
+.PHONY: install demo server serve test lint bench bench-replies bench-replies-latency bench-reports bench-risk bench-desk bench-sweep bench-prefect-server postgres dovecot chromium clean
 
 install: $(VENV)/.installed ## virtualenv with the pinned dependencies and the project
 
@@ -39,6 +39,9 @@ bench: install ## planning throughput, 10k / 100k / 1M invoices
 
 bench-replies: install ## reply classifier on the held-out set: accuracy, per intent, dates
 	$(BIN)/python -m bench.replies_eval
+
+bench-replies-latency: install dovecot ## email in (IMAP APPEND) to answer out (SMTP), listener vs poll
+	$(BIN)/python -m bench.replies_latency
 
 bench-reports: install ## portfolio report: compute, charts, email at 10k / 100k / 1M invoices
 	$(BIN)/python -m bench.reports_bench

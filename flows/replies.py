@@ -128,16 +128,18 @@ def listen_replies(
     llm: str | ReplyLLM | None = None,
     run_for_seconds: float | None = None,
     documents: str | DocumentLibrary | None = None,
+    knowledge: str | KnowledgeBase | None = None,
 ) -> dict[str, Any]:
     """Answer customers' emails within seconds: keep the mailbox open (IMAP IDLE) and act on
     each message as it arrives.
 
     A long-running flow: start it once (it has no schedule) and it runs until cancelled.
     Each time the server announces new mail, the messages are stored in the ledger's inbox
-    and moved to the processed folder, then handed to `process-replies` as a flow run of
-    its own (without a mailbox: they are already in the inbox), so matching, answers,
-    pauses and tasks are exactly the poll's. This run itself has no task runs: however many
-    weeks it runs, it stays small; each batch is one `process-replies` run.
+    and moved to the processed folder, then `process-replies` runs as a flow run of its own
+    (its fetch finds only what arrived since; drafts go to the mailbox's drafts folder), so
+    matching, answers, pauses and tasks are exactly the poll's. This run itself has no task
+    runs: however many weeks it runs, it stays small; each batch is one `process-replies`
+    run.
 
     A dropped connection is logged (never the password) and re-opened with backoff; what
     arrived meanwhile is fetched first. Keep the 5-minute `process-replies` deployment on
@@ -155,6 +157,7 @@ def listen_replies(
             unsure of. None: offline only.
         run_for_seconds: stop after this long; None runs until the flow run is cancelled.
         documents: the company's document library block (or name), as for process-replies.
+        knowledge: the company's knowledge base block (or name), as for process-replies.
 
     Returns:
         Connections made, reconnections, batches and messages handled, errors seen.
@@ -163,8 +166,8 @@ def listen_replies(
     mailbox_block = resolve_block(mailbox, ImapMailbox)
     ledger_block = resolve_block(ledger, LedgerDatabase)
     batch = {"source": source, "channel": channel, "ledger": ledger_block, "policy": policy}
-    batch["llm"] = llm
-    batch["documents"] = documents
+    batch |= {"llm": llm, "documents": documents, "knowledge": knowledge}
+    batch["mailbox"] = mailbox_block
     stop = threading.Event()
     timer = threading.Timer(run_for_seconds, stop.set) if run_for_seconds else None
     if timer:
@@ -194,7 +197,7 @@ def process_replies_run(**parameters: Any) -> dict[str, Any]:
     def top_level() -> dict[str, Any]:
         FlowRunContext.__var__.set(None)
         TaskRunContext.__var__.set(None)
-        return process_replies(mailbox=None, **parameters)
+        return process_replies(**parameters)
 
     return contextvars.copy_context().run(top_level)
 

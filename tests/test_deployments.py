@@ -157,7 +157,7 @@ def test_served_deployments_are_what_prefect_deploy_makes_of_prefect_yaml(
         by_serve = _held(client, names)
     assert by_prefect_deploy["dunning-sweep"]["schedules"][0]["timezone"] == "Europe/Madrid"
     assert len(by_prefect_deploy["dunning-invoice"]["triggers"]) == 1
-    assert len(by_serve) == 5
+    assert len(by_serve) == 6
     for name in names:
         by_serve[name].pop("id")
         assert by_serve[name] == by_prefect_deploy[name], name

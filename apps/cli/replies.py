@@ -229,3 +229,145 @@ def ingest_command(
     typer.echo(json.dumps(counts, ensure_ascii=False, default=str))
     if unreadable:
         raise typer.Exit(1)
+
+
+@app.command("listen")
+def listen_command(
+    mailbox: Annotated[
+        str, typer.Option("--mailbox", help="Saved ImapMailbox block (name or slug/name).")
+    ] = "default",
+    ledger: Annotated[
+        str | None,
+        typer.Option(
+            "--ledger",
+            help="Ledger SQLAlchemy URL or saved LedgerDatabase name (default: "
+            "DUNNING_LEDGER_URL, else the saved 'default').",
+        ),
+    ] = None,
+    invoices: Annotated[
+        Path | None,
+        typer.Option(
+            "--invoices", help="CSV or spreadsheet of invoices (default: the saved source block)."
+        ),
+    ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option("--policy", help="Policy YAML (default: DUNNING_POLICY, else built-in)."),
+    ] = None,
+    llm: Annotated[
+        str | None,
+        typer.Option(help="Name of a saved ReplyLLM block: ask it when the rules are unsure."),
+    ] = None,
+    documents: Annotated[
+        str | None, typer.Option(help="Saved DocumentLibrary name: documents to answer with.")
+    ] = None,
+    knowledge: Annotated[
+        str | None, typer.Option(help="Saved KnowledgeBase name: drafts for a person.")
+    ] = None,
+    smtp_host: Annotated[str | None, typer.Option("--smtp-host")] = None,
+    smtp_port: Annotated[int | None, typer.Option("--smtp-port")] = None,
+    from_address: Annotated[str | None, typer.Option("--from")] = None,
+    channel_block: Annotated[str, typer.Option(help="Saved EmailChannel name.")] = "default",
+    source_block: Annotated[str, typer.Option(help="Saved invoice source name.")] = "default",
+) -> None:
+    """Answer replies within seconds: hold the mailbox open (IMAP IDLE) until stopped.
+
+    Each time the server announces new mail, the messages are stored in the ledger's inbox
+    and handed to the `process-replies` flow (one flow run per batch), so matching,
+    answers and tasks are the 5-minute poll's; keep the poll on as the safety net (both
+    may run at once: each message is acted on and answered once). A dropped connection is
+    logged and re-opened with backoff. SIGTERM or Ctrl-C stops it cleanly after the batch
+    in hand (exit 0). See docs/replies_listen.md.
+
+        dunning replies listen --mailbox default --ledger sqlite:///var/ledger.db
+    """
+    import logging
+    import signal
+    import threading
+
+    from apps.cli.main import _email_channel
+    from blocks import (
+        SOURCE_TYPES,
+        CsvInvoiceSource,
+        DunningPolicy,
+        ImapMailbox,
+        LedgerDatabase,
+        ReplyLLM,
+        resolve_block,
+    )
+    from dunning.replies.listen import listen
+    from dunning.settings import settings
+    from flows.replies import process_replies_run
+
+    # Its own handler: Prefect's logging set-up owns the root logger (WARNING and up).
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    listener_log = logging.getLogger("dunning.replies.listen")
+    listener_log.addHandler(handler)
+    listener_log.setLevel(logging.INFO)
+    listener_log.propagate = False
+    url = ledger or settings().ledger_url
+    try:
+        ledger_block = (
+            LedgerDatabase(url=url)
+            if url and "://" in url
+            else resolve_block(url or "default", LedgerDatabase)
+        )
+        mailbox_block = resolve_block(mailbox, ImapMailbox)
+        source = (
+            CsvInvoiceSource(path=str(invoices))
+            if invoices
+            else resolve_block(source_block, SOURCE_TYPES)
+        )
+        channel = _email_channel(
+            channel_block, smtp_host, smtp_port, {"from_address": from_address}
+        )
+        llm_block = resolve_block(llm, ReplyLLM) if llm else None
+    except (ValueError, TypeError) as exc:
+        typer.echo(
+            f"error: {exc}; save the blocks, or give --ledger URL, --invoices, and "
+            "--smtp-host/--smtp-port/--from",
+            err=True,
+        )
+        raise typer.Exit(2) from None
+    batch = {
+        "mailbox": mailbox_block,  # its fetch finds only what arrived since; drafts go there
+        "source": source,
+        "channel": channel,
+        "ledger": ledger_block,
+        "policy": DunningPolicy.from_yaml(policy) if policy else None,
+        "llm": llm_block,
+        "documents": documents,
+        "knowledge": knowledge,
+    }
+    stop = threading.Event()
+    # The listener runs in a thread so that these handlers, not the Prefect engine's of a
+    # batch's flow run, receive the signal: the batch in hand finishes, then it stops.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        result["stats"] = listen(
+            mailbox_block.settings(),
+            ledger_block.get_ledger(),
+            lambda _ids: process_replies_run(**batch),
+            stop,
+        )
+
+    worker = threading.Thread(target=run, name="replies-listener")
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.5)
+    stats = result.get("stats")
+    if stats is None:  # the thread died: its traceback is above
+        raise typer.Exit(1)
+    typer.echo(
+        json.dumps(
+            {
+                "messages": stats.messages,
+                "batches": stats.batches,
+                "reconnections": stats.reconnections,
+            }
+        )
+    )
