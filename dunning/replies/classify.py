@@ -412,14 +412,17 @@ def _classify(
         top = max(top, disp)
     # A bank certificate asked for is a document request even when the account's details are
     # named too ("la carátula con la CLABE", "el IBAN y el certificado de titularidad"): the
-    # certificate carries them. Bank details alone, or with another document, stay details.
+    # certificate carries them. Bank details named outright with another document ("a W-9
+    # and your banking information") stay details; `document` names the other document.
     document = rules.document_kind(norm) if intent in _NAMES_DOCUMENT else None
-    if (
-        intent == "bank_details_request"
-        and document == "bank_certificate"
-        and total.get("document_request", 0.0) >= _MIN_SCORE
+    if document == "bank_certificate":
+        if intent == "bank_details_request" and total.get("document_request", 0.0) >= _MIN_SCORE:
+            intent, top = "document_request", max(top, total["document_request"])
+    elif (
+        intent == "document_request"
+        and rules.combine(scores.get("bank_details_request", ([], []))[0]) >= 3
     ):
-        intent, top = "document_request", max(top, total["document_request"])
+        intent = "bank_details_request"
     promised = None
     if intent == "promise_to_pay":
         promised = dates.choose_promise_date(norm, mentions, r)
