@@ -80,7 +80,7 @@ class RestInvoices:
         if unknown:
             raise SourceError(
                 f"{http.name}: field_mapping names unknown fields {unknown}; "
-                f"our fields are {', '.join(INVOICE_COLUMNS)}"
+                f"our fields are {', '.join(INVOICE_COLUMNS + OPTIONAL_COLUMNS)}"
             )
         self._cache: ImportResult | None = None
         self._read_at: float | None = None

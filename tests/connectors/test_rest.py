@@ -158,6 +158,21 @@ def test_channel_preference_and_whatsapp_consent_come_through_the_mapping(make_c
     assert result.quarantine["field"].tolist() == ["preferred_channel"]
 
 
+def test_the_account_owner_and_manager_come_through_the_mapping(make_client):
+    with FakeRest() as api:
+        api.add(number="OWNED", seller={"email": "Ana@Acme.example", "boss": "jefe@acme.example"})
+        api.add(number="NOBODY", seller={"email": "", "boss": ""})
+        api.add(number="NAME", seller={"email": "Ana López", "boss": ""})
+        mapping = MAPPING | {"owner_email": "seller.email", "manager_email": "seller.boss"}
+        result = source_of(api, make_client, "page", field_mapping=mapping).read()
+    got = result.invoices.set_index("invoice_number")[["owner_email", "manager_email"]]
+    assert got.loc["OWNED"].tolist() == ["ana@acme.example", "jefe@acme.example"]
+    assert got.loc["NOBODY"].tolist() == ["", ""]
+    assert result.quarantine[["invoice_number", "field"]].values.tolist() == [
+        ["NAME", "owner_email"]
+    ]
+
+
 def test_a_next_link_to_another_host_is_refused_not_followed(make_client):
     with FakeRest(style="link") as api:
         api.load(ITEMS[:300])
