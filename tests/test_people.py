@@ -288,3 +288,52 @@ def _one_row(tmp_path: Path, owner: str) -> Path:
         encoding="utf-8",
     )
     return path
+
+
+# -- the desk -------------------------------------------------------------------------------
+
+
+def test_a_collector_sees_the_customers_they_own_a_manager_all(tmp_path):
+    import re
+
+    import pandas as pd
+    from starlette.testclient import TestClient
+
+    from apps.desk import queries
+    from apps.desk.app import DeskConfig, create_app
+    from apps.desk.auth import User, add_user
+
+    ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
+    ledger.sync_invoices(
+        pd.DataFrame(
+            {
+                "invoice_number": ["F-1", "F-2", "F-3"],
+                "customer_id": ["C1", "C2", "C3"],
+                "customer_name": ["Ebro", "Duero", "Tajo"],
+                "email": ["a@ebro.example", "b@duero.example", "c@tajo.example"],
+                "amount_due": [100.0, 200.0, 300.0],
+                "amount_total": [100.0, 200.0, 300.0],
+                "due_date": [pd.Timestamp("2026-11-01")] * 3,
+                "status": ["open"] * 3,
+                "currency": ["EUR"] * 3,
+                "owner_email": [ANA, LUIS, ""],
+            }
+        )
+    )
+    ana, manager = User(ANA, "collector"), User(JORGE, "manager")
+    assert [r["customer_id"] for r in queries.my_customers(ledger, ana)] == ["C1"]
+    assert queries.can_see_customer(ledger, ana, "C1")
+    assert not queries.can_see_customer(ledger, ana, "C2")
+    assert [r["customer_id"] for r in queries.search(ledger, ana, "F-")] == ["C1"]
+    assert {r["customer_id"] for r in queries.search(ledger, manager, "F-")} == {"C1", "C2", "C3"}
+
+    # In the pages: the search page without a query lists "my customers".
+    add_user(ledger, ANA, "ana-pass-123", role="collector")
+    client = TestClient(create_app(DeskConfig(ledger_url=ledger.url)), follow_redirects=False)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
+    login = {"csrf_token": token, "email": ANA, "password": "ana-pass-123", "next": "/"}
+    assert client.post("/login", data=login).status_code == 303
+    page = client.get("/search").text
+    assert "customer?id=C1" in page and "customer?id=C2" not in page
+    assert client.get("/customer?id=C1").status_code == 200
+    assert client.get("/customer?id=C2").status_code == 403

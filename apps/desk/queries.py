@@ -3,8 +3,9 @@ the logged-in user may see it. The queries are `dunning.ledger.desk`'s.
 
 Who sees what: managers see every task and customer. A collector sees the open tasks
 assigned to their own email or to the role `account_owner` (the role the ladder gives the
-account owner's calls), and the customers that have such a task (open or closed); tasks
-for the role `manager` stay with managers.
+account owner's calls when the invoice names no owner), the customers that have such a task
+(open or closed) and the customers they own (an invoice's `owner_email` is theirs: "my
+customers"); tasks for the role `manager` stay with managers.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
     "can_close_task",
     "can_see_customer",
     "customer_page",
+    "my_customers",
     "open_tasks",
     "search",
     "task",
@@ -37,7 +39,8 @@ def visible_assignees(user: User) -> list[str] | None:
 
 
 def can_see_customer(ledger: Ledger, user: User, customer_id: str) -> bool:
-    """Managers see every customer; a collector those with a task assigned to them."""
+    """Managers see every customer; a collector those with a task assigned to them and
+    those they own."""
     if user.is_manager:
         return True
     return desk.customer_has_task_for(ledger, customer_id, visible_assignees(user) or [])
@@ -70,6 +73,11 @@ def task(ledger: Ledger, task_id: int) -> dict[str, Any] | None:
 def customer_page(ledger: Ledger, customer_id: str) -> dict[str, Any] | None:
     """Everything the customer page shows (see `dunning.ledger.desk.customer_page`)."""
     return desk.customer_page(ledger, customer_id)
+
+
+def my_customers(ledger: Ledger, user: User, limit: int = 200) -> list[dict[str, Any]]:
+    """The customers the user is the account owner of (invoices' `owner_email`)."""
+    return desk.owned_customers(ledger, user.email, limit)
 
 
 def search(ledger: Ledger, user: User, query: str, limit: int = 50) -> list[dict[str, Any]]:

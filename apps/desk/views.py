@@ -457,8 +457,11 @@ async def customer_resume(request: Request) -> Response:
 async def search_page(request: Request) -> Response:
     """Customers by name, invoice number, email or phone."""
     q = request.query_params.get("q", "")
-    rows = queries.search(_ledger(request), request.state.user, q) if q.strip() else []
-    return _render(request, "search.html", q=q, rows=rows)
+    if q.strip():
+        rows = queries.search(_ledger(request), request.state.user, q)
+    else:  # no query: the customers the user owns ("my customers")
+        rows = queries.my_customers(_ledger(request), request.state.user)
+    return _render(request, "search.html", q=q, rows=rows, mine=not q.strip())
 
 
 # -- portfolio ---------------------------------------------------------------------------

@@ -50,14 +50,27 @@ TIMELINE_LIMIT = 200
 
 
 def customer_has_task_for(ledger: Ledger, customer_id: str, assignees: list[str]) -> bool:
-    """True if the customer has a task (open or closed) assigned to one of `assignees`."""
+    """True if the customer has a task (open or closed) assigned to one of `assignees`, or
+    an invoice whose account owner (`owner_email`) is one of them."""
     stmt = (
         sa.select(T_TASK.c.id)
         .where(T_TASK.c.customer_id == customer_id, T_TASK.c.assignee.in_(assignees))
         .limit(1)
     )
+    owned = (
+        sa.select(T_INV.c.invoice_number)
+        .where(T_INV.c.customer_id == customer_id, T_INV.c.owner_email.in_(assignees))
+        .limit(1)
+    )
     with ledger.engine.connect() as conn:
-        return conn.execute(stmt).first() is not None
+        return conn.execute(stmt).first() is not None or conn.execute(owned).first() is not None
+
+
+def owned_customers(ledger: Ledger, owner: str, limit: int = 200) -> list[dict[str, Any]]:
+    """The customers `owner` (an email) is the account owner of: those with an invoice whose
+    `owner_email` is theirs, with the same figures as a search."""
+    mine = sa.select(T_INV.c.customer_id).where(T_INV.c.owner_email == owner.strip().lower())
+    return _customers_where(ledger, None, T_INV.c.customer_id.in_(mine), limit)
 
 
 @dataclass
@@ -360,8 +373,9 @@ def _customers_where(
         .limit(limit)
     )
     if allowed is not None:
-        owned = sa.select(T_TASK.c.customer_id).where(T_TASK.c.assignee.in_(allowed))
-        stmt = stmt.where(T_INV.c.customer_id.in_(owned))
+        tasked = sa.select(T_TASK.c.customer_id).where(T_TASK.c.assignee.in_(allowed))
+        owned = sa.select(T_INV.c.customer_id).where(T_INV.c.owner_email.in_(allowed))
+        stmt = stmt.where(sa.or_(T_INV.c.customer_id.in_(tasked), T_INV.c.customer_id.in_(owned)))
     with ledger.engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(stmt)]
 
