@@ -523,3 +523,33 @@ def test_whatsapp_statement_carries_count_and_total_and_falls_back_to_an_email_s
         assert sweep_once() == []  # nothing is due again on either channel
         assert len(sink.messages()) == 1
         assert len([r for r in api.state.requests if r["body"].get("to") == "34600111222"]) == 1
+
+
+def test_a_statement_totals_each_currency_and_round_trips_as_a_task_parameter(sink, pool, tmp_path):
+    import pickle
+
+    from babel import Locale
+
+    from dunning.render import format_money
+
+    rows = [
+        dict(invoice_number="M-1", due_date="2026-12-02", amount_due="100.25"),
+        dict(invoice_number="M-2", due_date="2026-12-02", amount_due="200.50"),
+        dict(invoice_number="M-3", due_date="2026-12-02", amount_due="50.00", currency="USD"),
+    ]
+    csv = write_invoices(tmp_path / "inv.csv", rows)
+    policy = statement_policy()
+    (action,) = planned_actions(due_now(plan(read_invoice_file(csv).invoices, policy, NOW), NOW))
+    assert PlannedAction.from_dict(action.to_dict()) == action
+    assert pickle.loads(pickle.dumps(action)) == action  # what a task run's parameters need
+    assert [i.invoice for i in action.items] == ["M-1", "M-2", "M-3"]
+
+    outcome = act(action, csv, f"sqlite:///{tmp_path}/l.db", pool, policy)
+    assert outcome.status == "sent" and outcome.to_dict()["items"] == ["M-1", "M-2", "M-3"]
+    body = text_of(sink.messages()[0])
+    locale = Locale.parse("es_ES")
+    totals = [line for line in body.splitlines() if line.startswith("Total pendiente:")]
+    assert totals == [
+        f"Total pendiente: {format_money(300.75, 'EUR', locale)}",
+        f"Total pendiente: {format_money(50.0, 'USD', locale)}",
+    ]
