@@ -6,7 +6,8 @@ a sweep never makes more than `max_task_runs` of them: up to that many actions, 
 is its own batch (named `<invoice>-<stage>` by the per-action task); beyond it, actions are
 grouped by customer into at most `max_task_runs` batches named by their range
 (`send 401–450 of 10,000`). A customer's actions always share one batch, so the customer's
-messages of one sweep go out together and a retry never splits them.
+messages of one sweep go out together and a retry never splits them; a customer's statement
+(`dunning.statement`) is one action, so it is never split either.
 
 `act_on_batch` carries a batch out so that a retry of the whole batch (the Prefect task's
 retries) only tries again what failed for a temporary reason: what was sent, opened as a
