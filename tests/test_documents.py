@@ -10,13 +10,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
+from imap_tools import MailBoxUnencrypted
 from pydantic import ValidationError
 
 from apps.mailsink import MailSink
-from blocks import DocumentLibrary
+from blocks import CsvInvoiceSource, DocumentLibrary, DunningPolicy, ImapMailbox, LedgerDatabase
 from dunning.act import EmailIdentity
 from dunning.documents import Library
 from dunning.importers import read_invoice_file
@@ -60,7 +63,11 @@ def folder(tmp_path: Path) -> Path:
     return docs
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+#: The tests that show the issue's cases run on both ledgers; the others on SQLite.
+BOTH_LEDGERS = pytest.mark.parametrize("env", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
 def env(request, tmp_path: Path, folder: Path):
     csv = write_invoices(
         tmp_path / "inv.csv",
@@ -93,7 +100,7 @@ def env(request, tmp_path: Path, folder: Path):
     invoices = read_invoice_file(csv).invoices
     url = (
         f"sqlite:///{tmp_path}/ledger.db"
-        if request.param == "sqlite"
+        if getattr(request, "param", "sqlite") == "sqlite"
         else request.getfixturevalue("pg_url")
     )
     ledger = Ledger(url)
@@ -165,6 +172,7 @@ def attachments(message) -> dict[str, bytes]:
 # -- answered, once ----------------------------------------------------------------------------
 
 
+@BOTH_LEDGERS
 def test_a_chilean_customer_asking_for_the_rut_gets_the_tax_certificate_once(env):
     out = receive(env, "me mandan el RUT?")
     assert out["intent"] == "document_request" and out["state"] == "processed"
@@ -183,6 +191,7 @@ def test_a_chilean_customer_asking_for_the_rut_gets_the_tax_certificate_once(env
     assert sent["stage"].tolist() == ["answer_document"]
 
 
+@BOTH_LEDGERS
 def test_the_same_email_seen_by_the_poll_and_the_listener_is_stored_and_answered_once(env):
     copy = dict(
         provider_id="<same@cliente.cl>",
@@ -240,12 +249,14 @@ def test_a_kind_of_the_companys_own_is_found_by_its_keywords(env, folder):
 # -- a person instead -------------------------------------------------------------------------
 
 
+@BOTH_LEDGERS
 def test_an_unknown_sender_gets_nothing_and_a_person_looks(env):
     out = receive(env, "me mandan el RUT? factura CL-100", sender="otro@gmail.com")
     assert out["state"] == "needs_human" and not env["sink"].messages()
     assert "not a known contact" in env["ledger"].frame(HumanTask).iloc[0].title
 
 
+@BOTH_LEDGERS
 def test_a_kind_the_library_lacks_becomes_a_task(env):
     out = receive(env, "Necesito el certificado bancario, por favor.")
     assert out["intent"] == "document_request"
@@ -380,3 +391,64 @@ def test_the_block_builds_the_library(folder):
     library = block.library()
     assert library.country == "CL" and library.max_bytes == 1048
     assert library.find("tax_certificate", "es")[0] == folder / "tax_certificate.pdf"
+
+
+# -- end to end: the mailbox, the flow, the SMTP sink --------------------------------------------
+
+
+def test_the_rut_request_in_the_mailbox_is_answered_once_by_the_flow(
+    tmp_path, folder, imap_server, prefect_api
+):
+    """A real dovecot mailbox, `process-replies` on a real Prefect server with the library
+    block, the real SMTP sink; the flow run twice (the poll after the listener) answers once."""
+    from flows.replies import process_replies
+    from tests.test_flows import channel_for
+
+    csv = write_invoices(
+        tmp_path / "inv.csv",
+        [
+            dict(
+                invoice_number="CL-100",
+                customer_id="CL1",
+                email=CONTACT,
+                country="CL",
+                language="es",
+                timezone="America/Santiago",
+                currency="CLP",
+                due_date="2026-11-02",
+            )
+        ],
+    )
+    Ledger(f"sqlite:///{tmp_path}/ledger.db").sync_invoices(read_invoice_file(csv).invoices)
+    login = f"{tmp_path.name}@empresa.example"
+    imap_server.add_user(login, "imap-secret")
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = CONTACT, "cobranza@acme.example", "Factura CL-100"
+    msg["Date"] = format_datetime(RECEIVED)
+    msg["Message-ID"] = "<rut-1@cliente.cl>"
+    msg.set_content("Hola, me mandan el RUT? Gracias")
+    with MailBoxUnencrypted("127.0.0.1", imap_server.port).login(login, "imap-secret") as box:
+        box.append(msg.as_bytes(), "INBOX")
+    policy = default_policy().model_copy(deep=True)
+    policy.timezone = "America/Santiago"
+    with MailSink(tmp_path / "outbox", port=0) as sink:
+        run = dict(
+            mailbox=ImapMailbox(
+                host="127.0.0.1",
+                port=imap_server.port,
+                security="none",
+                username=login,
+                password="imap-secret",
+            ),
+            source=CsvInvoiceSource(path=str(csv)),
+            channel=channel_for(sink),
+            ledger=LedgerDatabase(url=f"sqlite:///{tmp_path}/ledger.db"),
+            policy=DunningPolicy(**policy.model_dump()),
+            documents=DocumentLibrary(path=str(folder), country="CL"),
+        )
+        counts = process_replies(**run)
+        assert counts["intents"] == {"document_request": 1}, counts
+        process_replies(**run)
+        (answer,) = [m for m in sink.messages() if CONTACT in m["To"]]
+    assert attachments(answer) == {"tax_certificate.pdf": TAX_PDF}
+    assert answer["In-Reply-To"] == "<rut-1@cliente.cl>"
