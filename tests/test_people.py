@@ -20,6 +20,7 @@ from dunning.ledger.models import InvoiceRecord
 from dunning.policy import PolicyError, load_policy, resolve_assignee, resolve_recipients
 from flows.sweep import dunning_sweep
 from tests.test_flows import channel_for
+from tests.test_replies_act import env  # noqa: F401 - the replies fixture (ledger, sink, policy)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "docs" / "examples"
@@ -337,3 +338,28 @@ def test_a_collector_sees_the_customers_they_own_a_manager_all(tmp_path):
     assert "customer?id=C1" in page and "customer?id=C2" not in page
     assert client.get("/customer?id=C1").status_code == 200
     assert client.get("/customer?id=C2").status_code == 403
+
+
+# -- replies --------------------------------------------------------------------------------
+
+
+def test_a_reply_asks_the_invoices_owner_not_the_role(env):  # noqa: F811
+    from tests.test_replies_act import Understood, receive
+
+    ledger: Ledger = env["ledger"]
+    invoices = read_invoice_file(env["tmp"] / "inv.csv").invoices
+    owned = invoices.assign(
+        owner_email=[ANA if n == "F-2" else "" for n in invoices["invoice_number"]]
+    )
+    ledger.sync_invoices(owned)  # the customer's salesperson, as the next sweep records it
+    receive(env, Understood("already_paid"), text="Ya pagamos la F-2 ayer", subject="Re: F-2")
+    receive(
+        env,
+        Understood("already_paid"),
+        sender="bob@b.example",
+        text="We paid G-9",
+        subject="Re: G-9",
+    )
+    tasks = ledger.frame(HumanTask).set_index("invoice_number")["assignee"]
+    assert tasks["F-2"] == ANA
+    assert tasks["G-9"] == "account_owner"  # nobody named, no policy owners: the shared queue

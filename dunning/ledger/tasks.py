@@ -14,6 +14,18 @@ if TYPE_CHECKING:
 T_TASK = HumanTask.__table__
 T_INV = InvoiceRecord.__table__
 
+
+def invoice_people(ledger: Ledger, invoice_number: str) -> tuple[str, str]:
+    """The invoice's (owner_email, manager_email) as the last sync saw them; ("", "") when
+    the ledger does not know the invoice or the source names nobody."""
+    stmt = sa.select(T_INV.c.owner_email, T_INV.c.manager_email).where(
+        T_INV.c.invoice_number == invoice_number
+    )
+    with ledger.engine.connect() as conn:
+        row = conn.execute(stmt).first()
+    return (str(row[0] or ""), str(row[1] or "")) if row else ("", "")
+
+
 #: The columns of a listed task, in the order they are printed.
 TASK_COLUMNS = ("id", "invoice", "customer", "title", "assignee", "due", "state")
 

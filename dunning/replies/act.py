@@ -50,8 +50,9 @@ from dunning.knowledge import KnowledgeBase
 from dunning.ledger import InboundMessage, Ledger
 from dunning.ledger import drafts as draft_store
 from dunning.ledger.models import ReplyDraft
+from dunning.ledger.tasks import invoice_people
 from dunning.mail import Envelope, build_email, resolve_attachment
-from dunning.policy import Policy
+from dunning.policy import Policy, resolve_assignee
 from dunning.policy import today as policy_today
 from dunning.render import format_day, invoice_context, locale_for, render_email
 from dunning.replies import drafts
@@ -155,15 +156,24 @@ class _Reply:
         }
         due_on = self.today + timedelta(days=due_days)
         note = note or self.excerpt
+        # The account owner's tasks go to the invoice's owner (as the ledger knows them), else
+        # the policy's owners.default, else stay with the role (the desk's shared queue).
+        # Tasks for the manager role stay with the role: every manager sees them, and only a
+        # manager may act on a dispute (docs/cases.md).
+        person = assignee
+        if assignee == "account_owner":
+            owner, _ = invoice_people(self.ledger, where["invoice_number"])
+            person = resolve_assignee(assignee, self.policy, owner_email=owner)
         opened = self.ledger.open_task(
             key=key,
             title=title,
-            assignee=assignee,
+            assignee=person,
             due_on=due_on,
             note=note,
             crm={
                 "priority": "HIGH" if assignee == "manager" else "MEDIUM",
                 "email": self.message.sender,
+                "role": assignee,
             },
             **where,
         )
