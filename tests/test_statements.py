@@ -241,17 +241,17 @@ from tests.faults.core import csv_source, sweep
 from tests.test_statements import statement_policy
 
 csv, url, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-ledger = Ledger(url)
-real = Ledger.mark_sent
+real_send = SmtpPool.send
 
-def crash(self, key, provider_response=""):
-    # The server has accepted the statement: die before the ledger hears of it.
+def send_then_die(self, message, envelope):
+    # The server accepts the statement; the process dies before the ledger hears of it.
+    real_send(self, message, envelope)
     os._exit(9)
 
-Ledger.mark_sent = crash
+SmtpPool.send = send_then_die
 read, lookup = csv_source(csv)
-sweep(read, lookup, ledger, SmtpPool(SmtpSettings("127.0.0.1", port)), policy=statement_policy(),
-      workers=1)
+sweep(read, lookup, Ledger(url), SmtpPool(SmtpSettings("127.0.0.1", port)),
+      policy=statement_policy(), workers=1)
 """
 
 
