@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from apps.mailsink import MailSink
 from blocks import CsvInvoiceSource, DocumentLibrary, DunningPolicy, ImapMailbox, LedgerDatabase
 from dunning.act import EmailIdentity
+from dunning.bank_accounts import BankAccount
 from dunning.documents import Library
 from dunning.importers import read_invoice_file
 from dunning.ledger import Action, HumanTask, InboundMessage, Ledger
@@ -244,6 +245,29 @@ def test_a_kind_of_the_companys_own_is_found_by_its_keywords(env, folder):
     (answer,) = mails_to(env, CONTACT)
     assert list(attachments(answer)) == ["f30.pdf"]
     assert "certificado F30 de cumplimiento laboral" in answer.get_body(("plain",)).get_content()
+
+
+def test_bank_details_asked_with_the_certificate_attach_the_librarys(env, folder):
+    (folder / "bank_certificate.pdf").write_bytes(b"%PDF-1.4 certificado Banco de Chile")
+    env["policy"].replies.bank_accounts = [
+        BankAccount(
+            country="CL",
+            beneficiary="Acme SpA",
+            bank_name="Banco de Chile",
+            account_type="Cuenta corriente",
+            account_number="00-123-45678-09",
+            holder_id="76.086.428-5",
+        )
+    ]
+    receive(
+        env,
+        "¿Me pasan los datos de la cuenta y el certificado bancario?",
+        understood=Understood("bank_details_request", document="bank_certificate"),
+    )
+    (answer,) = mails_to(env, CONTACT)
+    assert list(attachments(answer)) == ["bank_certificate.pdf"]
+    text = answer.get_body(("plain",)).get_content()
+    assert "00-123-45678-09" in text and "76.086.428-5" in text and "Cuenta corriente" in text
 
 
 # -- a person instead -------------------------------------------------------------------------
