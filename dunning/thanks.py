@@ -31,7 +31,7 @@ import pandas as pd
 
 from dunning.act import SENT_BODY_CHARS, EmailIdentity
 from dunning.action import ActionKey
-from dunning.crm import queue_note, queue_status
+from dunning.crm import QueuedEntry, note_entry, queue_entry, queue_note, queue_status
 from dunning.delivery import deliver
 from dunning.ledger import Ledger, closed_in_ledger
 from dunning.ledger.cases import (
@@ -126,7 +126,7 @@ def act_on_case(
     row stands in when the source no longer lists it. `invoices` limits the run to these
     (the one-invoice run after a payment webhook); None: every recent payment and promise.
     `identity` is who messages come from; without a pool or identity nothing is emailed
-    (the CRM and statuses are still updated).
+    and payments wait for a run that has them (statuses are still cleared).
     """
     wanted = list(invoices) if invoices is not None else None
     paid = act_on_payments(
@@ -173,7 +173,7 @@ def act_on_payments(
         elif not split_addresses(inv.email):
             outcome.reason = "no email address"
         elif pool is None or identity is None:
-            outcome.reason = "no email channel"
+            continue  # left for a run that has an email channel (nothing noted yet)
         else:
             try:
                 _send(
@@ -348,6 +348,22 @@ def _send(
         message_id_domain=identity.message_id_domain,
     )
     envelope = Envelope(identity.from_address, split_addresses(inv.email), list(identity.bcc))
+
+    def note(status: str) -> QueuedEntry:
+        return note_entry(
+            key=f"{key}:note",
+            text=f"'{template}' {status} by email to {inv.email}: invoice "
+            f"{inv.invoice_number}. Subject: {message['Subject']}",
+            invoice_number=inv.invoice_number,
+            customer_id=inv.customer_id,
+            stage=template,
+            channel="email",
+            direction="out",
+            subject=str(message["Subject"]),
+            customer_name=inv.customer_name,
+            email=inv.email,
+        )
+
     delivery = deliver(
         ledger,
         pool,
@@ -356,6 +372,7 @@ def _send(
         envelope,
         invoice_number=inv.invoice_number,
         customer_id=inv.customer_id,
+        note=note("sent"),  # recorded with the sent state, in one transaction
         stage=template,
         channel="email",
         recipient=inv.email,
@@ -364,20 +381,8 @@ def _send(
     outcome.status = "sent" if delivery.status == "sent" else "failed"
     outcome.reason = "" if delivery.status == "sent" else f"{delivery.status}: {delivery.detail}"
     outcome.recipient = inv.email
-    queue_note(
-        ledger,
-        key=f"{key}:note",
-        text=f"'{template}' {delivery.status} by email to {inv.email}: invoice "
-        f"{inv.invoice_number}. Subject: {message['Subject']}",
-        invoice_number=inv.invoice_number,
-        customer_id=inv.customer_id,
-        stage=template,
-        channel="email",
-        direction="out",
-        subject=str(message["Subject"]),
-        customer_name=inv.customer_name,
-        email=inv.email,
-    )
+    if delivery.status != "sent":  # the CRM hears of a refused or in-doubt one too
+        queue_entry(ledger, **vars(note(delivery.status)))
 
 
 def _note_payment(ledger: Ledger, inv: Invoice, amount: float, outcome: CaseOutcome) -> None:

@@ -197,13 +197,15 @@ def test_replies_are_fetched_matched_understood_and_acted_on(world):
     second = sweep(w, datetime.fromisoformat("2026-11-17T10:00:00+01:00"))
     assert second["skipped"].get("disputed") == 1 and second["skipped"].get("promise_to_pay") == 1
     assert len(sent_to(sink, "luis@cliente-b.example")) == 1
-    assert len(sent_to(sink, "ana@cliente-a.example")) == 1
+    # Ana: the first reminder and the confirmation of her promise (in her thread), no more.
+    to_ana = sent_to(sink, "ana@cliente-a.example")
+    assert len(to_ana) == 2 and to_ana[1]["X-Dunning-Key"].startswith("F-1:promise_confirmation-")
 
     # The promised day (20th) plus two days' grace passes unpaid: the promise is broken,
     # the customer gets one "promise broken" message and a person gets a task.
     third = sweep(w, datetime.fromisoformat("2026-11-23T10:00:00+01:00"))
     assert third["sync"]["promises_broken"] == 1
     to_ana = sent_to(sink, "ana@cliente-a.example")
-    assert len(to_ana) == 2 and "X-Dunning-Key" in to_ana[1]
-    assert to_ana[1]["X-Dunning-Key"].startswith("F-1:promise_broken-")
+    assert len(to_ana) == 3 and "X-Dunning-Key" in to_ana[2]
+    assert to_ana[2]["X-Dunning-Key"].startswith("F-1:promise_broken-")
     assert ledger.frame(HumanTask)["title"].str.contains("Promise to pay broken").sum() == 1
