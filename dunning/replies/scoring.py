@@ -6,10 +6,11 @@ pagos"), 2 a strong hint, 1 a weak one. Rules marked `negatable` do not count wh
 negation stands just before them in the same clause ("todavía no hemos pagado").
 
 The patterns are data, not code: one YAML file per intent in `wordlists/` (its README.md says
-how to read and add to them), plus `fragments.yaml` (pieces several patterns share) and
-`signals.yaml` (patterns the classifier asks about directly: anger, pay words, ...). This
-module loads them once, checks them (a mistake is a `RulesError` naming the file, the entry
-and the key) and scores a text against them.
+how to read and add to them), plus `fragments.yaml` (pieces several patterns share),
+`signals.yaml` (patterns the classifier asks about directly: anger, pay words, ...) and
+`documents.yaml` (which document a request names, `document_kind`). This module loads them
+once, checks them (a mistake is a `RulesError` naming the file, the entry and the key) and
+scores a text against them.
 
 The patterns cover Spanish (Spain and Latin America), English (US and UK) and Portuguese
 (Brazil and Portugal) together: after normalization the three rarely collide, and a reply
