@@ -34,9 +34,9 @@ from babel.numbers import format_currency
 
 from dunning.action import ActionKey, Outcome, PlannedAction
 from dunning.channels import INTERNAL
-from dunning.crm import queue_note, queue_status
+from dunning.crm import note_entry, queue_note, queue_status
 from dunning.delivery import deliver
-from dunning.ledger import Ledger, closed_in_ledger
+from dunning.ledger import Ledger
 from dunning.ledger.models import TAKEN_REASONS
 from dunning.mail import Envelope, build_email, find_attachment, split_addresses
 from dunning.people import notify, people_for
@@ -141,7 +141,7 @@ def execute_action(
     outcome = Outcome(key=key, stage=stage_name, status="skipped")
 
     today = pd.Timestamp(now).tz_convert(action.timezone or policy.timezone).date()
-    fresh, outcome.reason = recheck(
+    fresh, outcome.reason, promised_on = _recheck(
         action, ledger=ledger, policy=policy, lookup=lookup, today=today
     )
     if fresh is None:
@@ -242,7 +242,7 @@ def execute_action(
             identity=identity,
             today=today,
             attachments_root=attachments_root,
-            promised_on=_promised_on(ledger, key, policy),
+            promised_on=promised_on,
             templates_overlay=policy.templates_dir,
             policy=policy,
         )
@@ -264,11 +264,36 @@ def recheck(
 ) -> tuple[Invoice | None, str]:
     """The invoice as the source has it now, or None and why it gets nothing after all
     (recorded as a `skipped` event): gone, paid, disputed, or paused since the plan."""
+    fresh, reason, _ = _recheck(action, ledger=ledger, policy=policy, lookup=lookup, today=today)
+    return fresh, reason
+
+
+def _recheck(
+    action: PlannedAction,
+    *,
+    ledger: Ledger,
+    policy: Policy,
+    lookup: Callable[[str], Invoice | None],
+    today: date,
+) -> tuple[Invoice | None, str, date | None]:
+    """`recheck`, plus the promised date of a "promise broken" action: the ledger's side
+    (closed by a webhook, paused, the promise) is one read transaction."""
     invoice, key, channel = action.invoice, str(action.key), action.channel
     fresh = lookup(invoice)
-    # A payment webhook may have closed the invoice before the source shows it.
-    if fresh is not None and (closed := closed_in_ledger(ledger, invoice)):
-        fresh = fresh.model_copy(update={"status": closed})
+    check = None
+    if fresh is not None:
+        check = ledger.presend_check(
+            invoice,
+            fresh.customer_id,
+            channel,
+            today,
+            promise_grace_days=policy.promise_grace_days,
+            dispute_scope=policy.dispute_scope,
+            promise_id=_promise_id(action.key, policy),
+        )
+        # A payment webhook may have closed the invoice before the source shows it.
+        if check.closed:
+            fresh = fresh.model_copy(update={"status": check.closed})
     reason, customer = "", action.customer
     if fresh is None or not fresh.is_payable or fresh.status == "disputed":
         reason = (
@@ -278,24 +303,16 @@ def recheck(
             if fresh.status == "disputed"
             else "paid_at_source"
         )
-    else:
+    elif check is not None and check.pause:
         # Paused since the plan was made (a dispute or promise read from a reply meanwhile)?
-        pause = ledger.pause_reason(
-            invoice,
-            fresh.customer_id,
-            channel,
-            today,
-            policy.promise_grace_days,
-            dispute_scope=policy.dispute_scope,
-        )
-        if pause and action.stage != policy.replies.broken_promise.name:
-            reason, customer = pause, fresh.customer_id
+        if action.stage != policy.replies.broken_promise.name:
+            reason, customer = check.pause, fresh.customer_id
     if not reason:
-        return fresh, ""
+        return fresh, "", check.promised_on if check else None
     ledger.record_event(
         "skipped", invoice_number=invoice, customer_id=customer, action_key=key, reason=reason
     )
-    return None, reason
+    return None, reason, None
 
 
 def _claim(
@@ -512,6 +529,20 @@ def _send_email(
     outcome.recipient = inv.email
     outcome.message_id = message["Message-ID"]
     envelope = Envelope(identity.from_address, split_addresses(inv.email), list(identity.bcc))
+    note = note_entry(
+        key=f"{key}:note",
+        text=f"Reminder '{stage.name}' sent by email to {inv.email}: invoice "
+        f"{inv.invoice_number}, {_money(inv.amount_due, inv.currency)} due on "
+        f"{inv.due_date.isoformat()}. Subject: {message['Subject']}",
+        stage=stage.name,
+        channel="email",
+        direction="out",
+        subject=str(message["Subject"]),
+        message_id=outcome.message_id,
+        amount_due=inv.amount_due,
+        currency=inv.currency,
+        **_crm_refs(inv),
+    )
     delivery = deliver(
         ledger,
         pool,
@@ -520,6 +551,7 @@ def _send_email(
         envelope,
         invoice_number=inv.invoice_number,
         customer_id=inv.customer_id,
+        note=note,
         stage=stage.name,
         channel="email",
         recipient=inv.email,
@@ -549,33 +581,17 @@ def _send_email(
     if delivery.status == "in_doubt":
         outcome.status, outcome.reason = "failed", f"in_doubt: {delivery.detail}"
         return
-    queue_note(
-        ledger,
-        key=f"{key}:note",
-        text=f"Reminder '{stage.name}' sent by email to {inv.email}: invoice "
-        f"{inv.invoice_number}, {_money(inv.amount_due, inv.currency)} due on "
-        f"{inv.due_date.isoformat()}. Subject: {message['Subject']}",
-        stage=stage.name,
-        channel="email",
-        direction="out",
-        subject=str(message["Subject"]),
-        message_id=outcome.message_id,
-        amount_due=inv.amount_due,
-        currency=inv.currency,
-        **_crm_refs(inv),
-    )
-    outcome.status = "sent"
+    outcome.status = "sent"  # its CRM note went in with the sent state (`deliver`)
 
 
-def _promised_on(ledger: Ledger, key: ActionKey, policy: Policy) -> date | None:
-    """The promised date of a "promise broken" action (its key names the promise:
-    `F-1:promise_broken-7:email`), None for every other action."""
+def _promise_id(key: ActionKey, policy: Policy) -> int | None:
+    """The promise a "promise broken" action names (its key: `F-1:promise_broken-7:email`),
+    None for every other action."""
     prefix = f"{policy.replies.broken_promise.name}-"
     if not key.stage.startswith(prefix):
         return None
     number = key.stage[len(prefix) :]
-    promise = ledger.promise(int(number)) if number.isdigit() else None
-    return promise.promised_on if promise else None
+    return int(number) if number.isdigit() else None
 
 
 def _language_of(action: PlannedAction, inv: Invoice) -> str:

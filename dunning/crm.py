@@ -35,6 +35,7 @@ from dunning.ledger import Ledger
 from dunning.ledger.crm_outbox import (
     CLAIM_LEASE,
     KINDS,
+    QueuedEntry,
     claim_entry,
     count_by_state,
     mark_batch_done,
@@ -50,6 +51,7 @@ from dunning.ledger.models import CrmEntry, utcnow
 __all__ = [
     "CLAIM_LEASE",
     "KINDS",
+    "QueuedEntry",
     "CrmRejected",
     "CrmSink",
     "CrmUnavailable",
@@ -61,6 +63,7 @@ __all__ = [
     "entry_text",
     "mark_delivered",
     "mark_failed",
+    "note_entry",
     "pending_entries",
     "queue_entry",
     "queue_note",
@@ -141,6 +144,20 @@ def queue_note(
         invoice_number=invoice_number,
         customer_id=customer_id,
     )
+
+
+def note_entry(
+    *,
+    key: str,
+    text: str,
+    invoice_number: str = "",
+    customer_id: str = "",
+    **details: Any,
+) -> QueuedEntry:
+    """The note `queue_note` would queue, as a value: a sent message's note is handed to
+    `dunning.delivery.deliver`, which records it in the transaction that marks it sent."""
+    payload = {"text": text, "at": utcnow().isoformat(), **details}
+    return QueuedEntry(key, "note", payload, invoice_number, customer_id)
 
 
 def queue_task(

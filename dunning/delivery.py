@@ -7,11 +7,13 @@ before the answer is recorded leaves it in doubt, and it is never resent silentl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import Message
 from typing import Any
 
 from dunning.ledger import Ledger
+from dunning.ledger.crm_outbox import QueuedEntry
 from dunning.mail import Envelope
 from dunning.smtp import NotSent, OutcomeUnknown, SmtpPool
 
@@ -28,16 +30,22 @@ def deliver(
     ledger: Ledger,
     pool: SmtpPool,
     key: str,
-    message: EmailMessage,
+    message: Message,
     envelope: Envelope,
     *,
     invoice_number: str = "",
     customer_id: str = "",
+    note: QueuedEntry | None = None,
+    also_sent: Sequence[str] = (),
+    also_sent_response: str = "",
     **event: Any,
 ) -> Delivery:
     """Send a claimed action's message and record the outcome (events included).
 
     `event` adds to (or overrides) the `sent` event's detail: recipient, message_id, subject.
+    Once the server accepted it, the `sent` state, the `sent` event, the message's CRM
+    `note` (`dunning.crm.note_entry`) and the `also_sent` keys (a statement's invoices,
+    marked sent with `also_sent_response`) are recorded in one transaction.
 
     Raises `NotSent` for a temporary refusal, after recording it, so a retrying caller
     tries again; a permanent refusal is recorded and returned as `rejected`.
@@ -55,11 +63,17 @@ def deliver(
     except OutcomeUnknown as exc:
         ledger.record_event("in_doubt", **where, error=str(exc))
         return Delivery("in_doubt", str(exc))
-    ledger.mark_sent(key, reply)
     detail = {
         "recipient": ", ".join(envelope.recipients),
-        "message_id": message["Message-ID"],
-        "subject": message["Subject"],
+        "message_id": str(message["Message-ID"]),
+        "subject": str(message["Subject"]),
     }
-    ledger.record_event("sent", **where, **(detail | event))
+    ledger.record_sent(
+        key,
+        reply,
+        event={"invoice_number": invoice_number, "customer_id": customer_id} | detail | event,
+        note=note,
+        also_sent=also_sent,
+        also_sent_response=also_sent_response,
+    )
     return Delivery("sent")

@@ -315,6 +315,9 @@ def _send(
             amount_due=single[1] if single else None,
             currency=single[0] if single else "",
             body=rendered.text[:SENT_BODY_CHARS],
+            # Its invoices are sent with it, in the same transaction.
+            also_sent=item_keys,
+            also_sent_response=f"in statement {key}",
         )
     except NotSent as exc:  # temporary: recorded on the statement, retried as a whole
         for k in item_keys:
@@ -340,8 +343,6 @@ def _send(
     if delivery.status == "in_doubt":
         outcome.status, outcome.reason = "failed", f"in_doubt: {delivery.detail}"
         return ""
-    for k in item_keys:
-        ledger.mark_sent(k, f"in statement {key}")
     outcome.status = "sent"
     return str(message["Subject"])
 

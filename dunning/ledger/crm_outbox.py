@@ -7,6 +7,7 @@ conditional UPDATE), so concurrent sweeps and deliveries never queue or take an 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,28 @@ if TYPE_CHECKING:
 KINDS = ("note", "task", "status")
 #: A `delivering` claim older than this was left by a worker that died: it is taken again.
 CLAIM_LEASE = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class QueuedEntry:
+    """A CRM entry to queue together with the step that did it (a sent message's note goes
+    in the same transaction as its `sent` state: `Ledger.record_sent`)."""
+
+    key: str
+    kind: str
+    payload: dict[str, Any]
+    invoice_number: str = ""
+    customer_id: str = ""
+
+    def row(self) -> dict[str, Any]:
+        """The pending `crm_entries` row (see `entry_row`)."""
+        return entry_row(
+            key=self.key,
+            kind=self.kind,
+            payload=self.payload,
+            invoice_number=self.invoice_number,
+            customer_id=self.customer_id,
+        )
 
 
 def entry_row(

@@ -208,23 +208,32 @@ def closed_in_ledger(
         >>> if fresh is not None and (closed := closed_in_ledger(ledger, invoice)):
         ...     fresh = fresh.model_copy(update={"status": closed})
     """
+    from dunning.ledger.store import reading  # store imports this module's neighbours
+
+    with reading(ledger.engine) as conn:
+        return closed_status(conn, invoice_number, now=now)
+
+
+def closed_status(
+    conn: sa.Connection, invoice_number: str, *, now: datetime | None = None
+) -> str | None:
+    """`closed_in_ledger` inside the caller's (read) transaction, beside its other reads."""
     now = now or datetime.now(UTC)
-    with ledger.engine.connect() as conn:
-        status = conn.execute(
-            sa.select(InvoiceRecord.status).where(InvoiceRecord.invoice_number == invoice_number)
-        ).scalar()
-        if status in CLOSED:
-            return status
-        latest = conn.execute(
-            sa.select(Event.kind, Event.at)
-            .where(
-                Event.invoice_number == invoice_number,
-                Event.actor.like("webhook:%"),
-                Event.kind.in_(["invoice_paid", "invoice_cancelled", "invoice_reopened"]),
-            )
-            .order_by(Event.at.desc(), Event.id.desc())
-            .limit(1)
-        ).first()
+    status = conn.execute(
+        sa.select(InvoiceRecord.status).where(InvoiceRecord.invoice_number == invoice_number)
+    ).scalar()
+    if status in CLOSED:
+        return status
+    latest = conn.execute(
+        sa.select(Event.kind, Event.at)
+        .where(
+            Event.invoice_number == invoice_number,
+            Event.actor.like("webhook:%"),
+            Event.kind.in_(["invoice_paid", "invoice_cancelled", "invoice_reopened"]),
+        )
+        .order_by(Event.at.desc(), Event.id.desc())
+        .limit(1)
+    ).first()
     if latest is None or latest.kind == "invoice_reopened":
         return None
     at = latest.at if latest.at.tzinfo else latest.at.replace(tzinfo=UTC)

@@ -8,6 +8,8 @@ threads or machines can share one ledger and each message is still sent once.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -21,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, select
 
 from dunning.ledger.cases import customer_contact
-from dunning.ledger.crm_outbox import entry_row, task_payload
+from dunning.ledger.crm_outbox import QueuedEntry, entry_row, task_payload
 from dunning.ledger.models import (
     PAUSE_REASONS,
     Action,
@@ -64,6 +66,26 @@ def shown_url(url: str) -> str:
     return sa.engine.make_url(normalize_url(url)).render_as_string(hide_password=True)
 
 
+#: Execution option naming a read-only transaction (see `reading`).
+_READ_ONLY = "dunning_read_only"
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[sa.Connection]:
+    """A read-only transaction: one consistent snapshot for several reads, and on SQLite
+    without the write lock (a deferred BEGIN; every other transaction is IMMEDIATE). Never
+    write through it: a deferred SQLite transaction that writes can fail at once instead of
+    waiting for the lock.
+
+    Example:
+        >>> with reading(ledger.engine) as conn:
+        ...     conn.execute(sa.select(Pause.kind)).all()
+    """
+    with engine.connect() as conn:
+        conn.execution_options(**{_READ_ONLY: True})
+        yield conn
+
+
 def _sqlite_engine(url: str) -> Engine:
     path = sa.engine.make_url(url).database
     if path and path != ":memory:":
@@ -84,7 +106,12 @@ def _sqlite_engine(url: str) -> Engine:
     def _on_begin(conn):  # noqa: ANN001
         # IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
         # writes can fail with "database is locked" without waiting when another process wrote.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A transaction opened by `reading` only reads: a deferred BEGIN takes no write lock,
+        # and under WAL it reads one snapshot beside the writer instead of queueing behind it.
+        if conn.get_execution_options().get(_READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
@@ -200,6 +227,18 @@ class Claim:
     claimed: bool
     state: str
     message_id: str = ""
+
+
+@dataclass(frozen=True)
+class PresendCheck:
+    """What the ledger says about an action just before it is claimed (`presend_check`)."""
+
+    #: "paid" / "cancelled" if the ledger knows the invoice closed, else None.
+    closed: str | None
+    #: Why a pause stops it today ("" if nothing does; not read when closed).
+    pause: str
+    #: The promised date of the promise named by the action, if asked and found.
+    promised_on: date | None = None
 
 
 class Ledger:
@@ -432,6 +471,74 @@ class Ledger:
             key, ActionState.sent, provider_response=provider_response[:500], sent_at=utcnow()
         )
 
+    def record_sent(
+        self,
+        key: str,
+        provider_response: str = "",
+        *,
+        event: dict[str, Any] | None = None,
+        note: QueuedEntry | None = None,
+        also_sent: Sequence[str] = (),
+        also_sent_response: str = "",
+    ) -> None:
+        """The provider accepted the message: in ONE transaction, mark `key` sent (and the
+        keys in `also_sent`, e.g. a statement's invoices, with `also_sent_response`), record
+        the `sent` event (`event`: invoice_number, customer_id, actor and detail) and queue
+        the message's CRM note (`note`; kept as it is if one is queued under its key).
+
+        Either all of it is recorded or none: a crash before the commit leaves the action
+        `sending`, in doubt, as a crash between the provider's answer and `mark_sent` did.
+        """
+        table = Action.__table__
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(table)
+                .where(table.c.key == key)
+                .values(
+                    state=ActionState.sent.value,
+                    updated_at=now,
+                    provider_response=provider_response[:500],
+                    sent_at=now,
+                )
+            )
+            if also_sent:
+                conn.execute(
+                    sa.update(table)
+                    .where(table.c.key.in_(list(also_sent)))
+                    .values(
+                        state=ActionState.sent.value,
+                        updated_at=now,
+                        provider_response=also_sent_response[:500],
+                        sent_at=now,
+                    )
+                )
+            if event is not None:
+                where = {k: event.get(k, "") for k in ("invoice_number", "customer_id")}
+                detail = {
+                    k: v
+                    for k, v in event.items()
+                    if k not in ("invoice_number", "customer_id", "actor", "action_key")
+                }
+                conn.execute(
+                    sa.insert(Event),
+                    {
+                        "at": now,
+                        "kind": "sent",
+                        "action_key": key,
+                        "actor": event.get("actor", "dunning"),
+                        "detail": _jsonable(detail),
+                        **where,
+                    },
+                )
+            if note is not None:
+                conn.execute(
+                    _dialect_insert(self.engine, CrmEntry).on_conflict_do_nothing(
+                        index_elements=["key"]
+                    ),
+                    note.row(),
+                )
+
     def mark_failed(self, key: str, error: str, *, permanent: bool = False) -> None:
         state = ActionState.rejected if permanent else ActionState.failed
         self._set_state(key, state, error=error[:1000])
@@ -634,41 +741,53 @@ class Ledger:
         any of the customer's invoices stops them all, as in the planner. Pauses on another
         channel do not count.
         """
-        invoice_pause = Pause.invoice_number == invoice_number
-        customer_pause = sa.and_(
-            Pause.customer_id == customer_id,
-            sa.or_(Pause.invoice_number.is_(None), Pause.invoice_number == ""),
-        )
-        if dispute_scope == "customer" and customer_id:
-            customers_invoices = sa.select(InvoiceRecord.invoice_number).where(
-                InvoiceRecord.customer_id == customer_id
+        with reading(self.engine) as conn:
+            return _pause_reason(
+                conn,
+                invoice_number,
+                customer_id,
+                channel,
+                today,
+                promise_grace_days,
+                dispute_scope,
             )
-            customer_pause = sa.or_(
-                customer_pause,
-                sa.and_(
-                    Pause.kind == "dispute",
-                    sa.or_(
-                        Pause.customer_id == customer_id,
-                        Pause.invoice_number.in_(customers_invoices),
-                    ),
-                ),
-            )
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(Pause.kind, Pause.until).where(
-                    Pause.active,
-                    Pause.channel.in_(["", channel]),
-                    sa.or_(invoice_pause, customer_pause) if customer_id else invoice_pause,
+
+    def presend_check(
+        self,
+        invoice_number: str,
+        customer_id: str,
+        channel: str,
+        today: date,
+        *,
+        promise_grace_days: int = 0,
+        dispute_scope: str = "customer",
+        promise_id: int | None = None,
+        now: datetime | None = None,
+    ) -> PresendCheck:
+        """What the act step reads before claiming, in ONE read transaction (no write lock
+        on SQLite): `closed_in_ledger`, then (if still open) `pause_reason`, and the date of
+        promise `promise_id` (a "promise broken" message names it)."""
+        from dunning.ledger.inbound import closed_status  # inbound is typed on Ledger
+
+        with reading(self.engine) as conn:
+            closed = closed_status(conn, invoice_number, now=now)
+            pause = ""
+            if closed is None:
+                pause = _pause_reason(
+                    conn,
+                    invoice_number,
+                    customer_id,
+                    channel,
+                    today,
+                    promise_grace_days,
+                    dispute_scope,
                 )
-            ).all()
-        for kind in PAUSE_REASONS:  # in order of precedence
-            for row in rows:
-                grace = promise_grace_days if kind == "promise" else 0
-                if row.kind == kind and (
-                    row.until is None or row.until + timedelta(days=grace) >= today
-                ):
-                    return PAUSE_REASONS[kind]
-        return ""
+            promised_on = None
+            if promise_id is not None:
+                promised_on = conn.execute(
+                    sa.select(Promise.promised_on).where(Promise.id == promise_id)
+                ).scalar()
+        return PresendCheck(closed, pause, promised_on)
 
     def end_pauses(
         self,
@@ -713,7 +832,9 @@ class Ledger:
 
         A newer promise replaces an open older one (cancelled). The planner adds the
         policy's grace days to the pause; `resolve_promises` later marks it kept or broken.
+        The CRM gets a note of it, whoever recorded it (a reply, the desk).
         """
+        contact = customer_contact(self, customer_id)
         with Session(self.engine) as session:
             session.execute(
                 sa.update(Promise)
@@ -728,6 +849,24 @@ class Ledger:
                 source=source,
             )
             session.add(promise)
+            session.flush()  # its id names the CRM note, queued in the same transaction
+            session.execute(
+                sa.insert(CrmEntry),
+                entry_row(
+                    key=f"promise:{promise.id}:note",
+                    kind="note",
+                    payload={
+                        "text": f"Promise to pay invoice {invoice_number} on "
+                        f"{promised_on.isoformat()} recorded ({source or actor}).",
+                        "at": utcnow().isoformat(),
+                        "direction": "in",
+                        "promised_on": promised_on.isoformat(),
+                        **contact,
+                    },
+                    invoice_number=invoice_number,
+                    customer_id=customer_id,
+                ),
+            )
             session.commit()
             promise_id = int(promise.id)
         self.end_pauses("promise", invoice_number=invoice_number, actor=actor)
@@ -898,6 +1037,52 @@ class Ledger:
             stmt = stmt.where(getattr(model, column) == value)
         with self.engine.connect() as conn:
             return pd.read_sql(stmt, conn)
+
+
+def _pause_reason(
+    conn: sa.Connection,
+    invoice_number: str,
+    customer_id: str,
+    channel: str,
+    today: date,
+    promise_grace_days: int,
+    dispute_scope: str,
+) -> str:
+    """`Ledger.pause_reason` inside the caller's transaction."""
+    invoice_pause = Pause.invoice_number == invoice_number
+    customer_pause = sa.and_(
+        Pause.customer_id == customer_id,
+        sa.or_(Pause.invoice_number.is_(None), Pause.invoice_number == ""),
+    )
+    if dispute_scope == "customer" and customer_id:
+        customers_invoices = sa.select(InvoiceRecord.invoice_number).where(
+            InvoiceRecord.customer_id == customer_id
+        )
+        customer_pause = sa.or_(
+            customer_pause,
+            sa.and_(
+                Pause.kind == "dispute",
+                sa.or_(
+                    Pause.customer_id == customer_id,
+                    Pause.invoice_number.in_(customers_invoices),
+                ),
+            ),
+        )
+    rows = conn.execute(
+        sa.select(Pause.kind, Pause.until).where(
+            Pause.active,
+            Pause.channel.in_(["", channel]),
+            sa.or_(invoice_pause, customer_pause) if customer_id else invoice_pause,
+        )
+    ).all()
+    for kind in PAUSE_REASONS:  # in order of precedence
+        for row in rows:
+            grace = promise_grace_days if kind == "promise" else 0
+            if row.kind == kind and (
+                row.until is None or row.until + timedelta(days=grace) >= today
+            ):
+                return PAUSE_REASONS[kind]
+    return ""
 
 
 def _change_kinds(rows: pd.DataFrame, closed: pd.Series, was_closed: pd.Series) -> pd.Series:
