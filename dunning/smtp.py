@@ -15,8 +15,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from email import policy as email_policy
-from email.message import EmailMessage
+from email.message import Message
 
 from dunning.mail import Envelope
 
@@ -115,9 +114,11 @@ class SmtpPool:
         except queue.Empty:
             return self._connector(self.settings), False
 
-    def send(self, message: EmailMessage, envelope: Envelope) -> str:
+    def send(self, message: Message, envelope: Envelope) -> str:
         """Send one message; returns the server's final reply (e.g. `250 queued as X`)."""
-        payload = message.as_bytes(policy=email_policy.SMTP)
+        # The message's own policy (built reminders: `dunning.mail.MAIL_POLICY`, cheap
+        # compat32 folding; report emails: the default one) with SMTP's CRLF line ends.
+        payload = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
         with self._slots:
             conn, reused = self._checkout()
             try:
