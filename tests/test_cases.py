@@ -468,3 +468,21 @@ def test_an_erp_webhook_that_says_disputed_stops_the_customer_and_tasks_a_manage
     assert ledger.pause_reason("G-1", "C2", "email", day) == ""
     (task,) = ledger.frame(HumanTask).itertuples()
     assert task.assignee == "manager" and "F-1" in task.title
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_promises_from_a_reply_and_the_desk_reach_the_crm(request, tmp_path, backend):
+    csv = _portfolio(tmp_path)
+    ledger = Ledger(_url(backend, request, tmp_path))
+    ledger.sync_invoices(read_invoice_file(csv).invoices)
+    ledger.add_promise(invoice_number="F-1", customer_id="C1", promised_on=date(2026, 11, 20),
+                       source="reply:7", actor="customer")  # fmt: skip
+    ledger.add_promise(invoice_number="G-1", customer_id="C2", promised_on=date(2026, 11, 25),
+                       source="desk:jefa@acme.example", actor="desk:jefa@acme.example")  # fmt: skip
+    notes = ledger.frame(CrmEntry, kind="note").sort_values("id")
+    texts = [p["text"] for p in notes["payload"]]
+    assert texts == [
+        "Promise to pay invoice F-1 on 2026-11-20 recorded (reply:7).",
+        "Promise to pay invoice G-1 on 2026-11-25 recorded (desk:jefa@acme.example).",
+    ]
+    assert [p["email"] for p in notes["payload"]] == [ANA, BOB]
