@@ -155,7 +155,8 @@ def main() -> None:
                             raise RuntimeError(log.read_text()[-3000:])
                         time.sleep(0.1)
                     outbox = folder / "outbox"
-                    warm_up = _answered(outbox, 1) - _append(dovecot.port, login, 0)
+                    started = _append(dovecot.port, login, 0)
+                    warm_up = _answered(outbox, 1) - started
                     latencies = []
                     for n in range(1, args.messages + 1):
                         started = _append(dovecot.port, login, n)

@@ -227,23 +227,37 @@ def test_a_dropped_connection_is_reopened_and_the_next_message_answered(world):
     assert running.stats.errors  # the drop was seen (EOF, BYE or a broken pipe) and logged
 
 
-def test_a_server_restart_is_survived(tmp_path, prefect_api):
-    """dovecot stops (the listener gets connection refused for a while), then comes back."""
+def test_a_server_that_is_down_is_retried_until_it_is_back(tmp_path, prefect_api):
+    """dovecot is down when the listener starts (connection refused, retried with backoff),
+    then comes back: the listener connects and answers. (A `dovecot stop` does not always
+    cut the open IDLE connection, so the down time comes first here; the kick test above
+    covers a connection cut under the listener.)"""
     server = start_dovecot()  # its own: the shared one must not go down under other tests
+    conf = str(server.root / "dovecot.conf")
     try:
         with _world(tmp_path, server, f"sqlite:///{tmp_path}/ledger.db") as w:
+            message = customer_writes(w, server=server)  # waiting in the mailbox
+            subprocess.run(["dovecot", "-c", conf, "stop"], check=True)
+            wait_until(lambda: not _listening(server.port), "dovecot is down")
             with Running(w, w["mailbox"]) as running:
-                wait_until(lambda: _idling(server, w["login"]), "the listener is connected")
-                conf = str(server.root / "dovecot.conf")
-                subprocess.run(["dovecot", "-c", conf, "stop"], check=True)
-                time.sleep(3)  # down: the listener's reconnections are refused meanwhile
+                time.sleep(3)  # a few refused attempts
                 subprocess.run(["dovecot", "-c", conf], check=True)
                 _wait_for_port(server.port, server.root / "dovecot.log")
-                message = customer_writes(w, server=server)
                 assert len(answered(w, message)) == 1
-            assert running.stats is not None and running.stats.reconnections >= 1
+                later = customer_writes(w, server=server)
+                assert len(answered(w, later)) == 1
+            assert running.stats is not None and running.stats.messages == 2
+            assert running.stats.errors  # the refused attempts, logged
+            assert all("imap-secret" not in e for e in running.stats.errors)
     finally:
         server.stop()
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _idling(server: Dovecot, login: str) -> bool:
