@@ -150,7 +150,13 @@ class Running:
     """The listener in a thread, as `dunning replies listen` runs it: each batch a
     `process-replies` flow run of its own. Stopped (and checked stopped) on exit."""
 
-    def __init__(self, w: dict, mailbox: ImapMailbox, options: ListenOptions = QUICK) -> None:
+    def __init__(
+        self,
+        w: dict,
+        mailbox: ImapMailbox,
+        options: ListenOptions = QUICK,
+        while_acting: Callable[[], object] | None = None,
+    ) -> None:
         self.stop = threading.Event()
         self.stats: ListenStats | None = None
         batch = {
@@ -160,13 +166,14 @@ class Running:
             "ledger": LedgerDatabase(url=w["ledger_url"]),
         }
 
+        def act(_ids: list[int]) -> None:
+            if while_acting is not None:
+                while_acting()
+            process_replies_run(**batch)
+
         def run() -> None:
             self.stats = listen(
-                mailbox.settings(),
-                Ledger(w["ledger_url"]),
-                lambda _ids: process_replies_run(**batch),
-                self.stop,
-                options=options,
+                mailbox.settings(), Ledger(w["ledger_url"]), act, self.stop, options=options
             )
 
         # The thread runs in a copy of this context: the Prefect test server's settings.
@@ -207,6 +214,23 @@ def test_a_message_is_answered_while_the_listener_runs_without_any_poll(world_on
     # Moved out of the watched folder, as the poll does.
     with MailBoxUnencrypted("127.0.0.1", w["imap"].port).login(w["login"], "imap-secret") as box:
         assert box.uids("ALL") == []
+
+
+def test_a_message_arriving_while_the_listener_acts_is_answered_without_a_poll(world):
+    """The server announces a message that lands during a batch after that batch's fetch;
+    the listener must notice it then, not at the next arrival (found by the benchmark)."""
+    w = world
+    later: list[str] = []
+
+    def the_customer_writes_again() -> None:
+        if not later:
+            later.append(customer_writes(w, "Perdón, ¿me reenvían también la factura F-1?"))
+
+    with Running(w, w["mailbox"], while_acting=the_customer_writes_again) as running:
+        first = customer_writes(w)
+        assert len(answered(w, first)) == 1
+        assert len(answered(w, later[0])) == 1
+    assert running.stats is not None and running.stats.batches == 2
 
 
 def test_a_dropped_connection_is_reopened_and_the_next_message_answered(world):

@@ -170,12 +170,17 @@ def _serve(
             logger.info("%d new message(s): acting on them", len(new_ids))
             on_new(new_ids)
         yield
-        # A message that arrived after that fetch looked is either seen here (this search
-        # brings this connection's view up to date) or announced during the IDLE below.
-        if box.uids("ALL"):
+        # A message that arrived after that fetch looked (while acting, say) must not wait
+        # for the next one: dovecot does not add it to this connection's view for a
+        # SEARCH, it announces it (EXISTS) after a command. So: NOOP brings the view up to
+        # date, the search lists what is there, and an EXISTS announced meanwhile means
+        # fetch again; whatever arrives after these is announced during the IDLE below.
+        client = box.client
+        client.untagged_responses.clear()  # only what these two commands bring counts
+        client.noop()
+        if box.uids("ALL") or client.untagged_responses.get("EXISTS"):
             continue
-        box.client.untagged_responses.clear()  # nothing in them is needed; weeks add up
-        _idle(box.client, stop, options)
+        _idle(client, stop, options)
 
 
 def _idle(client: imaplib.IMAP4, stop: threading.Event, options: ListenOptions) -> bool:
