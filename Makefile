@@ -40,6 +40,9 @@ bench: install ## planning throughput, 10k / 100k / 1M invoices
 bench-replies: install ## reply classifier on the held-out set: accuracy, per intent, dates
 	$(BIN)/python -m bench.replies_eval
 
+bench-replies-short: install ## reply classifier on the short regional held-out set (issue 14)
+	$(BIN)/python -m bench.replies_short_eval
+
 bench-replies-latency: install dovecot ## email in (IMAP APPEND) to answer out (SMTP), listener vs poll
 	$(BIN)/python -m bench.replies_latency
 

@@ -46,6 +46,8 @@ Definitions: promise_to_pay = commits to pay (in one go); already_paid = says it
 dispute = contests the debt, amount, fee, goods, service or terms, or any angry complaint;
 invoice_copy_request = asks for the invoice, a PDF, a statement or a new boleto;
 bank_details_request = asks for IBAN, account number, CLABE, CBU, PIX key or similar;
+document_request = asks for a company document: the tax registration certificate (RUT,
+constancia de situacion fiscal, CUIT, RUC, CNPJ, W-9) or a bank account certificate;
 payment_plan_request = asks for instalments, a split or a deferral; out_of_office = an
 automatic or away reply; opt_out = asks to stop messages; wrong_contact = wrong person,
 number or company; other = anything else.
