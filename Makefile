@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PREFECT_HOME ?= $(CURDIR)/var/prefect
 
-.PHONY: install demo server serve test lint bench bench-replies bench-replies-latency bench-reports bench-risk bench-desk bench-sweep bench-prefect-server postgres dovecot chromium clean
+.PHONY: install demo server serve test lint bench bench-replies bench-replies-short bench-replies-latency bench-reports bench-risk bench-desk bench-sweep bench-prefect-server postgres dovecot chromium clean
 
 install: $(VENV)/.installed ## virtualenv with the pinned dependencies and the project
 
