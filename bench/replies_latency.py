@@ -10,8 +10,11 @@ block).
 
 Each message is an invoice-copy request from the invoice's known contact ("¿me pueden
 reenviar la factura F-1 en PDF?"), which is answered automatically with the PDF attached.
-One at a time: the clock starts just before the IMAP APPEND and stops at the moment the
-sink accepted the answer (the sink names each file with `time.time_ns()` at acceptance).
+One at a time, `--gap` seconds after the previous answer (replies to reminders arrive
+minutes apart, so each finds the listener idle; `--gap 0` sends the next as soon as the
+previous is answered, while the listener still finishes that batch's run): the clock
+starts just before the IMAP APPEND and stops at the moment the sink accepted the answer
+(the sink names each file with `time.time_ns()` at acceptance).
 The first message after start is a warm-up, reported apart (first flow run, classifier
 training); the next `--messages` give the median and p95.
 
@@ -104,6 +107,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=50)
     parser.add_argument("--poll-runs", type=int, default=5)
+    parser.add_argument(
+        "--gap", type=float, default=3.0, help="seconds between an answer and the next message"
+    )
     args = parser.parse_args()
 
     from prefect.settings import PREFECT_API_URL
@@ -162,6 +168,7 @@ def main() -> None:
                         started = _append(dovecot.port, login, n)
                         latencies.append(_answered(outbox, n + 1) - started)
                         print(f"message {n}: {latencies[-1]:.2f} s", file=sys.stderr)
+                        time.sleep(args.gap)  # the listener finishes its batch and idles
                 finally:
                     listener.send_signal(signal.SIGTERM)
                     out, _ = listener.communicate(timeout=120)

@@ -42,6 +42,7 @@ def process_replies(
     llm: str | ReplyLLM | None = None,
     knowledge: str | KnowledgeBase | None = None,
     documents: str | DocumentLibrary | None = None,
+    fetch: bool = True,
 ) -> dict[str, Any]:
     """Read customers' replies and act on each one, within minutes of its arrival.
 
@@ -68,6 +69,8 @@ def process_replies(
         documents: the company's document library block (or name): a known contact asking
             for the tax or bank certificate (or a kind of the company's own) gets the file
             in the thread. None: such requests become tasks.
+        fetch: False when the messages are already in the inbox (the `listen-replies`
+            listener fetched them); the mailbox is still where drafts are saved.
 
     Returns:
         Counts: messages fetched, processed, by intent, and needing a person.
@@ -81,7 +84,7 @@ def process_replies(
     mailbox_block = resolve_block(mailbox, ImapMailbox) if mailbox else None
     knowledge_block = resolve_block(knowledge, KnowledgeBase) if knowledge else None
     documents_block = resolve_block(documents, DocumentLibrary) if documents else None
-    fetched = fetch_replies(mailbox_block, ledger_block) if mailbox_block else []
+    fetched = fetch_replies(mailbox_block, ledger_block) if mailbox_block and fetch else []
 
     store = ledger_block.get_ledger()
     pending = store.claim_inbound()
@@ -136,7 +139,7 @@ def listen_replies(
     A long-running flow: start it once (it has no schedule) and it runs until cancelled.
     Each time the server announces new mail, the messages are stored in the ledger's inbox
     and moved to the processed folder, then `process-replies` runs as a flow run of its own
-    (its fetch finds only what arrived since; drafts go to the mailbox's drafts folder), so
+    (with `fetch` off; drafts still go to the mailbox's drafts folder), so
     matching, answers, pauses and tasks are exactly the poll's. This run itself has no task
     runs: however many weeks it runs, it stays small; each batch is one `process-replies`
     run.
@@ -167,7 +170,7 @@ def listen_replies(
     ledger_block = resolve_block(ledger, LedgerDatabase)
     batch = {"source": source, "channel": channel, "ledger": ledger_block, "policy": policy}
     batch |= {"llm": llm, "documents": documents, "knowledge": knowledge}
-    batch["mailbox"] = mailbox_block
+    batch |= {"mailbox": mailbox_block, "fetch": False}  # fetched: drafts still go there
     stop = threading.Event()
     timer = threading.Timer(run_for_seconds, stop.set) if run_for_seconds else None
     if timer:

@@ -161,15 +161,16 @@ class Running:
         self.stats: ListenStats | None = None
         batch = {
             "mailbox": mailbox,
+            "fetch": False,
             "source": w["source"],
             "channel": w["channel"],
             "ledger": LedgerDatabase(url=w["ledger_url"]),
         }
 
         def act(_ids: list[int]) -> None:
-            if while_acting is not None:
-                while_acting()
             process_replies_run(**batch)
+            if while_acting is not None:  # after the batch's own fetch: only we can see it
+                while_acting()
 
         def run() -> None:
             self.stats = listen(

@@ -331,7 +331,8 @@ def listen_command(
         )
         raise typer.Exit(2) from None
     batch = {
-        "mailbox": mailbox_block,  # its fetch finds only what arrived since; drafts go there
+        "mailbox": mailbox_block,  # drafts are saved there
+        "fetch": False,  # the listener has fetched the batch
         "source": source,
         "channel": channel,
         "ledger": ledger_block,
