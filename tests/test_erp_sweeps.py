@@ -169,7 +169,9 @@ def test_odoo_sweep_emails_customers_and_logs_to_the_invoice_chatter(prefect_api
     )
     record = Ledger(url).frame(InvoiceRecord, invoice_number="INV/2026/0003").iloc[0]
     assert record.status == "paid"
-    assert len(sink.messages()) == 3
+    # Paid after its final notice: one thank-you (docs/cases.md), and no reminder.
+    keys = [m["X-Dunning-Key"] for m in sink.messages()]
+    assert len(keys) == 4 and keys.count("INV/2026/0003:thank_you:email") == 1
 
 
 # -- Stripe invoices, HubSpot -------------------------------------------------------------------
