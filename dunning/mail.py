@@ -15,6 +15,7 @@ from email.message import EmailMessage, MIMEPart
 from email.policy import Compat32
 from email.utils import format_datetime, formataddr, getaddresses
 from pathlib import Path
+from typing import Any
 
 from dunning.render import RenderedMessage
 
@@ -141,12 +142,56 @@ def build_email(
     body["To"] = ", ".join(split_addresses(to))
     if reply_to:
         body["Reply-To"] = ", ".join(_address(n, a) for n, a in getaddresses([reply_to]) if a)
-    body["Subject"] = rendered.subject
+    body["Subject"] = (
+        rendered.subject if rendered.subject.isascii() else _Utf8Text(rendered.subject)
+    )
     body["Date"] = format_datetime(date) if date else format_datetime(datetime.now().astimezone())
     body["Message-ID"] = message_id(key, message_id_domain or domain_of(from_address))
     body["X-Dunning-Key"] = key
     body["Content-Language"] = rendered.language
     return body
+
+
+class _Utf8Text:
+    """A non-ASCII header value (the subject) that reads as its text (`str()`, `==`, `in`,
+    str methods) and is written as RFC 2047 base64 words of <= 42 bytes each, one per line.
+
+    compat32 would encode a plain `str` through `email.header.Header`, which measures
+    every prefix of the text in both encodings: ~7 ms for one accented subject, more than
+    the whole rest of the message."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return repr(self.text)
+
+    def __eq__(self, other: object) -> bool:
+        return self.text == str(other)
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __contains__(self, part: str) -> bool:
+        return part in self.text
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.text, name)  # startswith, lower, ...: the text's
+
+    def encode(self, linesep: str = "\n", maxlinelen: int | None = None, **_: Any) -> str:
+        """The folded header value, as `email.header.Header.encode` is called by compat32."""
+        words, chunk = [], b""
+        for char in self.text:
+            data = char.encode()
+            if len(chunk) + len(data) > 42:  # 56 base64 chars + 12 + "Subject: " < 78
+                words.append(chunk)
+                chunk = b""
+            chunk += data
+        words.append(chunk)
+        return (linesep + " ").join(f"=?utf-8?b?{base64.b64encode(w).decode()}?=" for w in words)
 
 
 def _address(name: str, address: str) -> str:
