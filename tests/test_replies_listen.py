@@ -230,6 +230,7 @@ def test_a_message_arriving_while_the_listener_acts_is_answered_without_a_poll(w
     with Running(w, w["mailbox"], while_acting=the_customer_writes_again) as running:
         first = customer_writes(w)
         assert len(answered(w, first)) == 1
+        wait_until(lambda: bool(later), "the customer writes again, once that batch is done")
         assert len(answered(w, later[0])) == 1
     assert running.stats is not None and running.stats.batches == 2
 
