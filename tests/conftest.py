@@ -41,7 +41,7 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def prefect_api():
-    """A real Prefect server for the whole session (takes ~15 s to start); its API URL."""
+    """A real Prefect server for the whole session (takes ~15 s to start, minutes on a loaded machine); its API URL."""
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
@@ -52,7 +52,7 @@ def prefect_api():
     with pytest.MonkeyPatch.context() as env:
         for name, value in SERVER_SETTINGS.items():
             env.setenv(name, value)
-        with prefect_test_harness(server_startup_timeout=120):
+        with prefect_test_harness(server_startup_timeout=240):
             yield PREFECT_API_URL.value()
 
 
