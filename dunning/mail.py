@@ -142,18 +142,25 @@ def build_email(
     body["To"] = ", ".join(split_addresses(to))
     if reply_to:
         body["Reply-To"] = ", ".join(_address(n, a) for n, a in getaddresses([reply_to]) if a)
-    body["Subject"] = (
-        rendered.subject if rendered.subject.isascii() else _Utf8Text(rendered.subject)
-    )
+    body["Subject"] = _text_header(rendered.subject)
     body["Date"] = format_datetime(date) if date else format_datetime(datetime.now().astimezone())
     body["Message-ID"] = message_id(key, message_id_domain or domain_of(from_address))
-    body["X-Dunning-Key"] = key
+    body["X-Dunning-Key"] = _text_header(key)
     body["Content-Language"] = rendered.language
     return body
 
 
+def _text_header(text: str) -> str | _Utf8Text:
+    """`text` as it is when compat32 can write it so: ASCII and foldable at spaces; else
+    (accents, or a word longer than a line such as a 5,000-digit invoice number: SMTP
+    refuses lines over 998 bytes) as encoded words, which fold anywhere."""
+    if text.isascii() and max(map(len, text.split()), default=0) <= 70:
+        return text
+    return _Utf8Text(text)
+
+
 class _Utf8Text:
-    """A non-ASCII header value (the subject) that reads as its text (`str()`, `==`, `in`,
+    """A non-ASCII (or unfoldable) subject that reads as its text (`str()`, `==`, `in`,
     str methods) and is written as RFC 2047 base64 words of <= 42 bytes each, one per line.
 
     compat32 would encode a plain `str` through `email.header.Header`, which measures
