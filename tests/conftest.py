@@ -41,7 +41,9 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def prefect_api():
-    """A real Prefect server for the whole session (takes ~15 s to start, minutes on a loaded machine); its API URL."""
+    """A real Prefect server for the whole session (~15 s to start; minutes when loaded).
+
+    Its API URL."""
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
