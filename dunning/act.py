@@ -125,7 +125,6 @@ def execute_action(
     if action.items:  # a statement: one message for several invoices
         from dunning.statement import execute_statement  # it builds on this module
 
-
         return execute_statement(
             action,
             ledger=ledger,
