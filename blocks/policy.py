@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from prefect.blocks.core import Block
+from pydantic import ValidationError, model_validator
 
 from blocks.catalog import PROCESS_LOGO, docs_url
-from dunning.policy import Policy, load_policy
+from dunning.policy import Policy, describe_errors, load_policy
 from dunning.settings import settings
+
+#: Keys Prefect itself writes into a saved block's data; not policy keys.
+PREFECT_BLOCK_KEYS = frozenset({"block_type_slug"})
 
 
 class DunningPolicy(Policy, Block):
@@ -49,6 +54,20 @@ class DunningPolicy(Policy, Block):
     _description = "The dunning ladder: stages, tone, escalations, sending window, segments."
     _logo_url = PROCESS_LOGO
     _documentation_url = docs_url(_block_type_name)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_keys(cls, data: Any) -> Any:
+        # A Prefect Block accepts extra keys; a policy must not: a misspelt or invented key
+        # (`send_customer_message: false`) is refused here as it is in the YAML file.
+        if isinstance(data, dict) and set(data) - set(cls.model_fields) - PREFECT_BLOCK_KEYS:
+            try:
+                Policy.model_validate(
+                    {k: v for k, v in data.items() if k not in PREFECT_BLOCK_KEYS}
+                )
+            except ValidationError as exc:
+                raise ValueError("; ".join(describe_errors(exc, Policy))) from None
+        return data
 
     @classmethod
     def from_yaml(cls, path: str | Path | None = None) -> DunningPolicy:

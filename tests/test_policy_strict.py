@@ -172,3 +172,16 @@ def test_a_sweep_sends_the_overlaid_template(tmp_path):
         (mail,) = sink.messages()
     assert [o["status"] for o in outcomes] == ["sent"]
     assert mail["Subject"] == "Nuestro asunto: F-1"
+
+
+def test_the_policy_block_refuses_an_unknown_top_level_key_as_the_file_does():
+    """A Prefect Block accepts extra keys; the Dunning Policy block must not ignore them."""
+    with pytest.raises(ValueError, match="send_customer_message: unknown key") as err:
+        DunningPolicy(stages=[{"name": "due", "offset_days": 0}], send_customer_message=False)
+    assert "allowed keys: business_day_offsets" in str(err.value)
+    with pytest.raises(ValueError, match=r"did you mean 'stages'"):
+        DunningPolicy.model_validate({"stagess": []})
+    # What Prefect writes into a saved block's data still loads.
+    saved = DunningPolicy.default().model_dump()
+    assert "block_type_slug" in saved
+    assert DunningPolicy.model_validate(saved).stages == DunningPolicy.default().stages
