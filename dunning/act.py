@@ -24,7 +24,7 @@ Every message sent, human task opened and status set is also queued for the CRM
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -46,6 +46,10 @@ from dunning.schema import Invoice
 from dunning.smtp import SmtpPool
 
 if TYPE_CHECKING:
+    from email.message import EmailMessage
+    from pathlib import Path
+
+    from dunning.render import RenderedMessage
     from dunning.twilio.client import TwilioClient
     from dunning.twilio.sms import SmsSettings, TwilioResult
     from dunning.twilio.voice import VoiceSettings
@@ -66,6 +70,32 @@ class EmailIdentity:
     reply_to: str = ""
     bcc: tuple[str, ...] = ()
     message_id_domain: str = ""
+
+    def message(
+        self,
+        rendered: RenderedMessage,
+        *,
+        to: str,
+        key: str,
+        attachments: Sequence[str | Path] = (),
+        reply_to: bool = True,
+    ) -> EmailMessage:
+        """`rendered` as an email from this identity to `to`, its Message-ID made from `key`;
+        `reply_to=False` for internal mail, whose replies should reach the sender."""
+        return build_email(
+            rendered,
+            from_address=self.from_address,
+            from_name=self.from_name,
+            to=to,
+            reply_to=self.reply_to if reply_to else "",
+            key=key,
+            attachments=attachments,
+            message_id_domain=self.message_id_domain,
+        )
+
+    def envelope(self, to: str) -> Envelope:
+        """The SMTP envelope to the addresses in `to`, with the archive copies (BCC)."""
+        return Envelope(self.from_address, split_addresses(to), list(self.bcc))
 
 
 @dataclass(frozen=True)
@@ -512,22 +542,15 @@ def _send_email(
             fallback_language="en",
             overlay=templates_overlay,
         )
-        message = build_email(
-            rendered,
-            from_address=identity.from_address,
-            from_name=identity.from_name,
-            to=inv.email,
-            reply_to=identity.reply_to,
-            key=key,
-            attachment=attachment,
-            message_id_domain=identity.message_id_domain,
+        message = identity.message(
+            rendered, to=inv.email, key=key, attachments=[attachment] if attachment else []
         )
     except Exception as exc:
         ledger.mark_failed(key, f"could not build the message: {exc}")
         raise
     outcome.recipient = inv.email
     outcome.message_id = message["Message-ID"]
-    envelope = Envelope(identity.from_address, split_addresses(inv.email), list(identity.bcc))
+    envelope = identity.envelope(inv.email)
     note = note_entry(
         key=f"{key}:note",
         text=f"Reminder '{stage.name}' sent by email to {inv.email}: invoice "

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from dunning.delivery import deliver
-from dunning.mail import Envelope, build_email
+from dunning.mail import Envelope
 from dunning.policy import Escalation, Policy, Stage, resolve_assignee, resolve_recipients
 from dunning.render import format_day, invoice_context, locale_for, render_email
 from dunning.schema import Invoice
@@ -142,14 +142,7 @@ def notify(
             fallback_language="en",
             overlay=policy.templates_dir,
         )
-        message = build_email(
-            rendered,
-            from_address=identity.from_address,
-            from_name=identity.from_name,
-            to=recipients,
-            key=notify_key,
-            message_id_domain=identity.message_id_domain,
-        )
+        message = identity.message(rendered, to=recipients, key=notify_key, reply_to=False)
     except Exception as exc:
         ledger.mark_failed(notify_key, f"could not build the notification: {exc}")
         raise

@@ -53,7 +53,7 @@ from dunning.crm import queue_note
 from dunning.delivery import deliver
 from dunning.ledger import Ledger
 from dunning.ledger.models import TAKEN_REASONS
-from dunning.mail import Envelope, build_email, find_attachment, split_addresses
+from dunning.mail import find_attachment, split_addresses
 from dunning.policy import Policy, Stage
 from dunning.render import format_money, invoice_context, locale_for, render_email
 from dunning.schema import Invoice
@@ -276,16 +276,7 @@ def _send(
             fallback_language="en",
             overlay=policy.templates_dir,
         )
-        message = build_email(
-            rendered,
-            from_address=identity.from_address,
-            from_name=identity.from_name,
-            to=recipient,
-            reply_to=identity.reply_to,
-            key=key,
-            attachments=attachments,
-            message_id_domain=identity.message_id_domain,
-        )
+        message = identity.message(rendered, to=recipient, key=key, attachments=attachments)
     except Exception as exc:
         for k in [key, *item_keys]:
             ledger.mark_failed(k, f"could not build the statement: {exc}")
@@ -297,7 +288,7 @@ def _send(
     # leaves them in doubt, so no later run sends their stage again.
     for k in item_keys:
         ledger.mark_sending(k, outcome.message_id)
-    envelope = Envelope(identity.from_address, split_addresses(recipient), list(identity.bcc))
+    envelope = identity.envelope(recipient)
     totals = _totals(lines)
     single = next(iter(totals.items())) if len(totals) == 1 else None
     try:

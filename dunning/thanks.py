@@ -43,7 +43,7 @@ from dunning.ledger.cases import (
     taken_keys,
 )
 from dunning.ledger.models import TAKEN_REASONS
-from dunning.mail import Envelope, build_email, split_addresses
+from dunning.mail import split_addresses
 from dunning.plan import segments_of
 from dunning.policy import Policy
 from dunning.policy import today as policy_today
@@ -338,16 +338,8 @@ def _send(
         fallback_language="en",
         overlay=policy.templates_dir,
     )
-    message = build_email(
-        rendered,
-        from_address=identity.from_address,
-        from_name=identity.from_name,
-        to=inv.email,
-        reply_to=identity.reply_to,
-        key=str(key),
-        message_id_domain=identity.message_id_domain,
-    )
-    envelope = Envelope(identity.from_address, split_addresses(inv.email), list(identity.bcc))
+    message = identity.message(rendered, to=inv.email, key=str(key))
+    envelope = identity.envelope(inv.email)
 
     def note(status: str) -> QueuedEntry:
         return note_entry(
