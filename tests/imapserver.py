@@ -30,6 +30,9 @@ ssl_key = <{root}/key.pem
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:{root}/mail/%u
+# IDLE clients hear of new mail through inotify; when a full test run has used up the
+# machine's inotify instances (128), dovecot falls back to polling, every 30 s by default.
+mailbox_idle_check_interval = 1 secs
 first_valid_uid = 1
 default_internal_user = dovecot
 default_login_user = dovenull
@@ -71,6 +74,10 @@ class Dovecot:
         self.users[login] = password
         lines = [f"{u}:{{PLAIN}}{p}" for u, p in self.users.items()]
         (self.root / "users").write_text("\n".join(lines) + "\n")
+        # dovecot re-reads the users file at most once per clock second: a login in the
+        # second of an earlier lookup would not know the new user ("Authentication failed",
+        # every other login when users are added back to back). Wait for the next second.
+        time.sleep(1.02 - time.time() % 1)
 
     def stop(self) -> None:
         subprocess.run(["dovecot", "-c", str(self.root / "dovecot.conf"), "stop"], check=False)
