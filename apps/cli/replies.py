@@ -135,6 +135,19 @@ def classify_command(
     typer.echo(f"classified {classified} replies, {errors} lines with errors", err=True)
 
 
+#: The options `ingest` and `listen` share: where the invoices and the policy come from.
+SourceInvoices = Annotated[
+    Path | None,
+    typer.Option(
+        "--invoices", help="CSV or spreadsheet of invoices (default: the saved source block)."
+    ),
+]
+PolicyFile = Annotated[
+    Path | None,
+    typer.Option("--policy", help="Policy YAML (default: DUNNING_POLICY, else built-in)."),
+]
+
+
 @app.command("ingest")
 def ingest_command(
     files: Annotated[
@@ -144,16 +157,8 @@ def ingest_command(
         str | None,
         typer.Option("--ledger", help="Ledger SQLAlchemy URL (default: DUNNING_LEDGER_URL)."),
     ] = None,
-    invoices: Annotated[
-        Path | None,
-        typer.Option(
-            "--invoices", help="CSV or spreadsheet of invoices (default: the saved source block)."
-        ),
-    ] = None,
-    policy: Annotated[
-        Path | None,
-        typer.Option("--policy", help="Policy YAML (default: DUNNING_POLICY, else built-in)."),
-    ] = None,
+    invoices: SourceInvoices = None,
+    policy: PolicyFile = None,
     smtp_host: Annotated[str | None, typer.Option("--smtp-host")] = None,
     smtp_port: Annotated[int | None, typer.Option("--smtp-port")] = None,
     from_address: Annotated[str | None, typer.Option("--from")] = None,
@@ -244,16 +249,8 @@ def listen_command(
             "DUNNING_LEDGER_URL, else the saved 'default').",
         ),
     ] = None,
-    invoices: Annotated[
-        Path | None,
-        typer.Option(
-            "--invoices", help="CSV or spreadsheet of invoices (default: the saved source block)."
-        ),
-    ] = None,
-    policy: Annotated[
-        Path | None,
-        typer.Option("--policy", help="Policy YAML (default: DUNNING_POLICY, else built-in)."),
-    ] = None,
+    invoices: SourceInvoices = None,
+    policy: PolicyFile = None,
     llm: Annotated[
         str | None,
         typer.Option(help="Name of a saved ReplyLLM block: ask it when the rules are unsure."),
