@@ -40,9 +40,16 @@ Scenarios, each in its own Python process (peak RSS = `ru_maxrss` of that proces
   no orchestration: pandas, an outbox table with a unique key in the same kind of database,
   one Jinja template, one SMTP connection, claim -> send -> mark sent per message.
 
+After each `sweep` / `sweep-2shards` scenario, the Prefect events the server holds for its
+flow run(s) (`POST /api/events/filter`, any resource or related resource
+`prefect.flow-run.<id>`: the flow run's states and heartbeats, its task runs' states, its
+artifacts created and updated), polled until the count is stable (the server writes events
+asynchronously), beside the figure the summary artifact published (`EventTally`).
+
 Targets (issue 15): the sweep >= 0.5x the plain script and >= 90 reminders/s on SQLite,
->= 0.4x the plain script on PostgreSQL, peak RSS < 1 GB, two shards >= 1.6x one process;
-the stock n8n workflow's 17.6/s is a constant column.
+>= 0.4x the plain script on PostgreSQL, peak RSS < 1 GB, two shards >= 1.6x one process,
+< 2,000 Prefect events for 10,000 reminders; the stock n8n workflow's 17.6/s is a constant
+column.
 """
 
 from __future__ import annotations
@@ -60,6 +67,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,6 +80,11 @@ TARGET_SHARDS = 1.6
 #: The stock n8n workflow measured on this machine (reminders/s), a constant column.
 N8N_RATE = 17.6
 TARGET_RSS_MB = 1024.0
+#: Prefect events one sweep may emit for `TARGET_EVENTS_FOR` reminders (issue 15).
+TARGET_EVENTS, TARGET_EVENTS_FOR = 2000, 10_000
+#: The events count is final once it has not moved for this long (the server's event
+#: persister flushes in batches, about every few seconds).
+EVENTS_STABLE_S = 6.0
 PLAN_HOUR = 10
 
 
@@ -316,6 +329,89 @@ def _wait_recorded(flow_run_id: str, expected: int, like: str, timeout: float) -
     return {"task_runs": seen, "recorded_after_s": time.perf_counter() - t0}
 
 
+def _events_filter(flow_run_ids: list[str], since: datetime) -> dict:
+    """Events about the flow runs: theirs, or any event naming one among its related
+    resources (task runs' states and artifacts carry the flow run they ran in)."""
+    return {
+        "occurred": {"since": since.isoformat()},
+        "any_resource": {"id": [f"prefect.flow-run.{i}" for i in flow_run_ids]},
+    }
+
+
+def _events_total(api: str, flow_run_ids: list[str], since: datetime) -> int:
+    import httpx
+
+    body = {"filter": _events_filter(flow_run_ids, since), "limit": 1}
+    r = httpx.post(f"{api}/events/filter", json=body, timeout=60)
+    r.raise_for_status()
+    return int(r.json()["total"])
+
+
+def _events_by_name(api: str, flow_run_ids: list[str], since: datetime) -> dict[str, int]:
+    """Every event about the flow runs, paged through `next_page`, counted by event name."""
+    from collections import Counter
+
+    import httpx
+
+    names: Counter[str] = Counter()
+    r = httpx.post(
+        f"{api}/events/filter",
+        json={"filter": _events_filter(flow_run_ids, since)},
+        timeout=60,
+    )
+    while True:
+        r.raise_for_status()
+        page = r.json()
+        names.update(e["event"] for e in page["events"])
+        if not page.get("next_page"):
+            return dict(names.most_common())
+        r = httpx.get(page["next_page"], timeout=60)
+
+
+def _published_events(api: str, flow_run_ids: list[str]) -> int | None:
+    """The events the flow runs' summary artifacts published (`EventTally`), summed; None
+    when a summary does not show them."""
+    import re
+
+    import httpx
+
+    body = {
+        "artifacts": {
+            "flow_run_id": {"any_": flow_run_ids},
+            "key": {"any_": ["dunning-sweep-summary"]},
+        }
+    }
+    r = httpx.post(f"{api}/artifacts/filter", json=body, timeout=60)
+    r.raise_for_status()
+    # The figure as the summary shows it to users (`dunning.summary.to_markdown`).
+    found = [re.search(r"\*\*Prefect:\*\*.*? ([\d,]+) events\.", a["data"] or "") for a in r.json()]
+    if len(found) != len(flow_run_ids) or not all(found):
+        return None
+    return sum(int(m.group(1).replace(",", "")) for m in found if m)
+
+
+def _wait_events(api: str, flow_run_ids: list[str], since: datetime, timeout: float) -> dict:
+    """Poll the server until the count of events about the flow runs has not moved for
+    `EVENTS_STABLE_S` (events are written asynchronously), then count them by name."""
+    t0 = time.perf_counter()
+    seen, stable_since = -1, t0
+    while time.perf_counter() - t0 < timeout:
+        count = _events_total(api, flow_run_ids, since)
+        if count != seen:
+            seen, stable_since = count, time.perf_counter()
+        elif time.perf_counter() - stable_since >= EVENTS_STABLE_S:
+            break
+        time.sleep(1.0)
+    by_name = _events_by_name(api, flow_run_ids, since)
+    return {
+        "events": seen,
+        "events_paged": sum(by_name.values()),
+        "events_by_name": by_name,
+        "events_published": _published_events(api, flow_run_ids),
+        "events_stable_after_s": stable_since - t0,
+    }
+
+
 def run_scenario(args: argparse.Namespace) -> dict:
     """Run one scenario against the running servers; print its measurements."""
     from datetime import date
@@ -419,6 +515,7 @@ def run_scenario(args: argparse.Namespace) -> dict:
     else:
         result["sent"] = _sent_in_ledger(args.ledger_url)  # the whole ledger: all shards
     flow_run_id = str(state.state_details.flow_run_id)
+    result["flow_run_ids"] = [flow_run_id]
     if args.scenario == "direct":
         result.update(task_runs=0, recorded_after_s=0.0)
     else:
@@ -514,6 +611,7 @@ def _two_shards(common: list[str], env: dict) -> dict:
         "recorded_after_s": max(p["recorded_after_s"] for p in parts),
         "counts": {k: sum(p["counts"].get(k, 0) for p in parts) for k in ("sent", "failed")},
         "other_tasks_s": parts[0].get("other_tasks_s", {}),
+        "flow_run_ids": [i for p in parts for i in p["flow_run_ids"]],
     }
 
 
@@ -691,6 +789,8 @@ def run_all(args: argparse.Namespace) -> int:
                     ledger_url = f"sqlite:///{tmp}/ledger_{i}.db"
                 cpu0 = _tree_cpu_s(server.pid), _tree_cpu_s(smtp.pid)
                 busy0 = _machine_busy()
+                # A little before: the server stamps events with the client's clock.
+                since = datetime.now(UTC) - timedelta(seconds=5)
                 common = (
                     ["--csv", csv, "--smtp-port", str(smtp_port)]
                     + ["--ledger-url", ledger_url, "--today", prep["today"]]
@@ -704,6 +804,9 @@ def run_all(args: argparse.Namespace) -> int:
                 else:
                     r = _subprocess(["--scenario", scenario, *common], env=client_env)
                 r["rate"] = r["sent"] / r["seconds"]
+                if scenario.startswith("sweep"):
+                    # After the processes exited: their event workers have sent everything.
+                    r.update(_wait_events(api, r["flow_run_ids"], since, args.record_timeout))
                 if "prepare_s" not in r:  # the sweep: its fetch/sync/plan task runs
                     other = r.get("other_tasks_s", {})
                     r["prepare_s"] = sum(
@@ -722,7 +825,7 @@ def run_all(args: argparse.Namespace) -> int:
                     f"peak RSS {r['peak_mb']:.0f} MB; counts {r['counts']}; CPU s: this process "
                     f"{r['cpu_s']:.1f}, Prefect server {r['server_cpu_s']:.1f}, SMTP server "
                     f"{r['smtp_cpu_s']:.1f} (incl. recording wait), machine busy "
-                    f"{r['machine_busy']:.0%}; phases "
+                    f"{r['machine_busy']:.0%}; {_events_line(r)}; phases "
                     f"{ {k: r[k] for k in r if k.startswith(('actions_', 'action_', 'other_'))} }",
                     flush=True,
                 )
@@ -754,12 +857,31 @@ def run_all(args: argparse.Namespace) -> int:
     return 0
 
 
+def _events_line(r: dict) -> str:
+    if "events" not in r:
+        return "no Prefect events counted"
+    published = r["events_published"]
+    return (
+        f"{r['events']:,} Prefect events held by the server (stable after "
+        f"{r['events_stable_after_s']:.0f} s; {r['events_paged']:,} paged), "
+        f"{'-' if published is None else f'{published:,}'} published by the summary: "
+        f"{r['events_by_name']}"
+    )
+
+
+def _events_cell(r: dict) -> str:
+    if "events" not in r:
+        return "-"
+    published = r["events_published"]
+    return f"{r['events']:,} ({'-' if published is None else f'{published:,}'})"
+
+
 def table(results: list[dict], raw: dict, args: argparse.Namespace) -> str:
     plain = next((r for r in results if r["scenario"] == "plain"), None)
     head = (
         "| scenario | ledger | server db | reminders | seconds | reminders/s "
         "| / plain script | / stock n8n (17.6/s) | / raw SMTP ceiling "
-        "| task runs (+s to record) | peak RSS MB |"
+        "| task runs (+s to record) | events (summary's) | peak RSS MB |"
     )
     lines = [head, "|---" * (head.count("|") - 1) + "|"]
     for r in results:
@@ -768,22 +890,24 @@ def table(results: list[dict], raw: dict, args: argparse.Namespace) -> str:
             f"| {r['scenario']} | {args.ledger} | {args.server_db} ({args.server_settings}) "
             f"| {r['sent']:,} | {r['seconds']:.1f} | {r['rate']:.1f} | {vs_plain} "
             f"| {r['rate'] / N8N_RATE:.1f}x | {r['rate'] / raw['rate']:.1%} "
-            f"| {r['task_runs']:,} (+{r['recorded_after_s']:.0f} s) | {r['peak_mb']:.0f} |"
+            f"| {r['task_runs']:,} (+{r['recorded_after_s']:.0f} s) | {_events_cell(r)} "
+            f"| {r['peak_mb']:.0f} |"
         )
     lines.append(
         f"| raw SMTP, 1 connection | - | - | {raw['messages']:,} | {raw['seconds']:.1f} "
-        f"| {raw['rate']:.0f} | - | - | 100% | - | - |"
+        f"| {raw['rate']:.0f} | - | - | 100% | - | - | - |"
     )
     lines.append(
         f"| stock n8n workflow (constant, measured earlier) | - | - | - | - | {N8N_RATE} "
-        "| - | 1.0x | - | - | - |"
+        "| - | 1.0x | - | - | - | - |"
     )
     return "\n".join(lines)
 
 
 def verdict(results: list[dict], raw: dict, ledger: str = "sqlite") -> str:
     """The issue's targets: >= 0.5x the plain script and >= 90/s on SQLite (>= 0.4x on
-    PostgreSQL), peak RSS < 1 GB, two shards >= 1.6x one process."""
+    PostgreSQL), peak RSS < 1 GB, two shards >= 1.6x one process, < 2,000 Prefect events
+    for 10,000 reminders (judged only on a sweep of that many: fewer prove nothing)."""
     by = {r["scenario"]: r for r in results}
     sweep, plain, two = by.get("sweep"), by.get("plain"), by.get("sweep-2shards")
     if sweep is None:
@@ -811,8 +935,19 @@ def verdict(results: list[dict], raw: dict, ledger: str = "sqlite") -> str:
         checks.append(
             (f"two shards >= {TARGET_SHARDS}x one process ({ratio:.2f}x)", ratio >= TARGET_SHARDS)
         )
-    verdicts = "; ".join(f"{n}: {'MET' if ok else 'NOT MET'}" for n, ok in checks)
+    if "events" in sweep:
+        name = f"< {TARGET_EVENTS:,} Prefect events for {TARGET_EVENTS_FOR:,} reminders"
+        seen = f"{sweep['events']:,} for {sweep['sent']:,}"
+        if sweep["sent"] >= TARGET_EVENTS_FOR:
+            checks.append((f"{name} ({seen})", sweep["events"] < TARGET_EVENTS))
+        else:
+            checks.append((f"{name} ({seen}: too few reminders to judge)", None))
+    verdicts = "; ".join(f"{n}: {_verdict_word(ok)}" for n, ok in checks)
     return f"targets ({ledger} ledger): {verdicts}"
+
+
+def _verdict_word(ok: bool | None) -> str:
+    return "NOT JUDGED" if ok is None else "MET" if ok else "NOT MET"
 
 
 if __name__ == "__main__":
