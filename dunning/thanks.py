@@ -174,26 +174,16 @@ def act_on_payments(
             outcome.reason = "no email address"
         elif pool is None or identity is None:
             continue  # left for a run that has an email channel (nothing noted yet)
-        else:
-            try:
-                _send(
-                    ledger,
-                    policy,
-                    inv,
-                    thank_you_key(number),
-                    THANK_YOU,
-                    outcome,
-                    pool=pool,
-                    identity=identity,
-                    today=today,
-                    amount=paid_amount,
-                    extra={"part_paid": False, "days_overdue": 0},
-                    payment_link="",
-                )
-            except NotSent as exc:  # temporary: the next run tries again (nothing noted)
-                outcome.status, outcome.reason = "failed", str(exc)[:300]
-                outcomes.append(outcome)
-                continue
+        elif not _Mailer(ledger, policy, pool, identity, today).send(
+            inv,
+            thank_you_key(number),
+            outcome,
+            amount=paid_amount,
+            extra={"part_paid": False, "days_overdue": 0},
+            payment_link="",
+        ):
+            outcomes.append(outcome)  # temporary: the next run tries again (nothing noted)
+            continue
         _note_payment(ledger, inv, paid_amount, outcome)
         outcomes.append(outcome)
     return outcomes
@@ -219,6 +209,7 @@ def confirm_promises(
         int(r["promise_id"]): confirmation_key(r["invoice_number"], r["promise_id"]) for r in rows
     }
     taken = taken_keys(ledger, [str(k) for k in keys.values()])
+    mailer = _Mailer(ledger, policy, pool, identity, today)
     outcomes = []
     for row in rows:
         key = keys[int(row["promise_id"])]
@@ -229,22 +220,8 @@ def confirm_promises(
         if not inv.is_payable or not split_addresses(inv.email):
             continue  # paid meanwhile, or nobody to write to
         locale = locale_for(_language(inv, policy), inv.country or policy.country)
-        try:
-            _send(
-                ledger,
-                policy,
-                inv,
-                key,
-                PROMISE_CONFIRMATION,
-                outcome,
-                pool=pool,
-                identity=identity,
-                today=today,
-                amount=inv.amount_due,
-                extra={"promised_on": format_day(row["promised_on"], locale)},
-            )
-        except NotSent as exc:
-            outcome.status, outcome.reason = "failed", str(exc)[:300]
+        promised_on = format_day(row["promised_on"], locale)
+        mailer.send(inv, key, outcome, amount=inv.amount_due, extra={"promised_on": promised_on})
         outcomes.append(outcome)
     return outcomes
 
@@ -290,91 +267,120 @@ def _language(inv: Invoice, policy: Policy) -> str:
     return inv.language or policy.language
 
 
-def _send(
-    ledger: Ledger,
-    policy: Policy,
-    inv: Invoice,
-    key: ActionKey,
-    template: str,
-    outcome: CaseOutcome,
-    *,
-    pool: SmtpPool,
-    identity: EmailIdentity,
-    today: date,
-    amount: float,
-    extra: dict[str, Any],
-    payment_link: str | None = None,
-) -> None:
-    """Claim `key`, render `template` for the invoice and send it (once, ever)."""
-    claim = ledger.claim(
-        key=str(key),
-        invoice_number=inv.invoice_number,
-        customer_id=inv.customer_id,
-        stage=template,
-        channel="email",
-        recipient=inv.email,
-        amount_due=amount,
-        currency=inv.currency,
-        stale_after=timedelta(minutes=policy.stale_claim_minutes),
-    )
-    if not claim.claimed:
-        outcome.reason = TAKEN_REASONS.get(claim.state, claim.state)
-        return
-    language = _language(inv, policy)
-    context = invoice_context(
-        inv,
-        today=today,
-        language=language,
-        country=inv.country or policy.country,
-        payment_link=payment_link,
-        company_name=identity.from_name,
-        reply_to=identity.reply_to or identity.from_address,
-        stage=template,
-    )
-    rendered = render_email(
-        template,
-        language,
-        context | extra,
-        fallback_language="en",
-        overlay=policy.templates_dir,
-    )
-    message = identity.message(rendered, to=inv.email, key=str(key))
-    envelope = identity.envelope(inv.email)
+@dataclass(frozen=True)
+class _Mailer:
+    """The one way a thank-you or a confirmation is sent: claimed under its outbox key,
+    rendered, delivered and noted for the CRM, once ever."""
 
-    def note(status: str) -> QueuedEntry:
-        return note_entry(
-            key=f"{key}:note",
-            text=f"'{template}' {status} by email to {inv.email}: invoice "
-            f"{inv.invoice_number}. Subject: {message['Subject']}",
+    ledger: Ledger
+    policy: Policy
+    pool: SmtpPool
+    identity: EmailIdentity
+    today: date
+
+    def send(
+        self,
+        inv: Invoice,
+        key: ActionKey,
+        outcome: CaseOutcome,
+        *,
+        amount: float,
+        extra: dict[str, Any],
+        payment_link: str | None = None,
+    ) -> bool:
+        """Claim `key`, render `outcome.message` (the template) for the invoice and send
+        it; `outcome` says what happened. False when the mail server failed for a temporary
+        reason (`failed`: nothing is marked done, the next run tries again)."""
+        try:
+            self._send(inv, key, outcome, amount=amount, extra=extra, payment_link=payment_link)
+        except NotSent as exc:
+            outcome.status, outcome.reason = "failed", str(exc)[:300]
+            return False
+        return True
+
+    def _send(
+        self,
+        inv: Invoice,
+        key: ActionKey,
+        outcome: CaseOutcome,
+        *,
+        amount: float,
+        extra: dict[str, Any],
+        payment_link: str | None,
+    ) -> None:
+        ledger, policy, identity = self.ledger, self.policy, self.identity
+        template = outcome.message  # THANK_YOU or PROMISE_CONFIRMATION
+        claim = ledger.claim(
+            key=str(key),
             invoice_number=inv.invoice_number,
             customer_id=inv.customer_id,
             stage=template,
             channel="email",
-            direction="out",
-            subject=str(message["Subject"]),
-            customer_name=inv.customer_name,
-            email=inv.email,
+            recipient=inv.email,
+            amount_due=amount,
+            currency=inv.currency,
+            stale_after=timedelta(minutes=policy.stale_claim_minutes),
         )
+        if not claim.claimed:
+            outcome.reason = TAKEN_REASONS.get(claim.state, claim.state)
+            return
+        language = _language(inv, policy)
+        context = invoice_context(
+            inv,
+            today=self.today,
+            language=language,
+            country=inv.country or policy.country,
+            payment_link=payment_link,
+            company_name=identity.from_name,
+            reply_to=identity.reply_to or identity.from_address,
+            stage=template,
+        )
+        rendered = render_email(
+            template,
+            language,
+            context | extra,
+            fallback_language="en",
+            overlay=policy.templates_dir,
+        )
+        message = identity.message(rendered, to=inv.email, key=str(key))
+        envelope = identity.envelope(inv.email)
 
-    delivery = deliver(
-        ledger,
-        pool,
-        str(key),
-        message,
-        envelope,
-        invoice_number=inv.invoice_number,
-        customer_id=inv.customer_id,
-        note=note("sent"),  # recorded with the sent state, in one transaction
-        stage=template,
-        channel="email",
-        recipient=inv.email,
-        body=rendered.text[:SENT_BODY_CHARS],
-    )
-    outcome.status = "sent" if delivery.status == "sent" else "failed"
-    outcome.reason = "" if delivery.status == "sent" else f"{delivery.status}: {delivery.detail}"
-    outcome.recipient = inv.email
-    if delivery.status != "sent":  # the CRM hears of a refused or in-doubt one too
-        queue_entry(ledger, **vars(note(delivery.status)))
+        def note(status: str) -> QueuedEntry:
+            return note_entry(
+                key=f"{key}:note",
+                text=f"'{template}' {status} by email to {inv.email}: invoice "
+                f"{inv.invoice_number}. Subject: {message['Subject']}",
+                invoice_number=inv.invoice_number,
+                customer_id=inv.customer_id,
+                stage=template,
+                channel="email",
+                direction="out",
+                subject=str(message["Subject"]),
+                customer_name=inv.customer_name,
+                email=inv.email,
+            )
+
+        delivery = deliver(
+            ledger,
+            self.pool,
+            str(key),
+            message,
+            envelope,
+            invoice_number=inv.invoice_number,
+            customer_id=inv.customer_id,
+            note=note("sent"),  # recorded with the sent state, in one transaction
+            stage=template,
+            channel="email",
+            recipient=inv.email,
+            body=rendered.text[:SENT_BODY_CHARS],
+        )
+        outcome.status = "sent" if delivery.status == "sent" else "failed"
+        outcome.reason = (
+            "" if delivery.status == "sent" else f"{delivery.status}: {delivery.detail}"
+        )
+        outcome.recipient = inv.email
+        if delivery.status != "sent":  # the CRM hears of a refused or in-doubt one too
+            queue_entry(ledger, **vars(note(delivery.status)))
 
 
 def _note_payment(ledger: Ledger, inv: Invoice, amount: float, outcome: CaseOutcome) -> None:
