@@ -10,17 +10,20 @@
   the receiver's bookkeeping of which events reached the Prefect server.
 - `close_invoice` closes an invoice a webhook reported paid or cancelled, and
   `closed_in_ledger` is what the act step asks just before sending.
+- `replied_to`: the message of ours a customer's reply answers (its thread's message ids)
+  and every invoice that message was about: one for a reminder, all of a statement's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from dunning.ledger.models import Event, InvoiceRecord, WebhookEvent, utcnow
+from dunning.ledger.models import Action, Event, InvoiceRecord, WebhookEvent, utcnow
 
 if TYPE_CHECKING:
     from dunning.ledger.store import Ledger
@@ -245,3 +248,56 @@ def closed_status(
 def is_closed_in_ledger(ledger: Ledger, invoice_number: str) -> bool:
     """True if the invoice is paid or cancelled as far as the ledger knows (see above)."""
     return closed_in_ledger(ledger, invoice_number) is not None
+
+
+class RepliedTo(NamedTuple):
+    """The message of ours a reply answers: its outbox key (a statement's own key for a
+    statement), its customer, and the invoices it was about."""
+
+    key: str
+    customer_id: str
+    invoice_numbers: tuple[str, ...]
+
+
+def replied_to(ledger: Ledger, message_ids: Sequence[str]) -> RepliedTo | None:
+    """What the latest of our messages among `message_ids` (a reply's In-Reply-To and
+    References: Message-IDs, or a WhatsApp wamid) was about, or None if none is ours.
+
+    A statement is one message for several invoices: its own outbox row (no invoice) and
+    each invoice's row carry the same message id (`dunning.statement`), so a reply to it is
+    about all of them. Invoices the ledger has seen paid or cancelled since are left out,
+    unless that leaves none (the reply still belongs to that message).
+    """
+    ids = [i for i in message_ids if i]
+    if not ids:
+        return None
+    from dunning.ledger.store import reading  # store imports this module's neighbours
+
+    table = Action.__table__
+    with reading(ledger.engine) as conn:
+        latest = conn.execute(
+            sa.select(table.c.message_id)
+            .where(table.c.message_id.in_(ids))
+            .order_by(table.c.id.desc())
+            .limit(1)
+        ).scalar()
+        if latest is None:
+            return None
+        rows = conn.execute(
+            sa.select(
+                table.c.key, table.c.invoice_number, table.c.customer_id, InvoiceRecord.status
+            )
+            .select_from(
+                table.outerjoin(
+                    InvoiceRecord, InvoiceRecord.invoice_number == table.c.invoice_number
+                )
+            )
+            .where(table.c.message_id == latest)
+            .order_by(table.c.id.desc())
+        ).all()
+    # The statement's own row has no invoice: it names the message; else the latest row.
+    head = next((r for r in rows if not r.invoice_number), rows[0])
+    invoices = [r for r in rows if r.invoice_number]
+    still_open = [r for r in invoices if r.status not in CLOSED] or invoices
+    numbers = tuple(sorted({r.invoice_number for r in still_open}))
+    return RepliedTo(head.key, head.customer_id, numbers)

