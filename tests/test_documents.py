@@ -10,16 +10,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from email.message import EmailMessage
-from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
-from imap_tools import MailBoxUnencrypted
 from pydantic import ValidationError
 
 from apps.mailsink import MailSink
-from blocks import CsvInvoiceSource, DocumentLibrary, DunningPolicy, ImapMailbox, LedgerDatabase
+from blocks import CsvInvoiceSource, DocumentLibrary, DunningPolicy, LedgerDatabase
 from dunning.act import EmailIdentity
 from dunning.bank_accounts import BankAccount
 from dunning.documents import Library
@@ -30,6 +27,7 @@ from dunning.replies.act import handle_reply
 from dunning.schema import Invoice
 from dunning.smtp import SmtpPool, SmtpSettings
 from tests.invoices import write_invoices
+from tests.mailboxes import arrive, mailbox_block, new_mailbox
 
 RECEIVED = datetime(2026, 11, 10, 13, 30, tzinfo=UTC)
 IDENTITY = EmailIdentity(from_address="cobranza@acme.example", from_name="Acme SpA")
@@ -444,26 +442,22 @@ def test_the_rut_request_in_the_mailbox_is_answered_once_by_the_flow(
         ],
     )
     Ledger(f"sqlite:///{tmp_path}/ledger.db").sync_invoices(read_invoice_file(csv).invoices)
-    login = f"{tmp_path.name}@empresa.example"
-    imap_server.add_user(login, "imap-secret")
-    msg = EmailMessage()
-    msg["From"], msg["To"], msg["Subject"] = CONTACT, "cobranza@acme.example", "Factura CL-100"
-    msg["Date"] = format_datetime(RECEIVED)
-    msg["Message-ID"] = "<rut-1@cliente.cl>"
-    msg.set_content("Hola, me mandan el RUT? Gracias")
-    with MailBoxUnencrypted("127.0.0.1", imap_server.port).login(login, "imap-secret") as box:
-        box.append(msg.as_bytes(), "INBOX")
+    login = new_mailbox(imap_server, tmp_path)
+    arrive(
+        imap_server,
+        login,
+        sender=CONTACT,
+        to="cobranza@acme.example",
+        subject="Factura CL-100",
+        text="Hola, me mandan el RUT? Gracias",
+        received_at=RECEIVED,
+        message_id="<rut-1@cliente.cl>",
+    )
     policy = default_policy().model_copy(deep=True)
     policy.timezone = "America/Santiago"
     with MailSink(tmp_path / "outbox", port=0) as sink:
         run = dict(
-            mailbox=ImapMailbox(
-                host="127.0.0.1",
-                port=imap_server.port,
-                security="none",
-                username=login,
-                password="imap-secret",
-            ),
+            mailbox=mailbox_block(imap_server, login),
             source=CsvInvoiceSource(path=str(csv)),
             channel=channel_for(sink),
             ledger=LedgerDatabase(url=f"sqlite:///{tmp_path}/ledger.db"),

@@ -11,7 +11,6 @@ from datetime import datetime
 from email import message_from_bytes
 from email import policy as email_policy
 from email.message import EmailMessage
-from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,6 @@ from apps.desk.decisions import DecisionError, decide_draft
 from apps.mailsink import MailSink
 from bench.knowledge_bench import measure
 from blocks import CsvInvoiceSource, DunningPolicy, KnowledgeBase, LedgerDatabase
-from blocks.mailbox import ImapMailbox
 from dunning.act import EmailIdentity
 from dunning.importers import read_invoice_file
 from dunning.knowledge import load_knowledge, parse_passages
@@ -37,6 +35,8 @@ from dunning.schema import Invoice
 from dunning.smtp import SmtpPool, SmtpSettings
 from flows.replies import process_replies
 from tests.invoices import write_invoices
+from tests.mailboxes import PASSWORD, mailbox_block, new_mailbox
+from tests.mailboxes import arrive as arrive_in
 from tests.test_flows import channel_for
 
 KNOWLEDGE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "knowledge"
@@ -119,14 +119,13 @@ def world(request, tmp_path: Path, imap_server):
     ledger = Ledger(url)
     ledger.sync_invoices(invoices)
     lookup = {r["invoice_number"]: Invoice(**r) for r in invoices.to_dict("records")}.get
-    login = f"{tmp_path.name}@empresa.example"
-    imap_server.add_user(login, "imap-secret")
+    login = new_mailbox(imap_server, tmp_path)
     settings = ImapSettings(
         host="127.0.0.1",
         port=imap_server.port,
         security="none",
         username=login,
-        password="imap-secret",
+        password=PASSWORD,
         drafts_folder="Drafts",
     )
     with MailSink(tmp_path / "outbox", port=0) as sink:
@@ -146,15 +145,16 @@ def world(request, tmp_path: Path, imap_server):
 
 def arrive(w: dict, text: str, n: int = 1) -> str:
     """The customer's email lands in our mailbox (dovecot); returns its Message-ID."""
-    msg = EmailMessage()
-    msg["From"] = f"Ana Pérez <{CUSTOMER}>"
-    msg["To"] = "cobros@acme.example"
-    msg["Subject"] = "Consulta factura F-1"
-    msg["Date"] = format_datetime(RECEIVED)
-    msg["Message-ID"] = f"<q{n}.{w['login']}@cliente.example>"
-    msg.set_content(text)
-    with MailBoxUnencrypted("127.0.0.1", w["imap"].port).login(w["login"], "imap-secret") as box:
-        box.append(msg.as_bytes(), "INBOX")
+    msg = arrive_in(
+        w["imap"],
+        w["login"],
+        sender=f"Ana Pérez <{CUSTOMER}>",
+        to="cobros@acme.example",
+        subject="Consulta factura F-1",
+        text=text,
+        received_at=RECEIVED,
+        message_id=f"<q{n}.{w['login']}@cliente.example>",
+    )
     return msg["Message-ID"]
 
 
@@ -180,7 +180,7 @@ def act(w: dict, inbound_id: int) -> dict:
 
 
 def drafts_folder(w: dict) -> list[tuple[EmailMessage, tuple]]:
-    with MailBoxUnencrypted("127.0.0.1", w["imap"].port).login(w["login"], "imap-secret") as box:
+    with MailBoxUnencrypted("127.0.0.1", w["imap"].port).login(w["login"], PASSWORD) as box:
         box.folder.set("Drafts")
         return [
             (message_from_bytes(m.obj.as_bytes(), policy=email_policy.default), m.flags)
@@ -296,22 +296,14 @@ def test_process_replies_drafts_from_the_knowledge_base_block(tmp_path, imap_ser
         tmp_path / "invoices.csv",
         [dict(invoice_number="F-1", customer_id="C1", email=CUSTOMER, due_date="2026-11-02")],
     )
-    login = f"{tmp_path.name}@empresa.example"
-    imap_server.add_user(login, "imap-secret")
+    login = new_mailbox(imap_server, tmp_path)
     ledger_url = f"sqlite:///{tmp_path}/ledger.db"
     Ledger(ledger_url).sync_invoices(read_invoice_file(csv).invoices)
     w = {"imap": imap_server, "login": login}
     asked = arrive(w, COVERED)
     with MailSink(tmp_path / "outbox", port=0) as sink:
         counts = process_replies(
-            mailbox=ImapMailbox(
-                host="127.0.0.1",
-                port=imap_server.port,
-                security="none",
-                username=login,
-                password="imap-secret",
-                drafts_folder="Drafts",
-            ),
+            mailbox=mailbox_block(imap_server, login, drafts_folder="Drafts"),
             source=CsvInvoiceSource(path=str(csv)),
             channel=channel_for(sink),
             ledger=LedgerDatabase(url=ledger_url),
