@@ -291,23 +291,6 @@ class _Mailer:
         """Claim `key`, render `outcome.message` (the template) for the invoice and send
         it; `outcome` says what happened. False when the mail server failed for a temporary
         reason (`failed`: nothing is marked done, the next run tries again)."""
-        try:
-            self._send(inv, key, outcome, amount=amount, extra=extra, payment_link=payment_link)
-        except NotSent as exc:
-            outcome.status, outcome.reason = "failed", str(exc)[:300]
-            return False
-        return True
-
-    def _send(
-        self,
-        inv: Invoice,
-        key: ActionKey,
-        outcome: CaseOutcome,
-        *,
-        amount: float,
-        extra: dict[str, Any],
-        payment_link: str | None,
-    ) -> None:
         ledger, policy, identity = self.ledger, self.policy, self.identity
         template = outcome.message  # THANK_YOU or PROMISE_CONFIRMATION
         claim = ledger.claim(
@@ -323,7 +306,7 @@ class _Mailer:
         )
         if not claim.claimed:
             outcome.reason = TAKEN_REASONS.get(claim.state, claim.state)
-            return
+            return True
         language = _language(inv, policy)
         context = invoice_context(
             inv,
@@ -360,20 +343,24 @@ class _Mailer:
                 email=inv.email,
             )
 
-        delivery = deliver(
-            ledger,
-            self.pool,
-            str(key),
-            message,
-            envelope,
-            invoice_number=inv.invoice_number,
-            customer_id=inv.customer_id,
-            note=note("sent"),  # recorded with the sent state, in one transaction
-            stage=template,
-            channel="email",
-            recipient=inv.email,
-            body=rendered.text[:SENT_BODY_CHARS],
-        )
+        try:
+            delivery = deliver(
+                ledger,
+                self.pool,
+                str(key),
+                message,
+                envelope,
+                invoice_number=inv.invoice_number,
+                customer_id=inv.customer_id,
+                note=note("sent"),  # recorded with the sent state, in one transaction
+                stage=template,
+                channel="email",
+                recipient=inv.email,
+                body=rendered.text[:SENT_BODY_CHARS],
+            )
+        except NotSent as exc:
+            outcome.status, outcome.reason = "failed", str(exc)[:300]
+            return False
         outcome.status = "sent" if delivery.status == "sent" else "failed"
         outcome.reason = (
             "" if delivery.status == "sent" else f"{delivery.status}: {delivery.detail}"
@@ -381,6 +368,7 @@ class _Mailer:
         outcome.recipient = inv.email
         if delivery.status != "sent":  # the CRM hears of a refused or in-doubt one too
             queue_entry(ledger, **vars(note(delivery.status)))
+        return True
 
 
 def _note_payment(ledger: Ledger, inv: Invoice, amount: float, outcome: CaseOutcome) -> None:
