@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from dunning.action import Outcome, PlannedAction
 from dunning.smtp import NotSent
@@ -144,16 +145,21 @@ class BatchProgress:
 
 def act_on_batch(
     batch: Batch,
-    act_one: Callable[[PlannedAction], Outcome],
+    act_one: Callable[..., Outcome],
     progress: BatchProgress,
     *,
     workers: int = 1,
+    prepare: Callable[[Sequence[PlannedAction]], Sequence[Any]] | None = None,
 ) -> list[Outcome]:
     """Carry out the batch's actions not yet done, in `workers` threads.
 
     Each action's outcome is recorded in `progress`; an action already final there (sent,
     task, skipped, failed for good on an earlier attempt) is not run again. A temporary
     `NotSent` (the mail server did not take the message now) is left for the next attempt.
+
+    With `prepare` (`dunning.act.prepare_batch`: the re-checks and claims of all the
+    actions to try, in a few statements), `act_one(action, prepared)` gets each action's
+    part of it; without, `act_one(action)` does its own.
 
     Returns:
         The outcome of every action, in the batch's order, when none failed temporarily.
@@ -164,11 +170,15 @@ def act_on_batch(
     """
     progress.attempts += 1
     todo = [i for i in range(len(batch.actions)) if i not in progress.done]
+    prepared: dict[int, Any] = {}
+    if prepare is not None and todo:
+        prepared = dict(zip(todo, prepare([batch.actions[i] for i in todo]), strict=True))
 
     def attempt(i: int) -> None:
         action = batch.actions[i]
         try:
-            progress.record(i, act_one(action), final=True)
+            outcome = act_one(action, prepared[i]) if prepare is not None else act_one(action)
+            progress.record(i, outcome, final=True)
         except NotSent as exc:
             progress.record(i, Outcome.failed(action, exc), final=exc.permanent)
         except Exception as exc:  # this action failed for good: record it, the rest go on

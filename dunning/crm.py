@@ -207,14 +207,37 @@ def queue_status(
     **details: Any,
 ) -> bool:
     """Queue a customer status change for the CRM; False if already queued."""
-    return queue_entry(
-        ledger,
+    entry = status_entry(
         key=key,
-        kind="status",
-        payload={"status": status, "reason": reason, **details},
+        status=status,
+        reason=reason,
         invoice_number=invoice_number,
         customer_id=customer_id,
+        **details,
     )
+    return queue_entry(
+        ledger,
+        key=entry.key,
+        kind=entry.kind,
+        payload=entry.payload,
+        invoice_number=entry.invoice_number,
+        customer_id=entry.customer_id,
+    )
+
+
+def status_entry(
+    *,
+    key: str,
+    status: str,
+    reason: str = "",
+    invoice_number: str = "",
+    customer_id: str = "",
+    **details: Any,
+) -> QueuedEntry:
+    """The status change `queue_status` would queue, as a value (recorded with the step
+    that made it: `Ledger.record_sent`'s `then`)."""
+    payload = {"status": status, "reason": reason, **details}
+    return QueuedEntry(key, "status", payload, invoice_number, customer_id)
 
 
 # -- delivering ------------------------------------------------------------------------------

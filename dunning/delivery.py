@@ -13,6 +13,7 @@ from email.message import Message
 from typing import Any
 
 from dunning.ledger import Ledger
+from dunning.ledger.batch import Writes
 from dunning.ledger.crm_outbox import QueuedEntry
 from dunning.mail import Envelope
 from dunning.smtp import NotSent, OutcomeUnknown, SmtpPool
@@ -38,6 +39,8 @@ def deliver(
     note: QueuedEntry | None = None,
     also_sent: Sequence[str] = (),
     also_sent_response: str = "",
+    then: Writes | None = None,
+    sending: bool = False,
     **event: Any,
 ) -> Delivery:
     """Send a claimed action's message and record the outcome (events included).
@@ -45,13 +48,18 @@ def deliver(
     `event` adds to (or overrides) the `sent` event's detail: recipient, message_id, subject.
     Once the server accepted it, the `sent` state, the `sent` event, the message's CRM
     `note` (`dunning.crm.note_entry`) and the `also_sent` keys (a statement's invoices,
-    marked sent with `also_sent_response`) are recorded in one transaction.
+    marked sent with `also_sent_response`) and what follows from sending it (`then`: the
+    stage's escalation, an attachment left out) are recorded in one transaction.
+
+    `sending` says the claim already marked the action `sending` with this message's id
+    (`ClaimRequest.message_id`).
 
     Raises `NotSent` for a temporary refusal, after recording it, so a retrying caller
     tries again; a permanent refusal is recorded and returned as `rejected`.
     """
     where = {"invoice_number": invoice_number, "customer_id": customer_id, "action_key": key}
-    ledger.mark_sending(key, message["Message-ID"])
+    if not sending:
+        ledger.mark_sending(key, message["Message-ID"])
     try:
         reply = pool.send(message, envelope)
     except NotSent as exc:
@@ -75,5 +83,6 @@ def deliver(
         note=note,
         also_sent=also_sent,
         also_sent_response=also_sent_response,
+        then=then,
     )
     return Delivery("sent")

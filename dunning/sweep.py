@@ -13,10 +13,12 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 
 from dunning.action import Outcome, PlannedAction
+from dunning.batches import Batch, BatchProgress, act_on_batch, batch_actions
 from dunning.importers import ImportResult
 from dunning.ledger import SyncReport
 from dunning.plan import deferred, due_now, planned_actions
@@ -91,3 +93,39 @@ def act_in_threads(
 
     with ThreadPoolExecutor(max_workers=workers) as threads:
         return list(threads.map(attempt, actions))
+
+
+def act_in_batches(
+    actions: Sequence[PlannedAction],
+    act_one: Callable[..., Outcome],
+    *,
+    max_task_runs: int,
+    prepare: Callable[[Sequence[PlannedAction]], Sequence[Any]] | None = None,
+    workers: int = SEND_WORKERS,
+    retry_delays: Sequence[float] = (),
+) -> list[Outcome]:
+    """Carry out the actions in batches of whole customers, `workers` batches at a time,
+    as the flow does beyond `max_task_runs` actions (`dunning.batches`): each batch
+    prepared together (`prepare`), and retried after each of `retry_delays` seconds for
+    only its temporary failures, like the `send-batch` task's retries."""
+    batches = batch_actions(actions, max_task_runs)
+
+    def run(batch: Batch) -> list[Outcome]:
+        progress = BatchProgress(len(batch.actions))
+        for delay in [*retry_delays, None]:
+            try:
+                return act_on_batch(batch, act_one, progress, prepare=prepare)
+            except NotSent:
+                if delay is None:
+                    break
+                time.sleep(delay)
+            except Exception as exc:  # the batch's set-up failed: every action with it
+                return progress.outcomes(batch, exc)
+        return progress.outcomes(batch)
+
+    outcomes: list[Outcome] = [Outcome.failed(a, "not attempted") for a in actions]
+    with ThreadPoolExecutor(max_workers=workers) as threads:
+        for batch, done in zip(batches, threads.map(run, batches), strict=True):
+            for position, outcome in zip(batch.positions, done, strict=True):
+                outcomes[position] = outcome
+    return outcomes

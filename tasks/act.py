@@ -3,7 +3,7 @@ customers (`send 401–450 of 10,000`) when a sweep has more actions than task r
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from datetime import datetime
 
 from prefect import task
@@ -16,10 +16,18 @@ from blocks.ledger import LedgerDatabase
 from blocks.sources import InvoiceSource
 from blocks.twilio import SmsChannel, VoiceChannel
 from blocks.whatsapp import WhatsAppCloudChannel
-from dunning.act import SmsSender, VoiceSender, WhatsAppSender, execute_action
+from dunning.act import (
+    Prepared,
+    SmsSender,
+    VoiceSender,
+    WhatsAppSender,
+    execute_action,
+    prepare_batch,
+)
 from dunning.action import Outcome, PlannedAction
 from dunning.batches import Batch, BatchProgress, act_on_batch
 from dunning.policy import Policy
+from dunning.schema import Invoice
 from tasks.erp import ensure_rate_limit, rate_limited
 from tasks.retry import retry_if_temporary
 
@@ -63,8 +71,7 @@ def send_reminder(
     Returns the `Outcome`: `status` sent, task, skipped (with `reason`) or failed; `channel`
     the channel that carried it.
     """
-    act_one = _actor(source, policy, channel, ledger, now, whatsapp, sms, voice)
-    return act_one(action)
+    return _Actor(source, policy, channel, ledger, now, whatsapp, sms, voice)(action)
 
 
 @task(
@@ -90,58 +97,78 @@ def send_batch(
 ) -> list[Outcome]:
     """Carry out a batch of consecutive customers' actions (`send 401–450 of 10,000`).
 
-    Each action goes exactly as in `send-reminder` (same re-check, claim, rate limits and
-    fallbacks), `workers` at a time. When some fail for a temporary reason the task run
-    fails and is retried (visible as retries in the UI), and the retry tries only those:
-    what was sent, opened as a task or skipped is kept in `progress` (which the flow reads
-    when the retries run out) and never sent again.
+    Each action goes as in `send-reminder` (same re-check, claim, rate limits and
+    fallbacks), `workers` at a time, except that the batch's re-checks and claims are made
+    together before the first message goes (`dunning.act.prepare_batch`: a few SQL
+    statements for the batch instead of several per action). When some fail for a
+    temporary reason the task run fails and is retried (visible as retries in the UI), and
+    the retry tries only those: what was sent, opened as a task or skipped is kept in
+    `progress` (which the flow reads when the retries run out) and never sent again.
 
     Returns one `Outcome` per action of the batch, in the batch's order.
     """
-    act_one = _actor(source, policy, channel, ledger, now, whatsapp, sms, voice)
-    return act_on_batch(batch, act_one, progress, workers=workers)
+    actor = _Actor(source, policy, channel, ledger, now, whatsapp, sms, voice)
+    return act_on_batch(batch, actor, progress, workers=workers, prepare=actor.prepare)
 
 
-def _actor(
-    source: InvoiceSource,
-    policy: Policy,
-    channel: EmailChannel | None,
-    ledger: LedgerDatabase,
-    now: datetime,
-    whatsapp: WhatsAppCloudChannel | None,
-    sms: SmsChannel | None,
-    voice: VoiceChannel | None,
-) -> Callable[[PlannedAction], Outcome]:
-    """`execute_action` of one action under the source's and the channel's rate limits.
+class _Actor:
+    """`execute_action` of one action under the source's and the channel's rate limits,
+    and `prepare` of a batch's actions (their re-checks and claims, together).
 
     What is read from the task run's context (the flow run id) is read here, in the task's
     own thread: a batch's worker threads do not carry Prefect's context."""
-    ensure_rate_limit(source)
-    flow_run_id = str(flow_run.get_id() or "")
-    common = dict(
-        ledger=ledger.get_ledger(),
-        policy=policy,
-        lookup=source.get_invoice,
-        pool=channel.pool() if channel else None,
-        identity=channel.identity() if channel else None,
-        now=now,
-        flow_run_id=flow_run_id,
-        attachments_root=source.attachments_root,
-        whatsapp=WhatsAppSender(whatsapp.client(), whatsapp.templates()) if whatsapp else None,
-        sms=SmsSender(sms.client(), sms.settings()) if sms else None,
-        voice=VoiceSender(voice.client(), voice.settings()) if voice else None,
-    )
-    senders = {"whatsapp": whatsapp, "sms": sms, "voice": voice}
 
-    def act_one(action: PlannedAction) -> Outcome:
+    def __init__(
+        self,
+        source: InvoiceSource,
+        policy: Policy,
+        channel: EmailChannel | None,
+        ledger: LedgerDatabase,
+        now: datetime,
+        whatsapp: WhatsAppCloudChannel | None,
+        sms: SmsChannel | None,
+        voice: VoiceChannel | None,
+    ) -> None:
+        ensure_rate_limit(source)
+        self.source = source
+        self.common = dict(
+            ledger=ledger.get_ledger(),
+            policy=policy,
+            lookup=self.lookup,
+            pool=channel.pool() if channel else None,
+            identity=channel.identity() if channel else None,
+            now=now,
+            flow_run_id=str(flow_run.get_id() or ""),
+            attachments_root=source.attachments_root,
+            whatsapp=WhatsAppSender(whatsapp.client(), whatsapp.templates()) if whatsapp else None,
+            sms=SmsSender(sms.client(), sms.settings()) if sms else None,
+            voice=VoiceSender(voice.client(), voice.settings()) if voice else None,
+        )
+        self.senders = {"whatsapp": whatsapp, "sms": sms, "voice": voice}
+        self.channel = channel
+
+    def lookup(self, invoice: str) -> Invoice | None:
+        """The invoice at the source now, under the source's rate limit."""
+        with rate_limited(self.source):
+            return self.source.get_invoice(invoice)
+
+    def prepare(self, actions: Sequence[PlannedAction]) -> list[Prepared | None]:
+        c = self.common
+        return prepare_batch(
+            actions,
+            ledger=c["ledger"],
+            policy=c["policy"],
+            lookup=self.lookup,
+            now=c["now"],
+            flow_run_id=c["flow_run_id"],
+        )
+
+    def __call__(self, action: PlannedAction, prepared: Prepared | None = None) -> Outcome:
         # The provider's quota (messages per second), shared by every worker of the sweep.
-        sender = senders.get(action.channel, channel)
+        sender = self.senders.get(action.channel, self.channel)
         if sender is not None and ensure_rate_limit(sender):
             rate_limit(sender.rate_limit_name(), strict=True)
-        with rate_limited(source):
-            return execute_action(action, **common)
-
-    return act_one
+        return execute_action(action, prepared=prepared, **self.common)
 
 
 @task(name="retry-unanswered-calls", cache_policy=NO_CACHE)

@@ -67,7 +67,7 @@ def entry_row(
         "kind": kind,
         "invoice_number": invoice_number,
         "customer_id": customer_id,
-        "payload": _jsonable(payload),
+        "payload": jsonable(payload),
         "state": "pending",
         "crm": "",
         "external_id": "",
@@ -217,5 +217,6 @@ def _update(ledger: Ledger, key: str, **values: Any) -> None:
         )
 
 
-def _jsonable(payload: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, date | datetime) else v for k, v in payload.items()}
+def jsonable(detail: dict[str, Any]) -> dict[str, Any]:
+    """Dates as ISO strings, for a JSON column (payloads, event details)."""
+    return {k: v.isoformat() if isinstance(v, date | datetime) else v for k, v in detail.items()}

@@ -22,16 +22,29 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, select
 
+from dunning.ledger.batch import (
+    Claim,
+    ClaimRequest,
+    NewEvent,
+    NewTask,
+    PresendCheck,
+    PresendRequest,
+    StatusChange,
+    Writes,
+    _active_pauses,
+    apply_writes,
+    claim_many,
+    jsonable,
+    pause_reason,
+    presend_checks,
+)
 from dunning.ledger.cases import customer_contact
-from dunning.ledger.crm_outbox import QueuedEntry, entry_row, task_payload
+from dunning.ledger.crm_outbox import QueuedEntry, entry_row
 from dunning.ledger.models import (
-    PAUSE_REASONS,
     Action,
     ActionState,
     CrmEntry,
-    CustomerStatus,
     Event,
-    HumanTask,
     InboundMessage,
     InvoiceRecord,
     Pause,
@@ -220,27 +233,6 @@ class LedgerState:
     )
 
 
-@dataclass(frozen=True)
-class Claim:
-    """Outcome of trying to take an action: `claimed` True means this caller must send it."""
-
-    claimed: bool
-    state: str
-    message_id: str = ""
-
-
-@dataclass(frozen=True)
-class PresendCheck:
-    """What the ledger says about an action just before it is claimed (`presend_check`)."""
-
-    #: "paid" / "cancelled" if the ledger knows the invoice closed, else None.
-    closed: str | None
-    #: Why a pause stops it today ("" if nothing does; not read when closed).
-    pause: str
-    #: The promised date of the promise named by the action, if asked and found.
-    promised_on: date | None = None
-
-
 class Ledger:
     """Read and write the ledger.
 
@@ -404,54 +396,38 @@ class Ledger:
         Exactly one caller gets `claimed=True` for a key, until it reports `failed`, or
         until a claim that never reached the mail server is older than `stale_after`.
         """
-        now = utcnow()
-        row = {
-            "key": key,
-            "invoice_number": invoice_number,
-            "customer_id": customer_id,
-            "stage": stage,
-            "channel": channel,
-            "state": ActionState.claimed.value,
-            "recipient": recipient,
-            "amount_due": amount_due,
-            "currency": currency,
-            "flow_run_id": flow_run_id,
-            "attempts": 1,
-            "created_at": now,
-            "updated_at": now,
-            "message_id": "",
-            "provider_response": "",
-            "error": "",
-        }
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(sa.insert(Action), row)
-            return Claim(True, ActionState.claimed.value)
-        except IntegrityError:
-            pass
-        table = Action.__table__
-        retake = (table.c.state == ActionState.failed.value) | (
-            (table.c.state == ActionState.claimed.value) & (table.c.updated_at < now - stale_after)
+        request = ClaimRequest(
+            key=key,
+            invoice_number=invoice_number,
+            customer_id=customer_id,
+            stage=stage,
+            channel=channel,
+            recipient=recipient,
+            amount_due=amount_due,
+            currency=currency,
+            flow_run_id=flow_run_id,
         )
+        return self.claim_many([request], stale_after=stale_after)[0]
+
+    def claim_many(
+        self, requests: Sequence[ClaimRequest], *, stale_after: timedelta = timedelta(minutes=15)
+    ) -> list[Claim]:
+        """`claim` for many actions in one transaction (a batch of a sweep), in order."""
         with self.engine.begin() as conn:
-            taken = conn.execute(
-                sa.update(table)
-                .where(table.c.key == key, retake)
-                .values(
-                    state=ActionState.claimed.value,
-                    attempts=table.c.attempts + 1,
-                    updated_at=now,
-                    recipient=recipient,
-                    amount_due=amount_due,
-                    flow_run_id=flow_run_id,
-                )
+            return claim_many(
+                conn, requests, stale_after=stale_after, insert=_dialect_insert(self.engine, Action)
             )
-            if taken.rowcount == 1:
-                return Claim(True, ActionState.claimed.value)
-            current = conn.execute(
-                sa.select(table.c.state, table.c.message_id).where(table.c.key == key)
-            ).one()
-        return Claim(False, current.state, current.message_id)
+
+    def apply(self, writes: Writes) -> tuple[str, ...]:
+        """Record `writes` (events, human tasks, customer statuses, CRM entries) in one
+        transaction; returns the keys of the tasks it opened (an existing key is left)."""
+        if not writes:
+            return ()
+        with self.engine.begin() as conn:
+            return self._apply(conn, writes)
+
+    def _apply(self, conn: sa.Connection, writes: Writes) -> tuple[str, ...]:
+        return apply_writes(conn, writes, insert_of=lambda m: _dialect_insert(self.engine, m))
 
     def _set_state(self, key: str, state: ActionState, **values: Any) -> None:
         table = Action.__table__
@@ -480,11 +456,14 @@ class Ledger:
         note: QueuedEntry | None = None,
         also_sent: Sequence[str] = (),
         also_sent_response: str = "",
+        then: Writes | None = None,
     ) -> None:
         """The provider accepted the message: in ONE transaction, mark `key` sent (and the
         keys in `also_sent`, e.g. a statement's invoices, with `also_sent_response`), record
-        the `sent` event (`event`: invoice_number, customer_id, actor and detail) and queue
-        the message's CRM note (`note`; kept as it is if one is queued under its key).
+        the `sent` event (`event`: invoice_number, customer_id, actor and detail), queue
+        the message's CRM note (`note`; kept as it is if one is queued under its key) and
+        record what follows from sending it (`then`: the stage's escalation task and
+        customer status, an attachment left out).
 
         Either all of it is recorded or none: a crash before the commit leaves the action
         `sending`, in doubt, as a crash between the provider's answer and `mark_sent` did.
@@ -527,17 +506,11 @@ class Ledger:
                         "kind": "sent",
                         "action_key": key,
                         "actor": event.get("actor", "dunning"),
-                        "detail": _jsonable(detail),
+                        "detail": jsonable(detail),
                         **where,
                     },
                 )
-            if note is not None:
-                conn.execute(
-                    _dialect_insert(self.engine, CrmEntry).on_conflict_do_nothing(
-                        index_elements=["key"]
-                    ),
-                    note.row(),
-                )
+            self._apply(conn, (then or Writes()) + Writes(entries=(note,) if note else ()))
 
     def mark_failed(self, key: str, error: str, *, permanent: bool = False) -> None:
         state = ActionState.rejected if permanent else ActionState.failed
@@ -565,18 +538,8 @@ class Ledger:
         actor: str = "dunning",
         **detail: Any,
     ) -> None:
-        with Session(self.engine) as session:
-            session.add(
-                Event(
-                    kind=kind,
-                    invoice_number=invoice_number,
-                    customer_id=customer_id,
-                    action_key=action_key,
-                    actor=actor,
-                    detail=_jsonable(detail),
-                )
-            )
-            session.commit()
+        event = NewEvent(kind, invoice_number, customer_id, action_key, actor, detail)
+        self.apply(Writes(events=(event,)))
 
     def open_task(
         self,
@@ -604,62 +567,23 @@ class Ledger:
             ...                  invoice_number="F-1", customer_id="C1", assignee="manager",
             ...                  crm={"priority": "HIGH", "task_type": "CALL"})
         """
-        details = {"note": note} if note else {}
-        payload = task_payload(
-            title=title, assignee=assignee, due_on=due_on, **{**details, **(crm or {})}
-        )
-        entry = entry_row(
-            key=crm_key or key,
-            kind="task",
-            payload=payload,
+        task = NewTask(
+            key=key,
+            title=title,
             invoice_number=invoice_number,
             customer_id=customer_id,
+            assignee=assignee,
+            due_on=due_on,
+            note=note,
+            crm_key=crm_key,
+            crm=crm,
         )
-        try:
-            with Session(self.engine) as session:
-                session.add(
-                    HumanTask(
-                        key=key,
-                        title=title,
-                        invoice_number=invoice_number,
-                        customer_id=customer_id,
-                        assignee=assignee,
-                        due_on=due_on,
-                        note=note,
-                    )
-                )
-                session.flush()  # the task's unique key first: a second opener stops here
-                # An entry queued under this key by an older version stays as it is.
-                session.execute(
-                    _dialect_insert(self.engine, CrmEntry).on_conflict_do_nothing(
-                        index_elements=["key"]
-                    ),
-                    entry,
-                )
-                session.add(
-                    Event(
-                        kind="task_opened",
-                        invoice_number=invoice_number,
-                        customer_id=customer_id,
-                        action_key=key,
-                        detail={"title": title, "assignee": assignee},
-                    )
-                )
-                session.commit()
-        except IntegrityError:
-            return False
-        return True
+        return key in self.apply(Writes(tasks=(task,)))
 
     def set_customer_status(self, customer_id: str, status: str, reason: str = "") -> None:
-        """Set (insert or update, in one statement: sweeps escalate in parallel)."""
-        values = {"status": status, "reason": reason, "updated_at": utcnow()}
-        with Session(self.engine) as session:
-            session.execute(
-                _upsert(self.engine, CustomerStatus, ["customer_id"], values),
-                {"customer_id": customer_id, **values},
-            )
-            session.commit()
-        self.record_event("customer_status", customer_id=customer_id, status=status, reason=reason)
+        """Set (insert or update, in one statement: sweeps escalate in parallel), with its
+        `customer_status` event, in one transaction."""
+        self.apply(Writes(statuses=(StatusChange(customer_id, status, reason),)))
 
     def add_pause(
         self,
@@ -741,16 +665,10 @@ class Ledger:
         any of the customer's invoices stops them all, as in the planner. Pauses on another
         channel do not count.
         """
+        request = PresendRequest(invoice_number, customer_id, channel, today)
         with reading(self.engine) as conn:
-            return _pause_reason(
-                conn,
-                invoice_number,
-                customer_id,
-                channel,
-                today,
-                promise_grace_days,
-                dispute_scope,
-            )
+            pauses = _active_pauses(conn, [invoice_number], [customer_id], dispute_scope)
+        return pause_reason(pauses, request, promise_grace_days, dispute_scope)
 
     def presend_check(
         self,
@@ -765,29 +683,35 @@ class Ledger:
         now: datetime | None = None,
     ) -> PresendCheck:
         """What the act step reads before claiming, in ONE read transaction (no write lock
-        on SQLite): `closed_in_ledger`, then (if still open) `pause_reason`, and the date of
-        promise `promise_id` (a "promise broken" message names it)."""
-        from dunning.ledger.inbound import closed_status  # inbound is typed on Ledger
+        on SQLite): closed in the ledger (`closed_in_ledger`), then (if still open) the
+        pause that stops it (`pause_reason`), and the date of promise `promise_id` (a
+        "promise broken" message names it)."""
+        request = PresendRequest(invoice_number, customer_id, channel, today, promise_id)
+        return self.presend_checks(
+            [request],
+            promise_grace_days=promise_grace_days,
+            dispute_scope=dispute_scope,
+            now=now,
+        )[0]
 
+    def presend_checks(
+        self,
+        requests: Sequence[PresendRequest],
+        *,
+        promise_grace_days: int = 0,
+        dispute_scope: str = "customer",
+        now: datetime | None = None,
+    ) -> list[PresendCheck]:
+        """`presend_check` of a batch of actions, in order, in ONE read transaction of a
+        few queries (however many actions)."""
         with reading(self.engine) as conn:
-            closed = closed_status(conn, invoice_number, now=now)
-            pause = ""
-            if closed is None:
-                pause = _pause_reason(
-                    conn,
-                    invoice_number,
-                    customer_id,
-                    channel,
-                    today,
-                    promise_grace_days,
-                    dispute_scope,
-                )
-            promised_on = None
-            if promise_id is not None:
-                promised_on = conn.execute(
-                    sa.select(Promise.promised_on).where(Promise.id == promise_id)
-                ).scalar()
-        return PresendCheck(closed, pause, promised_on)
+            return presend_checks(
+                conn,
+                requests,
+                promise_grace_days=promise_grace_days,
+                dispute_scope=dispute_scope,
+                now=now,
+            )
 
     def end_pauses(
         self,
@@ -1039,52 +963,6 @@ class Ledger:
             return pd.read_sql(stmt, conn)
 
 
-def _pause_reason(
-    conn: sa.Connection,
-    invoice_number: str,
-    customer_id: str,
-    channel: str,
-    today: date,
-    promise_grace_days: int,
-    dispute_scope: str,
-) -> str:
-    """`Ledger.pause_reason` inside the caller's transaction."""
-    invoice_pause = Pause.invoice_number == invoice_number
-    customer_pause = sa.and_(
-        Pause.customer_id == customer_id,
-        sa.or_(Pause.invoice_number.is_(None), Pause.invoice_number == ""),
-    )
-    if dispute_scope == "customer" and customer_id:
-        customers_invoices = sa.select(InvoiceRecord.invoice_number).where(
-            InvoiceRecord.customer_id == customer_id
-        )
-        customer_pause = sa.or_(
-            customer_pause,
-            sa.and_(
-                Pause.kind == "dispute",
-                sa.or_(
-                    Pause.customer_id == customer_id,
-                    Pause.invoice_number.in_(customers_invoices),
-                ),
-            ),
-        )
-    rows = conn.execute(
-        sa.select(Pause.kind, Pause.until).where(
-            Pause.active,
-            Pause.channel.in_(["", channel]),
-            sa.or_(invoice_pause, customer_pause) if customer_id else invoice_pause,
-        )
-    ).all()
-    for kind in PAUSE_REASONS:  # in order of precedence
-        for row in rows:
-            grace = promise_grace_days if kind == "promise" else 0
-            if row.kind == kind and (
-                row.until is None or row.until + timedelta(days=grace) >= today
-            ):
-                return PAUSE_REASONS[kind]
-    return ""
-
-
 def _change_kinds(rows: pd.DataFrame, closed: pd.Series, was_closed: pd.Series) -> pd.Series:
     """What happened to each changed invoice: paid, cancelled, reopened, part-paid, changed."""
     kinds = np.select(
@@ -1139,7 +1017,3 @@ def _is_missing(value: Any) -> bool:
         return bool(pd.isna(value))
     except (TypeError, ValueError):
         return False
-
-
-def _jsonable(detail: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, date | datetime) else v for k, v in detail.items()}

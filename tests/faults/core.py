@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from dunning.act import EmailIdentity, execute_action
+from dunning.act import EmailIdentity, Prepared, execute_action, prepare_batch
 from dunning.action import Outcome, PlannedAction
 from dunning.importers import ImportResult, read_invoice_file, to_invoice
 from dunning.ledger import Ledger, SyncReport
@@ -31,7 +31,7 @@ from dunning.plan import plan
 from dunning.policy import Policy, default_policy
 from dunning.schema import Invoice
 from dunning.smtp import SmtpPool, SmtpSettings
-from dunning.sweep import act_in_threads, run_sweep
+from dunning.sweep import act_in_batches, act_in_threads, run_sweep
 
 NOW = datetime.fromisoformat("2026-12-09T10:00:00+01:00")  # a Wednesday, inside the window
 IDENTITY = EmailIdentity(from_address="cobros@acme.example", from_name="Acme S.L.")
@@ -68,8 +68,14 @@ def sweep(
     retry_delays: Sequence[float] = (),
     attachments_root: str | None = None,
     on_acting: Callable[[int], None] | None = None,
+    max_task_runs: int | None = 3,
 ) -> list[dict[str, Any]]:
-    """One sweep; the outcome of every action as a dict (a failed one carries the error)."""
+    """One sweep; the outcome of every action as a dict (a failed one carries the error).
+
+    As the flow acts beyond `max_task_runs` actions: in batches of whole customers, each
+    re-checked and claimed together (`prepare_batch`), at most `max_task_runs` of them
+    (the default, 3, makes every sweep here batch); None acts one action at a time, as the
+    flow's `send-reminder` runs do up to `max_task_runs`."""
     policy = policy or default_policy()
 
     def sync(invoices: pd.DataFrame) -> SyncReport:
@@ -78,7 +84,7 @@ def sweep(
     def plan_all(invoices: pd.DataFrame) -> pd.DataFrame:
         return plan(invoices, policy, now, ledger.planning_state())
 
-    def act_one(action: PlannedAction) -> Outcome:
+    def act_one(action: PlannedAction, prepared: Prepared | None = None) -> Outcome:
         return execute_action(
             action,
             ledger=ledger,
@@ -88,12 +94,25 @@ def sweep(
             identity=identity,
             now=now,
             attachments_root=attachments_root,
+            prepared=prepared,
         )
+
+    def prepare(actions: Sequence[PlannedAction]) -> list[Prepared | None]:
+        return prepare_batch(actions, ledger=ledger, policy=policy, lookup=lookup, now=now)
 
     def act(actions: list[PlannedAction]) -> list[Outcome]:
         if on_acting:
             on_acting(len(actions))
-        return act_in_threads(actions, act_one, workers=workers, retry_delays=retry_delays)
+        if max_task_runs is None:
+            return act_in_threads(actions, act_one, workers=workers, retry_delays=retry_delays)
+        return act_in_batches(
+            actions,
+            act_one,
+            max_task_runs=max_task_runs,
+            prepare=prepare,
+            workers=workers,
+            retry_delays=retry_delays,
+        )
 
     summary = run_sweep(fetch=read, sync=sync, plan=plan_all, act=act, now=now)
     return summary.actions
