@@ -1,14 +1,15 @@
-"""Who is who in the ledger: the lookups that tie a customer's message to our records (the
-action a reply answers, invoices by number, the customers behind an address or a phone)."""
+"""Who is who in the ledger: the lookups that tie a customer's message to our records
+(invoices by number, the customers behind an address or a phone; the message a reply
+answers is `dunning.ledger.inbound.replied_to`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import sqlalchemy as sa
 
-from dunning.ledger.models import Action, InvoiceRecord
+from dunning.ledger.models import InvoiceRecord
 
 if TYPE_CHECKING:
     from dunning.ledger.store import Ledger
@@ -20,26 +21,6 @@ _CONTACT_COLUMNS = (
     InvoiceRecord.phone,
     InvoiceRecord.status,
 )
-
-
-class SentAction(NamedTuple):
-    """The outbox row a message id belongs to."""
-
-    key: str
-    invoice_number: str
-    customer_id: str
-
-
-def action_by_message_ids(ledger: Ledger, message_ids: list[str]) -> SentAction | None:
-    """The latest action that sent one of these provider message ids (Message-ID, wamid)."""
-    with ledger.engine.connect() as conn:
-        row = conn.execute(
-            sa.select(Action.key, Action.invoice_number, Action.customer_id)
-            .where(Action.message_id.in_(message_ids))
-            .order_by(Action.id.desc())
-            .limit(1)
-        ).first()
-    return SentAction(*row) if row is not None else None
 
 
 def invoice_customers(ledger: Ledger, numbers: list[str]) -> dict[str, str]:
