@@ -29,7 +29,11 @@ serve: install ## serve the deployments against a running Prefect server
 test: install postgres dovecot chromium ## the whole suite: real SMTP, IMAP, PostgreSQL, Prefect server
 	mkdir -p $(PREFECT_HOME)
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q
+# Tests mostly wait on servers (Prefect, SMTP, IMAP, PostgreSQL, Chromium), so more
+# workers than cores pay (6 on 2 cores); each worker starts its own Prefect server and
+# dovecot, and has its own tmp_path and PostgreSQL databases. worksteal:
+# a few tests take minutes, an idle worker takes queued tests from a busy one.
+	$(BIN)/python -m pytest -q -n 6 --dist worksteal
 
 lint: install
 	$(BIN)/ruff check .
