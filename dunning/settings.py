@@ -113,8 +113,11 @@ class Settings(BaseSettings):
         description="Signs the desk's session cookie; unset: a random key per process "
         "(everyone logs in again after a restart).",
     )
-    prefect_ui_url: str = Field(
-        "http://127.0.0.1:4200", description="The Prefect UI the desk's portfolio page links to."
+    prefect_ui_url: str | None = Field(
+        None,
+        description="The Prefect UI the desk links to (the portfolio's flow runs, the flow "
+        "run of a sweep's entry in a customer's timeline); unset: Prefect's `PREFECT_UI_URL` "
+        "(or its `PREFECT_API_URL` without `/api`), else no links.",
     )
     desk_url: str = Field(
         "http://127.0.0.1:8788",

@@ -45,7 +45,7 @@ def serve(
         bool, typer.Option(help="Mark the session cookie Secure (serve behind HTTPS).")
     ] = False,
     prefect_ui_url: Annotated[
-        str | None, typer.Option(help="Prefect UI the portfolio page links to.")
+        str | None, typer.Option(help="Prefect UI the desk links to (default: Prefect's own).")
     ] = None,
     policy: Annotated[
         Path | None, typer.Option(help="Policy YAML the flows use (default: the built-in one).")

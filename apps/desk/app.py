@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
+from uuid import UUID
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -61,7 +62,9 @@ class DeskConfig:
         secret_key: signs the session cookie; `DUNNING_DESK_SECRET`, else a random key per
             process (everyone logs in again after a restart).
         secure_cookies: mark the session cookie `Secure` (behind HTTPS).
-        prefect_ui_url: where the portfolio page links for flow runs.
+        prefect_ui_url: the Prefect UI the pages link to (the portfolio's flow runs, the
+            flow run of a sweep's timeline entry): `DUNNING_PREFECT_UI_URL`, else Prefect's
+            own UI URL; None: no links.
         session_hours: how long a login lasts.
         policy: the dunning policy the flows use; the desk takes its payment-verification
             days and timezone from it (default: the built-in ladder).
@@ -74,10 +77,29 @@ class DeskConfig:
         default_factory=lambda: settings().secret_value("desk_secret") or secrets.token_hex(32)
     )
     secure_cookies: bool = False
-    prefect_ui_url: str = field(default_factory=lambda: settings().prefect_ui_url)
+    prefect_ui_url: str | None = field(default_factory=lambda: prefect_ui_url())
     session_hours: int = 12
     policy: Policy = field(default_factory=default_policy)
     mailer: DraftMailer | None = None
+
+    def flow_run_url(self, flow_run: UUID) -> str | None:
+        """The flow run's page in the Prefect UI; None without a UI to link to."""
+        if not self.prefect_ui_url:
+            return None
+        return f"{self.prefect_ui_url.rstrip('/')}/runs/flow-run/{flow_run}"
+
+
+def prefect_ui_url() -> str | None:
+    """`DUNNING_PREFECT_UI_URL`, else the UI of the Prefect this machine is set up for
+    (`PREFECT_UI_URL`, or `PREFECT_API_URL` without `/api`, from the environment or the
+    Prefect profile), else None."""
+    url = settings().prefect_ui_url
+    if not url:
+        # Imported only here: Prefect is slow to import and the desk needs nothing else of it.
+        from prefect.settings import get_current_settings
+
+        url = get_current_settings().ui_url
+    return url.rstrip("/") if url else None
 
 
 def create_app(config: DeskConfig) -> Starlette:

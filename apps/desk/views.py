@@ -7,6 +7,7 @@ outside). Every form carries the session's CSRF token; a post without it is refu
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote as _quote
@@ -23,6 +24,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from apps.desk import csrf, decisions, queries
 from apps.desk.auth import (
     LoginLocked,
+    User,
     authenticate,
     end_session,
     lockout_remaining,
@@ -283,102 +285,76 @@ async def task_page(request: Request) -> Response:
         return _error(request, 404, "not_found")
     if not queries.can_close_task(request.state.user, row["assignee"]):
         return _error(request, 403, "forbidden")
+    return _task_page(request, row, flash=request.query_params.get("done", ""))
+
+
+def _task_page(
+    request: Request, row: dict[str, Any], status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    """The task's page: the task, its attachments, its drafted answer, the closing form."""
     return _render(
         request,
         "task.html",
+        status_code=status_code,
         task=row,
         outcomes=decisions.OUTCOMES,
         today=_today(request),
         attachments=task_attachments(_ledger(request), row["id"]),
         attach_max_mb=settings().attachments_max_mb,
-        flash=request.query_params.get("done", ""),
-        **_draft_context(request, row),
+        draft=decisions.task_draft(_ledger(request), row["key"]),
+        can_send_drafts=request.app.state.config.mailer is not None,
+        **context,
     )
 
 
-def _draft_context(request: Request, row: dict[str, Any]) -> dict[str, Any]:
-    """The task's drafted answer, if it has one, and whether this desk can send it."""
-    return {
-        "draft": decisions.task_draft(_ledger(request), row["key"]),
-        "can_send_drafts": request.app.state.config.mailer is not None,
-    }
+async def _decide_on_task(
+    request: Request, decide: Callable[[Ledger, User, int], str], problem: str
+) -> Response:
+    """Run a decision on the task (`decide(ledger, user, task_id)` gives its summary) off
+    the request loop, then back to the task list; the task's page again, 400 with the
+    reason in `problem` (the template's field), for a decision the desk refuses."""
+    task_id = request.path_params["task_id"]
+    try:
+        summary = await run_in_threadpool(decide, _ledger(request), request.state.user, task_id)
+    except decisions.NotAllowed:
+        return _error(request, 403, "forbidden")
+    except decisions.DecisionError as exc:
+        row = queries.task(_ledger(request), task_id)
+        if row is None:
+            return _error(request, 404, "not_found")
+        return _task_page(request, row, status_code=400, **{problem: str(exc)})
+    return RedirectResponse(f"/tasks?done={quote(summary)}", status_code=303)
 
 
 async def task_draft(request: Request) -> Response:
     """Approve (send the edited text once, in the customer's thread) or discard a task's
     drafted answer; the task closes."""
     form = await _checked_form(request)
-    task_id = request.path_params["task_id"]
-    try:
-        summary = await run_in_threadpool(
-            decisions.decide_draft,
-            _ledger(request),
-            request.state.user,
-            task_id,
-            str(form.get("decision", "")),
-            str(form.get("text", "")),
-            request.app.state.config.mailer,
-        )
-    except decisions.NotAllowed:
-        return _error(request, 403, "forbidden")
-    except decisions.DecisionError as exc:
-        row = queries.task(_ledger(request), task_id)
-        if row is None:
-            return _error(request, 404, "not_found")
-        return _render(
-            request,
-            "task.html",
-            status_code=400,
-            task=row,
-            outcomes=decisions.OUTCOMES,
-            today=_today(request),
-            attachments=task_attachments(_ledger(request), row["id"]),
-            attach_max_mb=settings().attachments_max_mb,
-            draft_problem=str(exc),
-            **_draft_context(request, row),
-        )
-    return RedirectResponse(f"/tasks?done={quote(summary)}", status_code=303)
+    mailer = request.app.state.config.mailer
+
+    def decide(ledger: Ledger, user: User, task_id: int) -> str:
+        decision, text = str(form.get("decision", "")), str(form.get("text", ""))
+        return decisions.decide_draft(ledger, user, task_id, decision, text, mailer)
+
+    return await _decide_on_task(request, decide, problem="draft_problem")
 
 
 async def task_close(request: Request) -> Response:
     """Close a task with its outcome (promise, dispute, paid, no answer)."""
     form = await _checked_form(request)
-    task_id = request.path_params["task_id"]
-    try:
+    policy = request.app.state.config.policy
+    today = _today(request)
+
+    def decide(ledger: Ledger, user: User, task_id: int) -> str:
         closing = decisions.Closing(
             outcome=str(form.get("outcome", "")),
             on=_parse_day(str(form.get("on", ""))),
             reason=str(form.get("reason", "")),
             note=str(form.get("note", "")),
         )
-        summary = await run_in_threadpool(
-            decisions.close_task,
-            _ledger(request),
-            request.state.user,
-            task_id,
-            closing,
-            _today(request),
-            request.app.state.config.policy,
-        )
-    except decisions.NotAllowed:
-        return _error(request, 403, "forbidden")
-    except decisions.DecisionError as exc:
-        row = queries.task(_ledger(request), task_id)
-        if row is None:
-            return _error(request, 404, "not_found")
-        return _render(
-            request,
-            "task.html",
-            status_code=400,
-            task=row,
-            outcomes=decisions.OUTCOMES,
-            today=_today(request),
-            problem=str(exc),
-        )
-    return RedirectResponse(f"/tasks?done={quote(summary)}", status_code=303)
+        return decisions.close_task(ledger, user, task_id, closing, today, policy)
 
-
-# -- customers ---------------------------------------------------------------------------
+    return await _decide_on_task(request, decide, problem="problem")
 
 
 async def customer_view(request: Request) -> Response:
@@ -397,6 +373,7 @@ async def customer_view(request: Request) -> Response:
         flash=request.query_params.get("done", ""),
         attachments=customer_attachments(ledger, customer_id),
         attach_max_mb=settings().attachments_max_mb,
+        flow_run_url=request.app.state.config.flow_run_url,
     )
 
 
@@ -438,7 +415,13 @@ async def _customer_decision(request: Request, action: str) -> Response:
     except decisions.DecisionError as exc:
         risk = None
         return _render(
-            request, "customer.html", status_code=400, c=data, risk=risk, problem=str(exc)
+            request,
+            "customer.html",
+            status_code=400,
+            c=data,
+            risk=risk,
+            problem=str(exc),
+            flow_run_url=request.app.state.config.flow_run_url,
         )
     done = "paused" if action == "pause" else "resumed"
     return RedirectResponse(f"/customer?id={quote(customer_id)}&done={done}", status_code=303)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -226,7 +227,9 @@ def customer_page(ledger: Ledger, customer_id: str) -> dict[str, Any] | None:
 
 
 def _timeline(conn: sa.Connection, customer_id: str, numbers: list[str]) -> list[dict[str, Any]]:
-    """The customer's events and replies, newest first; sends carry their delivery status."""
+    """The customer's events and replies, newest first; sends carry their delivery status,
+    and every event of an action a flow made (sent, failed, ...) the flow run's id
+    (`flow_run`, a UUID; None for the desk's, the webhooks' and the replies' own)."""
     by_customer = (
         sa.select(T_EVENT)
         .where(T_EVENT.c.customer_id == customer_id)
@@ -242,8 +245,8 @@ def _timeline(conn: sa.Connection, customer_id: str, numbers: list[str]) -> list
     )
     events = [dict(r._mapping) for r in conn.execute(by_customer)]
     events += [dict(r._mapping) for r in conn.execute(by_invoice)]
-    keys = {e["action_key"] for e in events if e["kind"] == "sent" and e["action_key"]}
-    delivery: dict[str, dict[str, Any]] = {}
+    keys = {e["action_key"] for e in events if e["action_key"]}
+    actions: dict[str, dict[str, Any]] = {}
     if keys:
         for r in conn.execute(
             sa.select(
@@ -252,12 +255,14 @@ def _timeline(conn: sa.Connection, customer_id: str, numbers: list[str]) -> list
                 T_ACTION.c.delivery_status,
                 T_ACTION.c.delivered_at,
                 T_ACTION.c.read_at,
+                T_ACTION.c.flow_run_id,
             ).where(T_ACTION.c.key.in_(sorted(keys)))
         ):
-            delivery[r.key] = dict(r._mapping)
+            actions[r.key] = dict(r._mapping)
     entries: list[dict[str, Any]] = []
     for e in events:
         detail = e["detail"] or {}
+        action = actions.get(e["action_key"])
         entries.append(
             {
                 "at": e["at"],
@@ -265,7 +270,8 @@ def _timeline(conn: sa.Connection, customer_id: str, numbers: list[str]) -> list
                 "invoice_number": e["invoice_number"],
                 "actor": e["actor"],
                 "detail": detail if isinstance(detail, dict) else {"detail": detail},
-                "delivery": delivery.get(e["action_key"]),
+                "delivery": action if e["kind"] == "sent" else None,
+                "flow_run": _flow_run(action["flow_run_id"]) if action else None,
             }
         )
     replies = conn.execute(
@@ -293,10 +299,20 @@ def _timeline(conn: sa.Connection, customer_id: str, numbers: list[str]) -> list
                     "outcome": m["outcome"],
                 },
                 "delivery": None,
+                "flow_run": None,
             }
         )
     entries.sort(key=lambda x: _sortable(x["at"]), reverse=True)
     return entries[:TIMELINE_LIMIT]
+
+
+def _flow_run(value: str | None) -> UUID | None:
+    """The Prefect flow run an action was taken in; None outside a flow run (the command
+    line, a test) or for an id that is not one (never made into a link)."""
+    try:
+        return UUID(value) if value else None
+    except ValueError:
+        return None
 
 
 def _sortable(value: datetime | None) -> datetime:
