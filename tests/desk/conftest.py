@@ -8,24 +8,21 @@ Screenshots go to `tests/desk/screenshots/` (or `$DESK_SCREENSHOTS`); not commit
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-import uvicorn
 from prefect_email import EmailServerCredentials
 
-from apps.desk.app import DeskConfig, create_app
+from apps.desk.app import DeskConfig
 from apps.desk.auth import add_user
 from apps.mailsink import MailSink
 from blocks import CsvInvoiceSource, EmailChannel, LedgerDatabase
 from dunning.ledger import Ledger
 from flows.sweep import dunning_sweep
+from tests.desk.helpers import COLLECTOR, MANAGER, serve
 from tests.invoices import write_invoices
 
 CHROMIUM = "/usr/bin/chromium"
@@ -41,8 +38,6 @@ CHROMIUM_ARGS = [
 ]
 SHOTS = Path(os.environ.get("DESK_SCREENSHOTS", Path(__file__).parent / "screenshots"))
 NOW = datetime.fromisoformat("2026-12-09T10:00:00+01:00")  # a Wednesday
-MANAGER = ("jefa@acme.example", "manager-pass-1")
-COLLECTOR = ("cobrador@acme.example", "collector-pass-1")
 XSS_NAME = "<script>alert(1)</script>"
 
 # C1 and C2 are 19 days late (overdue_15: a call task for the account owner; C2 has a hostile
@@ -114,12 +109,6 @@ class Desk:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def desk(prefect_api, tmp_path: Path) -> Iterator[Desk]:
     """A ledger filled by one sweep at NOW, two users, and the desk served by uvicorn."""
@@ -131,27 +120,9 @@ def desk(prefect_api, tmp_path: Path) -> Iterator[Desk]:
         assert first["sent"] == 4, first
         add_user(d.ledger, *MANAGER, role="manager")
         add_user(d.ledger, *COLLECTOR, role="collector")
-        port = _free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(DeskConfig(ledger_url=ledger_url)),
-                host="127.0.0.1",
-                port=port,
-                log_level="warning",
-            )
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline, "desk did not start"
-            time.sleep(0.05)
-        d.url = f"http://127.0.0.1:{port}"
-        try:
+        with serve(DeskConfig(ledger_url=ledger_url)) as url:
+            d.url = url
             yield d
-        finally:
-            server.should_exit = True
-            thread.join(10)
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,6 @@ from __future__ import annotations
 import asyncio
 import io
 import re
-import socket
-import threading
-import time
 import zipfile
 from collections.abc import Iterator
 from datetime import date
@@ -24,7 +21,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from starlette.testclient import TestClient
 
 from apps.desk.app import SESSION_COOKIE, DeskConfig, create_app
@@ -32,7 +28,8 @@ from apps.desk.auth import add_user
 from dunning.ledger import Ledger
 from dunning.ledger import attachments as att
 from dunning.ledger.models import Attachment, CrmEntry, Event, HumanTask
-from tests.desk.conftest import COLLECTOR, MANAGER, login, shot
+from tests.desk.conftest import login, shot
+from tests.desk.helpers import COLLECTOR, MANAGER, csrf, logged_in, serve
 
 TODAY = date(2026, 12, 9)
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
@@ -100,18 +97,8 @@ def _client(app) -> TestClient:
     return TestClient(app, base_url="http://desk.test", follow_redirects=False)
 
 
-def _csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-
-
 def _logged_in(app, who: tuple[str, str]) -> TestClient:
-    client = _client(app)
-    token = _csrf(client.get("/login").text)
-    answer = client.post(
-        "/login", data={"csrf_token": token, "email": who[0], "password": who[1], "next": "/"}
-    )
-    assert answer.status_code == 303, answer.text
-    return client
+    return logged_in(_client(app), who)
 
 
 def _task_id(ledger: Ledger, key: str) -> int:
@@ -122,7 +109,7 @@ def _task_id(ledger: Ledger, key: str) -> int:
 def _upload(client: TestClient, path: str, name: str, data: bytes, token: str | None = "page"):
     """Post `data` as the form's file, with the CSRF token of the page (or `token`)."""
     if token == "page":
-        token = _csrf(client.get("/customer?id=C1").text)
+        token = csrf(client.get("/customer?id=C1").text)
     fields = {"csrf_token": token} if token is not None else {}
     return client.post(path, data=fields, files={"file": (name, data, "application/pdf")})
 
@@ -186,7 +173,7 @@ def test_a_collector_attaches_a_pdf_sees_it_on_the_timeline_and_downloads_it(app
 def test_a_file_attached_to_a_task_shows_on_the_task_and_the_customer(app, ledger, files):
     task_id = _task_id(ledger, "F-1:call")
     with _logged_in(app, COLLECTOR) as collector:
-        token = _csrf(collector.get(f"/tasks/{task_id}").text)
+        token = csrf(collector.get(f"/tasks/{task_id}").text)
         answer = _upload(collector, f"/tasks/{task_id}/attachments", "captura.png", PNG, token)
         assert answer.status_code == 303
         assert answer.headers["location"] == f"/tasks/{task_id}?done=attachment_added"
@@ -311,7 +298,7 @@ def test_an_oversized_upload_is_refused_and_nothing_is_kept(app, ledger, files, 
         assert answer.status_code == 413 and "0.1 MB" in answer.text
         # A body far past the limit is cut off even when it declares no length (chunked):
         # the app stops pulling the body soon after the limit.
-        token = _csrf(manager.get("/customer?id=C1").text)
+        token = csrf(manager.get("/customer?id=C1").text)
         status, pulled = _post_chunked(app, manager.cookies[SESSION_COOKIE], token, 1000)
         assert status == 413
         assert pulled < 5  # of 1000 chunks of 64 KiB offered
@@ -324,7 +311,7 @@ def test_an_oversized_upload_is_refused_and_nothing_is_kept(app, ledger, files, 
 
 def test_a_forged_or_tokenless_upload_is_refused(app, ledger, files):
     with _logged_in(app, MANAGER) as manager, _logged_in(app, COLLECTOR) as other:
-        foreign = _csrf(other.get("/customer?id=C1").text)
+        foreign = csrf(other.get("/customer?id=C1").text)
         on_task = f"/tasks/{_task_id(ledger, 'F-1:call')}/attachments"
         for path, token in [
             ("/customer/attachments?id=C1", None),  # no token at all
@@ -350,7 +337,7 @@ def test_without_a_session_nothing_uploads_or_downloads(app, ledger, files):
         assert posted.status_code == 401
     with _logged_in(app, MANAGER) as manager:
         assert manager.get(f"/attachments/{row.id}").content == PDF
-        token = _csrf(manager.get("/tasks").text)
+        token = csrf(manager.get("/tasks").text)
         assert manager.post("/logout", data={"csrf_token": token}).status_code == 303
         assert manager.get(f"/attachments/{row.id}").status_code == 303
     assert len(_rows(ledger, Attachment)) == 1
@@ -420,28 +407,8 @@ def test_the_default_folder_is_beside_a_sqlite_ledger(tmp_path, monkeypatch):
 def served(tmp_path: Path, files: Path) -> Iterator[tuple[str, Ledger]]:
     """The desk under a real uvicorn on loopback (the browser needs a socket)."""
     ledger = _ledger(f"sqlite:///{tmp_path}/ledger.db")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(DeskConfig(ledger_url=ledger.url)),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "desk did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", ledger
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve(DeskConfig(ledger_url=ledger.url)) as url:
+        yield url, ledger
 
 
 def test_upload_and_download_in_chromium(served, page, tmp_path):

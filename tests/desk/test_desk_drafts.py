@@ -6,15 +6,13 @@ click sends nothing more; discarding sends nothing."""
 from __future__ import annotations
 
 import re
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import uvicorn
 
-from apps.desk.app import DeskConfig, create_app
+from apps.desk.app import DeskConfig
 from apps.desk.auth import add_user
 from apps.mailsink import MailSink
 from dunning.act import EmailIdentity
@@ -27,7 +25,8 @@ from dunning.replies.act import handle_reply
 from dunning.replies.drafts import DraftMailer
 from dunning.schema import Invoice
 from dunning.smtp import SmtpPool, SmtpSettings
-from tests.desk.conftest import MANAGER, _free_port, login, shot
+from tests.desk.conftest import login, shot
+from tests.desk.helpers import MANAGER, serve
 from tests.invoices import write_invoices
 
 KNOWLEDGE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "knowledge"
@@ -100,22 +99,11 @@ def draft_desk(tmp_path: Path):
             )
         assert not sink.messages()
         add_user(ledger, *MANAGER, role="manager")
-        port = _free_port()
         config = DeskConfig(ledger_url=url, mailer=DraftMailer(pool=pool, identity=IDENTITY))
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline, "desk did not start"
-            time.sleep(0.05)
         try:
-            yield DraftDesk(f"http://127.0.0.1:{port}", ledger, sink)
+            with serve(config) as desk_url:
+                yield DraftDesk(desk_url, ledger, sink)
         finally:
-            server.should_exit = True
-            thread.join(10)
             pool.close()
 
 

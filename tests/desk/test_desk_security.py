@@ -5,11 +5,8 @@ framing and sniffing (headers), and parameters that used to answer 500."""
 
 from __future__ import annotations
 
-import re
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,16 +16,14 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-import uvicorn
 
 from apps.desk import auth, decisions
-from apps.desk.app import SESSION_COOKIE, DeskConfig, create_app
+from apps.desk.app import SESSION_COOKIE, DeskConfig
 from apps.desk.auth import User, add_user, remove_user
 from dunning.ledger import Ledger
 from dunning.ledger.models import DeskLoginFailure, Pause
+from tests.desk.helpers import COLLECTOR, MANAGER, csrf, login, serve
 
-MANAGER = ("jefa@acme.example", "manager-pass-1")
-COLLECTOR = ("cobrador@acme.example", "collector-pass-1")
 TODAY = date(2026, 12, 9)
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,12 +32,6 @@ ROOT = Path(__file__).resolve().parents[2]
 class Desk:
     url: str
     ledger: Ledger
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -70,35 +59,8 @@ def desk(tmp_path) -> Iterator[Desk]:
                      assignee="account_owner", due_on=TODAY)  # fmt: skip
     add_user(ledger, *MANAGER, role="manager")
     add_user(ledger, *COLLECTOR, role="collector")
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(DeskConfig(ledger_url=url)), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "desk did not start"
-        time.sleep(0.05)
-    try:
-        yield Desk(f"http://127.0.0.1:{port}", ledger)
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
-def _csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-
-
-def _login(client: httpx.Client, who: tuple[str, str]) -> httpx.Response:
-    token = _csrf(client.get("/login").text)
-    return client.post(
-        "/login",
-        data={"csrf_token": token, "email": who[0], "password": who[1], "next": "/tasks"},
-    )
+    with serve(DeskConfig(ledger_url=url)) as desk_url:
+        yield Desk(desk_url, ledger)
 
 
 def _client(desk: Desk) -> httpx.Client:
@@ -110,13 +72,13 @@ def _client(desk: Desk) -> httpx.Client:
 
 def test_password_guessing_is_locked_out_at_once_recorded_and_shown_to_managers(desk):
     with _client(desk) as attacker:
-        answers = [_login(attacker, (COLLECTOR[0], f"guess-{n:04d}")).status_code for n in range(8)]
+        answers = [login(attacker, (COLLECTOR[0], f"guess-{n:04d}")).status_code for n in range(8)]
         # The free failures answer 401; then the account is locked: 429 at once, even for
         # the right password (not checked while locked).
         assert answers[: auth.ACCOUNT_FREE_FAILURES] == [401] * auth.ACCOUNT_FREE_FAILURES
         assert set(answers[auth.ACCOUNT_FREE_FAILURES :]) == {429}
         started = time.monotonic()
-        locked = _login(attacker, COLLECTOR)
+        locked = login(attacker, COLLECTOR)
         assert locked.status_code == 429 and time.monotonic() - started < 2
         assert int(locked.headers["Retry-After"]) > 0
         assert "Demasiados intentos fallidos" in locked.text
@@ -127,13 +89,13 @@ def test_password_guessing_is_locked_out_at_once_recorded_and_shown_to_managers(
 
     with _client(desk) as manager:
         # Another account from the same address is not locked by one account's failures.
-        assert _login(manager, MANAGER).status_code == 303
+        assert login(manager, MANAGER).status_code == 303
         page = manager.get("/security")
         assert page.status_code == 200
         assert COLLECTOR[0] in page.text and "127.0.0.1" in page.text
     with _client(desk) as other:
         # The collector's own account stays locked for its lockout.
-        assert _login(other, COLLECTOR).status_code == 429
+        assert login(other, COLLECTOR).status_code == 429
 
 
 def test_lockout_grows_with_each_failure_and_ends(desk):
@@ -163,12 +125,12 @@ def test_guessing_many_accounts_from_one_address_is_locked(desk):
 @pytest.mark.parametrize("how", ["logout", "password_change", "user_removed"])
 def test_a_saved_cookie_stops_working(desk, how):
     with _client(desk) as browser:
-        assert _login(browser, COLLECTOR).status_code == 303
+        assert login(browser, COLLECTOR).status_code == 303
         saved = browser.cookies[SESSION_COOKIE]
         assert browser.get("/tasks").status_code == 200
         if how == "logout":
-            csrf = _csrf(browser.get("/tasks").text)
-            assert browser.post("/logout", data={"csrf_token": csrf}).status_code == 303
+            token = csrf(browser.get("/tasks").text)
+            assert browser.post("/logout", data={"csrf_token": token}).status_code == 303
         elif how == "password_change":
             add_user(desk.ledger, COLLECTOR[0], "a-new-password", role="collector")
         else:
@@ -214,7 +176,7 @@ def test_a_collector_cannot_end_a_managers_dispute(desk):
 def test_every_answer_carries_the_security_headers_and_bad_parameters_are_400(desk):
     with _client(desk) as browser:
         answers = [browser.get("/login"), browser.get("/tasks"), browser.get("/healthz")]
-        assert _login(browser, MANAGER).status_code == 303
+        assert login(browser, MANAGER).status_code == 303
         answers += [browser.get("/tasks"), browser.get("/customer?id=C1"), browser.get("/nope")]
         for answer in answers:
             headers = answer.headers
@@ -238,7 +200,7 @@ def test_every_answer_carries_the_security_headers_and_bad_parameters_are_400(de
             assert ("page" if "page=" in path else "as_of") in answer.text
         assert browser.get("/tasks?page=2").status_code == 200
     with _client(desk) as collector:
-        assert _login(collector, COLLECTOR).status_code == 303
+        assert login(collector, COLLECTOR).status_code == 303
         assert collector.get("/security").status_code == 403
 
 
