@@ -14,12 +14,12 @@ from imap_tools import MailBoxUnencrypted
 
 from apps.mailsink import MailSink
 from blocks import CsvInvoiceSource, DunningPolicy, LedgerDatabase
-from blocks.mailbox import ImapMailbox
 from dunning.ledger import HumanTask, InboundMessage, Ledger, Pause, Promise
 from dunning.policy import default_policy
 from flows.replies import process_replies
 from flows.sweep import dunning_sweep
 from tests.invoices import write_invoices
+from tests.mailboxes import PASSWORD, mailbox_block, new_mailbox
 from tests.test_flows import channel_for
 
 MAILBOX_USER = "cobros@empresa.example"
@@ -67,8 +67,7 @@ def world(tmp_path: Path, imap_server, prefect_api):
         for n, (addr, _) in CUSTOMERS.items()
     ]
     csv = write_invoices(tmp_path / "invoices.csv", rows)
-    login = f"{tmp_path.name}@empresa.example"  # a fresh mailbox per test
-    imap_server.add_user(login, "imap-secret")
+    login = new_mailbox(imap_server, tmp_path)
     policy = default_policy().model_copy(deep=True)
     policy.replies.manager_emails = [MANAGER]
     with MailSink(tmp_path / "outbox", port=0) as sink:
@@ -78,13 +77,7 @@ def world(tmp_path: Path, imap_server, prefect_api):
             "sink": sink,
             "channel": channel_for(sink),
             "policy": DunningPolicy(**policy.model_dump()),
-            "mailbox": ImapMailbox(
-                host="127.0.0.1",
-                port=imap_server.port,
-                security="none",
-                username=login,
-                password="imap-secret",
-            ),
+            "mailbox": mailbox_block(imap_server, login),
             "imap": imap_server,
             "login": login,
         }
@@ -138,7 +131,7 @@ def customer_reply(
             "> " + line for line in body.splitlines()
         )
     msg.set_content(text + quoted)
-    with MailBoxUnencrypted("127.0.0.1", w["imap"].port).login(w["login"], "imap-secret") as box:
+    with MailBoxUnencrypted("127.0.0.1", w["imap"].port).login(w["login"], PASSWORD) as box:
         box.append(msg.as_bytes(), "INBOX")
 
 
@@ -185,7 +178,7 @@ def test_replies_are_fetched_matched_understood_and_acted_on(world):
     assert inbox.set_index("sender").loc["ana@cliente-a.example", "intent"] == "promise_to_pay"
 
     # The mailbox is emptied into the processed folder; a second run does nothing more.
-    with MailBoxUnencrypted("127.0.0.1", w["imap"].port).login(w["login"], "imap-secret") as box:
+    with MailBoxUnencrypted("127.0.0.1", w["imap"].port).login(w["login"], PASSWORD) as box:
         assert len(list(box.fetch())) == 0
         box.folder.set("Processed")
         assert len(list(box.fetch())) == 5
