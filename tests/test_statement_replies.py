@@ -122,9 +122,10 @@ def test_a_promise_in_reply_to_a_statement_pauses_all_its_invoices(world):
 # -- the core: the other intents, without Prefect ----------------------------------------------
 
 
-@pytest.fixture
-def core(tmp_path: Path):
-    """The statement sent by the core's sweep; `answer(text)` acts on Ana's reply to it."""
+@pytest.fixture(params=["sqlite", "postgres"])
+def core(request: pytest.FixtureRequest, tmp_path: Path):
+    """The statement sent by the core's sweep (ledger on SQLite and PostgreSQL);
+    `answer(text)` acts on Ana's reply to it."""
     csv = portfolio(tmp_path)
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "certificado_bancario.pdf").write_bytes(b"%PDF-1.4 bank")
@@ -134,7 +135,12 @@ def core(tmp_path: Path):
         files={"bank_certificate": "certificado_bancario.pdf"},
     )
     read, lookup = csv_source(str(csv))
-    ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
+    url = (
+        f"sqlite:///{tmp_path}/ledger.db"
+        if request.param == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
+    ledger = Ledger(url)
     policy = statement_policy()
     with MailSink(tmp_path / "outbox", port=0) as sink:
         pool = SmtpPool(SmtpSettings(sink.host, sink.port, timeout=10), size=2)
