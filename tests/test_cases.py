@@ -33,12 +33,9 @@ from dunning.smtp import SmtpPool, SmtpSettings
 from dunning.thanks import act_on_case
 from flows.sweep import dunning_invoice, dunning_sweep
 from tests.connectors.fake_hubspot import FakeHubSpot
+from tests.desk.helpers import COLLECTOR, MANAGER, csrf, login
 from tests.desk.test_desk_security import (  # `desk`: the desk under uvicorn (a fixture)
-    COLLECTOR,
-    MANAGER,
     _client,
-    _csrf,
-    _login,
     desk,  # noqa: F401
 )
 from tests.invoices import DEFAULTS, write_invoices
@@ -227,19 +224,19 @@ def test_a_collector_is_refused_and_a_manager_resumes_the_customer_in_the_desk(d
     resume = {"customer_id": "C1", "invoice_number": "", "reason": "customer called, all ok"}
 
     with _client(desk) as collector:
-        assert _login(collector, COLLECTOR).status_code == 303
+        assert login(collector, COLLECTOR).status_code == 303
         page = collector.get("/customer", params={"id": "C1"})
         refused = collector.post(
-            "/customer/resume", data={**resume, "csrf_token": _csrf(page.text)}
+            "/customer/resume", data={**resume, "csrf_token": csrf(page.text)}
         )
     assert refused.status_code == 403
     assert "only a manager can resume" in refused.text and "RECLAMO" in refused.text
     assert desk.ledger.frame(Pause, active=True)["kind"].tolist() == ["dispute"]
 
     with _client(desk) as manager:
-        assert _login(manager, MANAGER).status_code == 303
+        assert login(manager, MANAGER).status_code == 303
         page = manager.get("/customer", params={"id": "C1"})
-        done = manager.post("/customer/resume", data={**resume, "csrf_token": _csrf(page.text)})
+        done = manager.post("/customer/resume", data={**resume, "csrf_token": csrf(page.text)})
     assert done.status_code == 303 and done.headers["location"].endswith("done=resumed")
     assert desk.ledger.frame(Pause, active=True).empty
     # The decision reaches the CRM with who took it.
