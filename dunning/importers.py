@@ -891,7 +891,11 @@ def _to_date(cells: pd.Series, date_format: str | None, text: pd.Series | None =
         parsed = parsed.dt.tz_convert(None)
     parsed = parsed.astype("datetime64[ns]")
     # Spreadsheets hand dates over as timestamps whatever the declared format.
-    looks_iso = parsed.isna() & ~typed & text.str.match(r"^\d{4}-\d{2}-\d{2} 00:00:00$")
+    # Only the unread, non-empty cells are matched: the regex runs per row in Python.
+    unread = parsed.isna() & ~typed & (text != "")
+    looks_iso = pd.Series(False, index=text.index)
+    if unread.any():
+        looks_iso[unread] = text[unread].str.match(r"^\d{4}-\d{2}-\d{2} 00:00:00$").astype(bool)
     if looks_iso.any():
         parsed[looks_iso] = pd.to_datetime(text[looks_iso].str.slice(0, 10), format="%Y-%m-%d")
     if typed.any():  # date objects, e.g. from a spreadsheet or a database
