@@ -28,7 +28,7 @@ The statement's key names its customer and all its invoices' keys
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -469,25 +469,12 @@ def statement_context(
     number, amounts, dates, days overdue and payment link, formatted for the customer's
     locale), `totals` (one formatted amount per currency), `count`, `tone` and `stage` of
     the most advanced stage, and the layout's usual sender fields."""
-    invoices = []
-    for line in lines:
-        ctx = invoice_context(
-            line.invoice,
-            today=today,
-            language=language,
-            country=country,
-            payment_link=None if line.stage.include_payment_link else "",
-        )
-        keep = ("invoice_number", "amount_due", "amount_total", "part_paid", "due_date")
-        invoices.append(
-            {k: ctx[k] for k in keep}
-            | {
-                "issue_date": ctx["issue_date"],
-                "days_overdue": ctx["days_overdue"],
-                "days_to_due": ctx["days_to_due"],
-                "payment_link": ctx["payment_link"],
-            }
-        )
+    invoices = invoice_rows(
+        [(line.invoice, line.stage.include_payment_link) for line in lines],
+        today=today,
+        language=language,
+        country=country,
+    )
     locale = locale_for(language, country)
     first = lines[0].invoice
     return {
@@ -504,13 +491,41 @@ def statement_context(
     }
 
 
-def _totals(lines: list[_Line]) -> dict[str, float]:
+def invoice_rows(
+    invoices: Iterable[tuple[Invoice, bool]], *, today: date, language: str, country: str
+) -> list[dict[str, Any]]:
+    """The rows of the invoice table (`email/_invoice_table.*`): per (invoice, with its
+    payment link?) its number, amounts, dates, days overdue and payment link, formatted for
+    the customer's locale."""
+    rows = []
+    for inv, with_link in invoices:
+        ctx = invoice_context(
+            inv, today=today, language=language, country=country,
+            payment_link=None if with_link else "",
+        )  # fmt: skip
+        keep = ("invoice_number", "amount_due", "amount_total", "part_paid", "due_date")
+        rows.append(
+            {k: ctx[k] for k in keep}
+            | {
+                "issue_date": ctx["issue_date"],
+                "days_overdue": ctx["days_overdue"],
+                "days_to_due": ctx["days_to_due"],
+                "payment_link": ctx["payment_link"],
+            }
+        )
+    return rows
+
+
+def amount_totals(invoices: Iterable[Invoice]) -> dict[str, float]:
     """The amount due per currency, in the order the currencies first appear."""
     totals: dict[str, float] = {}
-    for line in lines:
-        inv = line.invoice
+    for inv in invoices:
         totals[inv.currency] = round(totals.get(inv.currency, 0.0) + inv.amount_due, 2)
     return totals
+
+
+def _totals(lines: list[_Line]) -> dict[str, float]:
+    return amount_totals(line.invoice for line in lines)
 
 
 def _nothing_left(outcome: Outcome, dropped: dict[str, str]) -> Outcome:

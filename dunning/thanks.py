@@ -9,7 +9,12 @@
 - **A promise to pay** recorded from a reply or the desk gets one confirmation email ("we
   note payment on <date>") unless `confirm_promises: false`. The replies flow confirms at
   once, in the customer's thread; a promise taken in the desk (which sends no email) is
-  confirmed by the next sweep. Both use the same outbox key, so it goes once.
+  confirmed by the next sweep. Both use the same outbox key, so it goes once. A promise
+  made by one message (or one desk action) for several invoices of a customer, e.g. a
+  reply to a statement, is confirmed by ONE email listing them (`confirm_together`): it is
+  claimed under the first promise's key, and the other promises' keys are claimed with it
+  and marked sent in the same transaction, so a re-run sends nothing more and a crash
+  leaves them in doubt, never sent twice.
 
 Every message goes through the ledger's outbox under an `ActionKey`
 (`<invoice>:thank_you:email`, `<invoice>:promise_confirmation-<promise id>:email`): the
@@ -22,8 +27,8 @@ again by the next run (nothing is marked done until the message is sent or refus
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -50,10 +55,14 @@ from dunning.policy import today as policy_today
 from dunning.render import format_day, format_money, invoice_context, locale_for, render_email
 from dunning.schema import Invoice
 from dunning.smtp import NotSent, SmtpPool
+from dunning.statement import amount_totals, invoice_rows
 
 #: The templates (and the outbox stages) of the two messages.
 THANK_YOU = "thank_you"
 PROMISE_CONFIRMATION = "promise_confirmation"
+#: The template of one confirmation for a promise covering several invoices (its outbox
+#: stage stays `PROMISE_CONFIRMATION`).
+PROMISES_TEMPLATE = "promise_confirmation_statement"
 #: The stage of the CRM entries a payment queues (`<invoice>:paid:crm:note`, `...:status`).
 PAID = "paid"
 #: Payments seen within this long are acted on: switching the feature on for an old ledger
@@ -77,6 +86,8 @@ class CaseOutcome:
     status: str
     reason: str = ""
     recipient: str = ""
+    #: Every invoice the message was about (a confirmation may name several).
+    invoices: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -199,8 +210,10 @@ def confirm_promises(
     now: datetime,
     invoices: Iterable[str] | None = None,
 ) -> list[CaseOutcome]:
-    """One confirmation for each open promise made within `PROMISE_LOOKBACK` that has none
-    yet (a reply's promise was confirmed at once; a desk promise is confirmed here)."""
+    """Confirm the open promises made within `PROMISE_LOOKBACK` that have no confirmation
+    yet (a reply's promise was confirmed at once; a desk promise is confirmed here): one
+    email per customer, source (the message or desk action) and promised date, listing
+    every invoice it covers."""
     if not policy.confirm_promises or pool is None or identity is None:
         return []
     today = policy_today(policy, now)
@@ -209,21 +222,222 @@ def confirm_promises(
         int(r["promise_id"]): confirmation_key(r["invoice_number"], r["promise_id"]) for r in rows
     }
     taken = taken_keys(ledger, [str(k) for k in keys.values()])
-    mailer = _Mailer(ledger, policy, pool, identity, today)
-    outcomes = []
+    groups: dict[tuple[Any, ...], list[PromiseToConfirm]] = {}
     for row in rows:
-        key = keys[int(row["promise_id"])]
-        if str(key) in taken or row["promised_on"] < today:
+        if str(keys[int(row["promise_id"])]) in taken or row["promised_on"] < today:
             continue
         inv = _invoice(row, lookup, paid=False)
-        outcome = CaseOutcome(inv.invoice_number, inv.customer_id, PROMISE_CONFIRMATION, "skipped")
         if not inv.is_payable or not split_addresses(inv.email):
             continue  # paid meanwhile, or nobody to write to
-        locale = locale_for(_language(inv, policy), inv.country or policy.country)
-        promised_on = format_day(row["promised_on"], locale)
-        mailer.send(inv, key, outcome, amount=inv.amount_due, extra={"promised_on": promised_on})
-        outcomes.append(outcome)
+        # A promise without a source (an old row) is not known to share a message: alone.
+        source = str(row.get("source") or "") or f"promise:{row['promise_id']}"
+        group = (inv.customer_id, source, row["promised_on"])
+        groups.setdefault(group, []).append(PromiseToConfirm(inv, int(row["promise_id"])))
+    outcomes = []
+    for (_, _, promised_on), promises in groups.items():
+        outcomes.append(
+            confirm_together(
+                ledger,
+                policy,
+                pool,
+                identity,
+                today=today,
+                promised_on=promised_on,
+                promises=promises,
+            )  # fmt: skip
+        )
     return outcomes
+
+
+@dataclass(frozen=True)
+class PromiseToConfirm:
+    """One promise to confirm: the invoice as the source has it now, and the promise's id
+    (its confirmation key, `confirmation_key`)."""
+
+    invoice: Invoice
+    promise_id: int
+
+    @property
+    def key(self) -> str:
+        return str(confirmation_key(self.invoice.invoice_number, self.promise_id))
+
+
+def confirm_together(
+    ledger: Ledger,
+    policy: Policy,
+    pool: SmtpPool,
+    identity: EmailIdentity,
+    *,
+    today: date,
+    promised_on: date,
+    promises: Sequence[PromiseToConfirm],
+    to: str = "",
+    in_reply_to: str = "",
+    references: str = "",
+    language: str = "",
+) -> CaseOutcome:
+    """Confirm promises made together (one message or desk action, one customer, one date)
+    by ONE email listing their invoices, sent once ever.
+
+    Each promise's key is claimed (a key another run holds drops its invoice out); the
+    email goes under the first claimed key, the others are marked `sending` with its
+    Message-ID before the server sees it and `sent` in the transaction that records it
+    (`deliver(also_sent=...)`). `to` is who gets it (the replying sender; default: the
+    invoices' addresses); `in_reply_to`/`references` thread it under the customer's
+    message; `language` replaces the first invoice's (else the policy's). One invoice gets
+    the single confirmation (`promise_confirmation`), several the listing
+    (`promise_confirmation_statement`). A temporary mail failure marks every key `failed`
+    (the next run tries again) and is reported as `failed`.
+    """
+    if not promises:
+        raise ValueError("confirm_together needs at least one promise")
+    first = promises[0].invoice
+    recipient = to or ", ".join(
+        dict.fromkeys(a for p in promises for a in split_addresses(p.invoice.email))
+    )
+    outcome = CaseOutcome(first.invoice_number, first.customer_id, PROMISE_CONFIRMATION, "skipped")
+    stale = timedelta(minutes=policy.stale_claim_minutes)
+    claimed: list[PromiseToConfirm] = []
+    for promise in promises:
+        inv = promise.invoice
+        claim = ledger.claim(
+            key=promise.key,
+            invoice_number=inv.invoice_number,
+            customer_id=inv.customer_id,
+            stage=PROMISE_CONFIRMATION,
+            channel="email",
+            recipient=recipient,
+            amount_due=inv.amount_due,
+            currency=inv.currency,
+            stale_after=stale,
+        )
+        if claim.claimed:
+            claimed.append(promise)
+        elif not outcome.reason:
+            outcome.reason = TAKEN_REASONS.get(claim.state, claim.state)
+    if not claimed:
+        return outcome  # every one is confirmed (or being confirmed) already
+    key, others = claimed[0].key, [p.key for p in claimed[1:]]
+    invs = [p.invoice for p in claimed]
+    numbers = [inv.invoice_number for inv in invs]
+    outcome.invoice, outcome.invoices, outcome.reason = numbers[0], numbers, ""
+    try:
+        rendered = _render_confirmation(policy, identity, today, invs, promised_on, language)
+        message = identity.message(rendered, to=recipient, key=key)
+        if in_reply_to:
+            message["In-Reply-To"] = in_reply_to
+            message["References"] = references or in_reply_to
+    except Exception as exc:  # a broken template: let go of every claim, say why
+        for k in [key, *others]:
+            ledger.mark_failed(k, f"could not build the confirmation: {exc}")
+        raise
+    # The other invoices' keys are in doubt with this one from here: never confirmed twice.
+    for k in others:
+        ledger.mark_sending(k, str(message["Message-ID"]))
+    listed = ", ".join(numbers)
+
+    def note(status: str) -> QueuedEntry:
+        return note_entry(
+            key=f"{key}:note",
+            text=f"'{PROMISE_CONFIRMATION}' {status} by email to {recipient}: invoice"
+            f"{'s' if len(numbers) > 1 else ''} {listed}, payment promised on "
+            f"{promised_on.isoformat()}. Subject: {message['Subject']}",
+            invoice_number=numbers[0],
+            customer_id=first.customer_id,
+            invoices=numbers,
+            stage=PROMISE_CONFIRMATION,
+            channel="email",
+            direction="out",
+            subject=str(message["Subject"]),
+            customer_name=first.customer_name,
+            email=recipient,
+        )
+
+    try:
+        delivery = deliver(
+            ledger,
+            pool,
+            key,
+            message,
+            identity.envelope(recipient),
+            invoice_number=numbers[0],
+            customer_id=first.customer_id,
+            note=note("sent"),
+            also_sent=others,
+            also_sent_response=f"in confirmation {key}",
+            stage=PROMISE_CONFIRMATION,
+            channel="email",
+            recipient=recipient,
+            invoices=numbers,
+            body=rendered.text[:SENT_BODY_CHARS],
+        )
+    except NotSent as exc:  # temporary: every key is free again for the next run
+        for k in others:
+            ledger.mark_failed(k, f"confirmation not sent: {exc}")
+        outcome.status, outcome.reason = "failed", str(exc)[:300]
+        return outcome
+    outcome.recipient = recipient
+    if delivery.status == "sent":
+        outcome.status = "sent"
+        return outcome
+    if delivery.status == "rejected":
+        for k in others:
+            ledger.mark_failed(k, f"confirmation refused: {delivery.detail}", permanent=True)
+    outcome.status, outcome.reason = "failed", f"{delivery.status}: {delivery.detail}"
+    queue_entry(ledger, **vars(note(delivery.status)))  # the CRM hears of it too
+    return outcome
+
+
+def _render_confirmation(
+    policy: Policy,
+    identity: EmailIdentity,
+    today: date,
+    invoices: list[Invoice],
+    promised_on: date,
+    language: str = "",
+) -> Any:  # a RenderedMessage
+    """The confirmation's text: one invoice's own, or the table of several."""
+    first = invoices[0]
+    language = language or _language(first, policy)
+    country = first.country or policy.country
+    locale = locale_for(language, country)
+    day = format_day(promised_on, locale)
+    if len(invoices) == 1:
+        template = PROMISE_CONFIRMATION
+        context = invoice_context(
+            first,
+            today=today,
+            language=language,
+            country=country,
+            company_name=identity.from_name,
+            reply_to=identity.reply_to or identity.from_address,
+            stage=PROMISE_CONFIRMATION,
+        )
+    else:
+        template = PROMISES_TEMPLATE
+        context = {
+            "customer_name": first.customer_name or first.customer_id,
+            "invoices": invoice_rows(
+                [(inv, False) for inv in invoices],
+                today=today,
+                language=language,
+                country=country,
+            ),
+            "count": len(invoices),
+            "totals": [
+                format_money(amount, cur, locale) for cur, amount in amount_totals(invoices).items()
+            ],
+            "company_name": identity.from_name,
+            "reply_to": identity.reply_to or identity.from_address,
+            "stage": PROMISE_CONFIRMATION,
+        }
+    return render_email(
+        template,
+        language,
+        context | {"promised_on": day},
+        fallback_language="en",
+        overlay=policy.templates_dir,
+    )
 
 
 # -- the parts ---------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ classifier, without Prefect.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -19,11 +19,21 @@ import pytest
 from apps.mailsink import MailSink
 from blocks import CsvInvoiceSource, DunningPolicy
 from dunning.documents import Library
-from dunning.ledger import Action, HumanTask, InboundMessage, Ledger, Pause, Promise
+from dunning.ledger import (
+    Action,
+    CrmEntry,
+    Event,
+    HumanTask,
+    InboundMessage,
+    Ledger,
+    Pause,
+    Promise,
+)
 from dunning.ledger.inbound import close_invoice
 from dunning.policy import Policy, default_policy
 from dunning.replies.act import handle_reply
 from dunning.smtp import SmtpPool, SmtpSettings
+from dunning.thanks import act_on_case
 from tests.faults.core import IDENTITY, csv_source
 from tests.faults.core import sweep as core_sweep
 from tests.invoices import write_invoices
@@ -106,13 +116,29 @@ def test_a_promise_in_reply_to_a_statement_pauses_all_its_invoices(world):
         [number, date(2026, 11, 15), "open"] for number in STATEMENT_INVOICES
     ]
     assert set(ledger.frame(Promise)["customer_id"]) == {"C1"}
-    # The promise is confirmed in Ana's thread, once per invoice promised.
-    confirmations = [m for m in sent_to(sink, ANA) if m["In-Reply-To"]]
-    assert sorted(m["X-Dunning-Key"].split(":")[0] for m in confirmations) == STATEMENT_INVOICES
-    assert all("15" in m["Subject"] for m in confirmations)
+    # The promise is confirmed in Ana's thread by ONE email naming the three invoices.
+    (confirmation,) = [m for m in sent_to(sink, ANA) if m["In-Reply-To"]]
+    assert "15 de noviembre de 2026" in confirmation["Subject"]
+    for part in ("plain", "html"):
+        text = confirmation.get_body((part,)).get_content()
+        assert "15 de noviembre de 2026" in text
+        assert all(number in text for number in STATEMENT_INVOICES), text
+    # Its keys: one per promise, every one sent (a later run finds them all taken).
+    keys = ledger.frame(Action, stage="promise_confirmation")
+    assert sorted(keys["invoice_number"]) == STATEMENT_INVOICES
+    assert set(keys["state"]) == {"sent"}
+    # The reply's event and its CRM note name every invoice, not only the first.
+    (received,) = ledger.frame(Event, kind="reply_received")["detail"]
+    assert received["invoices"] == STATEMENT_INVOICES
+    (note,) = ledger.frame(CrmEntry, key=f"reply:{reply['id']}:note")["payload"]
+    assert "invoices F-1, F-2, F-3" in note["text"] and note["invoices"] == STATEMENT_INVOICES
+
+    # Processing the mailbox again sends Ana nothing more.
+    before = len(sent_to(sink, ANA))
+    assert replies(w)["processed"] == 0
+    assert len(sent_to(sink, ANA)) == before
 
     # overdue_15 is due for every invoice: Luis gets his statement, Ana nothing at all.
-    before = len(sent_to(sink, ANA))
     second = sweep(w, NEXT_STAGE)
     assert second["sent"] == 1 and second["skipped"].get("promise_to_pay") == 3, second
     assert len(sent_to(sink, LUIS)) == 2
@@ -148,7 +174,7 @@ def core(request: pytest.FixtureRequest, tmp_path: Path):
         assert [o["status"] for o in outcomes] == ["sent", "sent"]
         (statement,) = [m for m in sink.messages() if m["To"] == ANA]
 
-        def answer(text: str) -> dict:
+        def answer(text: str, via: SmtpPool = pool) -> dict:
             n = len(ledger.inbound())
             (new_id,) = ledger.store_inbound(
                 [
@@ -168,12 +194,21 @@ def core(request: pytest.FixtureRequest, tmp_path: Path):
                 ledger=ledger,
                 policy=policy,
                 lookup=lookup,
-                pool=pool,
+                pool=via,
                 identity=IDENTITY,
                 documents=library,
             ).to_dict()
 
-        yield {"ledger": ledger, "sink": sink, "answer": answer, "statement": statement}
+        yield {
+            "ledger": ledger,
+            "sink": sink,
+            "answer": answer,
+            "statement": statement,
+            "lookup": lookup,
+            "pool": pool,
+            "policy": policy,
+            "tmp_path": tmp_path,
+        }
         pool.close()
 
 
@@ -222,3 +257,66 @@ def test_an_invoice_paid_since_the_statement_is_left_out_of_the_reply(core):
     assert outcome["invoices"] == ["F-1", "F-3"]
     promised = ledger.frame(Promise)
     assert sorted(promised["invoice_number"]) == ["F-1", "F-3"]
+
+
+# -- the confirmation of a promise to a statement: one email, every key sent once ----------------
+
+
+def confirmation_keys(ledger: Ledger) -> dict[str, str]:
+    """invoice -> state of its promise-confirmation outbox key."""
+    rows = ledger.frame(Action, stage="promise_confirmation")
+    return dict(zip(rows["invoice_number"], rows["state"], strict=True))
+
+
+def next_sweep_confirms(core: dict, pool: SmtpPool | None = None) -> list:
+    """The sweep's case step (`act_on_case`) an hour after the reply."""
+    return act_on_case(
+        core["ledger"],
+        core["policy"],
+        lookup=core["lookup"],
+        pool=pool or core["pool"],
+        identity=IDENTITY,
+        now=REPLY_DAY + timedelta(hours=1),
+    )
+
+
+def test_a_promise_to_a_statement_is_confirmed_by_one_email_and_every_key_ends_sent(core):
+    outcome = core["answer"]("Hola, pagaré el 15. Un saludo, Ana")
+    assert outcome["intent"] == "promise_to_pay" and outcome["invoices"] == STATEMENT_INVOICES
+    (sent,) = answers_to_ana(core)
+    assert sent["In-Reply-To"] == "<r0@cliente-uno.example>"
+    body = sent.get_body(("plain",)).get_content()
+    assert "15 de noviembre de 2026" in body
+    assert all(f"F-{n}" in body for n in (1, 2, 3)), body
+    ledger: Ledger = core["ledger"]
+    assert confirmation_keys(ledger) == dict.fromkeys(STATEMENT_INVOICES, "sent")
+    # The message went once, under the first promise's key; the others say they went in it.
+    rows = ledger.frame(Action, stage="promise_confirmation").sort_values("invoice_number")
+    first_key = rows["key"].iloc[0]
+    assert sent["X-Dunning-Key"] == first_key
+    assert rows["provider_response"].iloc[1:].tolist() == [f"in confirmation {first_key}"] * 2
+    # The sweep's case step finds every key taken: nothing more.
+    assert next_sweep_confirms(core) == []
+    assert len(answers_to_ana(core)) == 1
+    assert len([m for m in core["sink"].messages() if m["To"] == ANA]) == 2  # statement + it
+
+
+def test_a_confirmation_refused_for_now_is_sent_once_by_the_next_run_listing_all(core):
+    # The mail server refuses the confirmation once (451): nothing is marked done.
+    with MailSink(core["tmp_path"] / "flaky", port=0, fail_first=1) as flaky:
+        pool = SmtpPool(SmtpSettings(flaky.host, flaky.port, timeout=10), size=1)
+        try:
+            outcome = core["answer"]("Hola, pagaré el 15. Un saludo, Ana", via=pool)
+            assert any("failed" in done for done in outcome["done"]), outcome["done"]
+            assert flaky.messages() == []
+            assert confirmation_keys(core["ledger"]) == dict.fromkeys(STATEMENT_INVOICES, "failed")
+            # The next run confirms the same promises together: one email, the three listed.
+            (confirmed,) = next_sweep_confirms(core, pool)
+            assert confirmed.status == "sent" and confirmed.invoices == STATEMENT_INVOICES
+            assert next_sweep_confirms(core, pool) == []
+        finally:
+            pool.close()
+        (sent,) = flaky.messages()
+    body = sent.get_body(("plain",)).get_content()
+    assert all(number in body for number in STATEMENT_INVOICES) and "15 de noviembre" in body
+    assert confirmation_keys(core["ledger"]) == dict.fromkeys(STATEMENT_INVOICES, "sent")

@@ -62,7 +62,7 @@ from dunning.replies.match import Match, match_message
 from dunning.replies.quoting import strip_quoted
 from dunning.schema import Invoice
 from dunning.smtp import SmtpPool
-from dunning.thanks import PROMISE_CONFIRMATION, confirmation_key
+from dunning.thanks import PROMISE_CONFIRMATION, PromiseToConfirm, confirm_together
 
 #: A promised date further away than this is a payment plan in disguise: a person decides.
 MAX_PROMISE_DAYS = 90
@@ -235,6 +235,7 @@ def handle_reply(
         action_key=match.action_key,
         actor="customer",
         inbound_id=int(message.id),
+        invoices=match.invoice_numbers,  # all of them (a reply to a statement: several)
         channel=message.channel,
         intent=result.intent,
         confidence=float(result.confidence),
@@ -286,12 +287,17 @@ def _log_reply(
     ledger: Ledger, message: InboundMessage, match: Match, result: Any, outcome: ReplyOutcome
 ) -> None:
     """One CRM note per message: who wrote, what it meant, what was done."""
+    numbers = match.invoice_numbers
+    about = (
+        f" about invoice{'s' if len(numbers) > 1 else ''} {', '.join(numbers)}" if numbers else ""
+    )
     crm.queue_note(
         ledger,
         key=f"reply:{message.id}:note",
-        text=f"Reply from {message.sender} ({result.intent}): "
+        text=f"Reply from {message.sender}{about} ({result.intent}): "
         f"{(message.text or '')[:300]}\nDone: {'; '.join(outcome.done) or 'nothing'}",
-        invoice_number=match.invoice_numbers[0] if match.invoice_numbers else "",
+        invoice_number=numbers[0] if numbers else "",
+        invoices=numbers,
         customer_id=match.customer_id,
         direction="in",
         channel=message.channel,
@@ -348,12 +354,39 @@ def _on_promise(r: _Reply) -> None:
     r.did(f"promise to pay on {promised} recorded; reminders paused")
     if not r.policy.confirm_promises or r.message.channel != "email":
         return  # another channel's promise is confirmed by email by the next sweep
-    for number, promise_id in list(promises.items())[:5]:
+    to_confirm = []
+    for number, promise_id in promises.items():
         fresh = r.lookup(number)
         if fresh is not None and fresh.is_payable:
-            # The sweep's `dunning.thanks.confirm_promises` uses the same key: once.
-            key = str(confirmation_key(number, promise_id))
-            _answer(r, PROMISE_CONFIRMATION, fresh, key=key)
+            to_confirm.append(PromiseToConfirm(fresh, promise_id))
+    if not to_confirm:
+        return
+    if r.pool is None or r.identity is None:
+        raise ValueError("answering a reply needs an SMTP pool and a sender identity")
+    # ONE email for every invoice the message promised (a reply to a statement), under the
+    # same keys as the sweep's `dunning.thanks.confirm_promises`: confirmed once.
+    in_reply_to, references = _thread_headers(r.message)
+    confirmed = confirm_together(
+        r.ledger,
+        r.policy,
+        r.pool,
+        r.identity,
+        today=r.today,
+        promised_on=promised,
+        promises=to_confirm,
+        to=r.message.sender,
+        in_reply_to=in_reply_to,
+        references=references,
+        language=_answer_language(r, to_confirm[0].invoice),
+    )
+    if confirmed.status == "skipped":
+        r.did(f"{PROMISE_CONFIRMATION}: already answered")
+    else:
+        detail = f" ({confirmed.reason})" if confirmed.reason else ""
+        r.did(
+            f"{PROMISE_CONFIRMATION} {confirmed.status} to {r.message.sender} for "
+            f"{', '.join(confirmed.invoices)}{detail}"
+        )
 
 
 def _on_already_paid(r: _Reply) -> None:
@@ -751,9 +784,18 @@ def _answer_language(r: _Reply, fresh: Invoice | None) -> str:
 
 def _thread_under(message: EmailMessage, original: InboundMessage) -> None:
     """Make the answer show in the customer's thread."""
+    in_reply_to, references = _thread_headers(original)
+    if in_reply_to:
+        message["In-Reply-To"] = in_reply_to
+        message["References"] = references
+
+
+def _thread_headers(original: InboundMessage) -> tuple[str, str]:
+    """The In-Reply-To and References an answer to `original` carries ("" when it has no
+    real Message-ID to answer)."""
     if original.provider_id.startswith("<") and "@no-message-id>" not in original.provider_id:
-        message["In-Reply-To"] = original.provider_id
-        message["References"] = f"{original.references} {original.provider_id}".strip()
+        return original.provider_id, f"{original.references} {original.provider_id}".strip()
+    return "", ""
 
 
 def _link(url: str) -> str:
