@@ -190,7 +190,7 @@ def test_scoring_newer_invoices_alone_with_the_older_file_as_history(tmp_path, i
     assert (alone != with_history).mean() > 0.5  # without it, customers look new
 
 
-def test_sap_sample_round_trip_rows_match_the_file(tmp_path, sap_data, sap_csv) -> None:
+def test_sap_sample_round_trip_rows_match_the_file(tmp_path, sap_csv) -> None:
     raw = pd.read_csv(sap_csv, dtype=str, keep_default_na=False)
     sample = raw[raw["KUNNR"].astype(int) % 10 == 3].reset_index(drop=True)
     invoice_rows = sample.index[sample["TBSLT_LTEXT"] == "Invoice"]
