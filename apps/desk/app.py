@@ -121,6 +121,7 @@ def create_app(config: DeskConfig) -> Starlette:
             Route("/tasks/{task_id:int}", views.task_page),
             Route("/tasks/{task_id:int}/close", views.task_close, methods=["POST"]),
             Route("/tasks/{task_id:int}/draft", views.task_draft, methods=["POST"]),
+            Route("/tasks/{task_id:int}/draft/doubt", views.task_draft_doubt, methods=["POST"]),
             Route("/customer", views.customer_view),
             Route("/customer/pause", views.customer_pause, methods=["POST"]),
             Route("/customer/resume", views.customer_resume, methods=["POST"]),

@@ -20,12 +20,13 @@ from typing import Literal
 
 from apps.desk.auth import User
 from apps.desk.queries import can_close_task
+from dunning import drafts_in_doubt as doubt
 from dunning.crm import queue_note
 from dunning.ledger import Ledger
 from dunning.ledger.cases import end_disputes, open_disputes
 from dunning.ledger.desk import close_open_task, end_customer_pauses, human_task
 from dunning.ledger.drafts import draft_for_task
-from dunning.ledger.models import ReplyDraft, utcnow
+from dunning.ledger.models import HumanTask, ReplyDraft, utcnow
 from dunning.policy import Policy, default_policy
 from dunning.replies.drafts import DraftError, DraftMailer, discard_draft, send_draft
 
@@ -337,6 +338,65 @@ def decide_draft(
             summary = f"drafted answer approved and {status.replace('_', ' ')} to {draft.recipient}"
     except DraftError as exc:
         raise DecisionError(str(exc)) from None
+    _close_draft_task(ledger, user, task, f"draft_{decision}", summary)
+    return summary
+
+
+#: What a person may do with a drafted answer left in doubt (`dunning.drafts_in_doubt`).
+DOUBT_DECISIONS = ("mark_sent", "send_again")
+
+
+def settle_draft(
+    ledger: Ledger,
+    user: User,
+    task_id: int,
+    decision: str,
+    *,
+    confirmed: bool,
+    mailer: DraftMailer | None,
+) -> str:
+    """Settle a task's drafted answer left in doubt (`sending` too long, or `in_doubt`):
+    `mark_sent` (found in the Sent folder: nothing is sent) or `send_again` (only when
+    `confirmed`, the person having accepted that the customer may get it twice); the task
+    closes if it is still open; returns the summary.
+
+    Raises:
+        DecisionError: unknown decision, no draft, not in doubt, not confirmed, no mail
+            channel, or what sending refuses.
+        NotAllowed: a collector deciding on a task that is not theirs.
+    """
+    if decision not in DOUBT_DECISIONS:
+        raise DecisionError(f"decision: {' or '.join(DOUBT_DECISIONS)}")
+    task = human_task(ledger, task_id)
+    if task is None:
+        raise DecisionError(f"task {task_id} does not exist")
+    if not can_close_task(user, task.assignee):
+        raise NotAllowed(f"task {task_id} is assigned to {task.assignee}")
+    draft = draft_for_task(ledger, task.key)
+    if draft is None:
+        raise DecisionError(f"task {task_id} has no drafted answer")
+    actor = f"desk:{user.email}"
+    try:
+        if decision == "mark_sent":
+            summary = doubt.mark_sent(ledger, int(draft.id), actor=actor)
+        else:
+            if mailer is None:
+                raise DecisionError("this desk has no email channel to send drafts with")
+            summary = doubt.send_again(
+                ledger, int(draft.id), mailer=mailer, actor=actor, confirmed=confirmed
+            )
+    except DraftError as exc:
+        raise DecisionError(str(exc)) from None
+    _close_draft_task(ledger, user, task, f"draft_{decision}", summary)
+    return summary
+
+
+def _close_draft_task(
+    ledger: Ledger, user: User, task: HumanTask, outcome: str, summary: str
+) -> None:
+    """Close the draft's task (if still open) with `summary`, on the timeline and for the CRM."""
+    task_id = int(task.id)
+    actor = f"desk:{user.email}"
     if close_open_task(ledger, task_id, outcome=summary, note=task.note):
         ledger.record_event(
             "task_closed",
@@ -346,7 +406,7 @@ def decide_draft(
             actor=actor,
             task_id=task_id,
             title=task.title,
-            outcome=f"draft_{decision}",
+            outcome=outcome,
             summary=summary,
         )
         queue_note(
@@ -357,4 +417,3 @@ def decide_draft(
             customer_id=task.customer_id,
             direction="desk",
         )
-    return summary

@@ -60,6 +60,17 @@ MESSAGES: dict[str, dict[str, str]] = {
         "draft_no_mailer": (
             "This desk has no email channel: start it with --channel to send drafts."
         ),
+        "draft_in_doubt": (
+            "In doubt: this answer was approved but nobody recorded whether the mail server "
+            "took it. Check the Sent folder (or ask the customer) before deciding."
+        ),
+        "draft_sending": "Being sent: wait a few minutes and reload.",
+        "draft_mark_sent": "It is in the Sent folder: mark as sent",
+        "draft_confirm_resend": (
+            "I checked: it is not in the Sent folder. I understand the customer may "
+            "receive this answer twice."
+        ),
+        "draft_send_again": "Send again",
         "closed": "Task closed",
         "invoices": "Invoices",
         "stage": "Stage",
@@ -175,6 +186,17 @@ MESSAGES: dict[str, dict[str, str]] = {
             "Este escritorio no tiene canal de "
             "correo: inícielo con --channel para enviar borradores."
         ),
+        "draft_in_doubt": (
+            "En duda: esta respuesta se aprobó pero nadie registró si el servidor de correo "
+            "la aceptó. Revise la carpeta Enviados (o pregunte al cliente) antes de decidir."
+        ),
+        "draft_sending": "Enviándose: espere unos minutos y recargue.",
+        "draft_mark_sent": "Está en Enviados: marcar como enviada",
+        "draft_confirm_resend": (
+            "Lo he revisado: no está en Enviados. Entiendo que el cliente puede "
+            "recibir esta respuesta dos veces."
+        ),
+        "draft_send_again": "Enviar de nuevo",
         "closed": "Tarea cerrada",
         "invoices": "Facturas",
         "stage": "Etapa",

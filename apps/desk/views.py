@@ -34,6 +34,7 @@ from apps.desk.i18n import LANGS, LOCALES, pick_language, translator
 from dunning.ledger import Ledger
 from dunning.ledger.attachments import customer_attachments, task_attachments
 from dunning.ledger.desk import login_failure_summary
+from dunning.ledger.drafts import in_doubt as draft_in_doubt
 from dunning.ledger.models import utcnow
 from dunning.policy import today as policy_today
 from dunning.settings import settings
@@ -291,7 +292,9 @@ async def task_page(request: Request) -> Response:
 def _task_page(
     request: Request, row: dict[str, Any], status_code: int = 200, **context: Any
 ) -> HTMLResponse:
-    """The task's page: the task, its attachments, its drafted answer, the closing form."""
+    """The task's page: the task, its attachments, its drafted answer (with its way out
+    when sending it was left in doubt), the closing form."""
+    draft = decisions.task_draft(_ledger(request), row["key"])
     return _render(
         request,
         "task.html",
@@ -301,7 +304,8 @@ def _task_page(
         today=_today(request),
         attachments=task_attachments(_ledger(request), row["id"]),
         attach_max_mb=settings().attachments_max_mb,
-        draft=decisions.task_draft(_ledger(request), row["key"]),
+        draft=draft,
+        draft_in_doubt=draft is not None and draft_in_doubt(draft),
         can_send_drafts=request.app.state.config.mailer is not None,
         **context,
     )
@@ -335,6 +339,22 @@ async def task_draft(request: Request) -> Response:
     def decide(ledger: Ledger, user: User, task_id: int) -> str:
         decision, text = str(form.get("decision", "")), str(form.get("text", ""))
         return decisions.decide_draft(ledger, user, task_id, decision, text, mailer)
+
+    return await _decide_on_task(request, decide, problem="draft_problem")
+
+
+async def task_draft_doubt(request: Request) -> Response:
+    """Settle a drafted answer left in doubt: mark it sent (nothing is sent), or send it
+    again once the person ticked that the customer may receive it twice."""
+    form = await _checked_form(request)
+    mailer = request.app.state.config.mailer
+
+    def decide(ledger: Ledger, user: User, task_id: int) -> str:
+        decision = str(form.get("decision", ""))
+        confirmed = form.get("confirm_duplicate") == "yes"
+        return decisions.settle_draft(
+            ledger, user, task_id, decision, confirmed=confirmed, mailer=mailer
+        )
 
     return await _decide_on_task(request, decide, problem="draft_problem")
 
