@@ -320,3 +320,21 @@ def test_a_confirmation_refused_for_now_is_sent_once_by_the_next_run_listing_all
     body = sent.get_body(("plain",)).get_content()
     assert all(number in body for number in STATEMENT_INVOICES) and "15 de noviembre" in body
     assert confirmation_keys(core["ledger"]) == dict.fromkeys(STATEMENT_INVOICES, "sent")
+
+
+def test_a_crash_after_the_server_took_the_confirmation_never_sends_it_again(core, monkeypatch):
+    # The process dies after the mail server accepted the one confirmation and before the
+    # ledger recorded it (the commit of `record_sent` never happens).
+    def killed(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("killed before the sent state was committed")
+
+    monkeypatch.setattr(Ledger, "record_sent", killed)
+    with pytest.raises(RuntimeError, match="killed"):
+        core["answer"]("Hola, pagaré el 15. Un saludo, Ana")
+    monkeypatch.undo()
+    (sent,) = answers_to_ana(core)
+    assert all(number in sent.get_body(("plain",)).get_content() for number in STATEMENT_INVOICES)
+    # Every key is in doubt with that one email: no later run confirms any invoice again.
+    assert confirmation_keys(core["ledger"]) == dict.fromkeys(STATEMENT_INVOICES, "sending")
+    assert next_sweep_confirms(core) == []
+    assert len(answers_to_ana(core)) == 1
