@@ -373,12 +373,13 @@ def claim_many(
         }
         for r in requests
     ]
-    taken = set(
-        conn.execute(
-            insert.on_conflict_do_nothing(index_elements=["key"]).returning(insert.table.c.key),
-            rows,
-        ).scalars()
-    )
+    new = insert.on_conflict_do_nothing(index_elements=["key"]).returning(insert.table.c.key)
+    if len(rows) == 1:  # the usual case (an email, just before it goes): no executemany
+        taken = set(conn.execute(new, rows[0]).scalars())
+    else:
+        taken = set(conn.execute(new, rows).scalars())
+    if len(taken) == len(requests):
+        return [Claim(True, r.state.value) for r in requests]
     table = Action.__table__
     retake = (table.c.state == ActionState.failed.value) | (
         (table.c.state == ActionState.claimed.value) & (table.c.updated_at < now - stale_after)

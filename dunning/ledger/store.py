@@ -34,7 +34,6 @@ from dunning.ledger.batch import (
     _active_pauses,
     apply_writes,
     claim_many,
-    jsonable,
     pause_reason,
     presend_checks,
 )
@@ -428,8 +427,12 @@ class Ledger:
         with self.engine.begin() as conn:
             return self._apply(conn, writes)
 
-    def _apply(self, conn: sa.Connection, writes: Writes) -> tuple[str, ...]:
-        return apply_writes(conn, writes, insert_of=lambda m: _dialect_insert(self.engine, m))
+    def _apply(
+        self, conn: sa.Connection, writes: Writes, now: datetime | None = None
+    ) -> tuple[str, ...]:
+        return apply_writes(
+            conn, writes, insert_of=lambda m: _dialect_insert(self.engine, m), now=now
+        )
 
     def _set_state(self, key: str, state: ActionState, **values: Any) -> None:
         table = Action.__table__
@@ -494,25 +497,27 @@ class Ledger:
                         sent_at=now,
                     )
                 )
+            sent = ()
             if event is not None:
-                where = {k: event.get(k, "") for k in ("invoice_number", "customer_id")}
                 detail = {
                     k: v
                     for k, v in event.items()
                     if k not in ("invoice_number", "customer_id", "actor", "action_key")
                 }
-                conn.execute(
-                    sa.insert(Event),
-                    {
-                        "at": now,
-                        "kind": "sent",
-                        "action_key": key,
-                        "actor": event.get("actor", "dunning"),
-                        "detail": jsonable(detail),
-                        **where,
-                    },
+                sent = (
+                    NewEvent(
+                        "sent",
+                        invoice_number=event.get("invoice_number", ""),
+                        customer_id=event.get("customer_id", ""),
+                        action_key=key,
+                        actor=event.get("actor", "dunning"),
+                        detail=detail,
+                    ),
                 )
-            self._apply(conn, (then or Writes()) + Writes(entries=(note,) if note else ()))
+            # The `sent` event first, then what followed from it, in one INSERT.
+            follows = then or Writes()
+            writes = Writes(events=sent, entries=(note,) if note else ()) + follows
+            self._apply(conn, writes, now=now)
 
     def mark_failed(self, key: str, error: str, *, permanent: bool = False) -> None:
         state = ActionState.rejected if permanent else ActionState.failed
