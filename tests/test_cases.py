@@ -25,7 +25,15 @@ from dunning.act import EmailIdentity
 from dunning.importers import read_invoice_file
 from dunning.inbound.effects import apply_event, store_event
 from dunning.inbound.providers import stripe_events
-from dunning.ledger import CrmEntry, CustomerStatus, HumanTask, InboundMessage, Ledger, Pause
+from dunning.ledger import (
+    Action,
+    CrmEntry,
+    CustomerStatus,
+    HumanTask,
+    InboundMessage,
+    Ledger,
+    Pause,
+)
 from dunning.policy import Segment, default_policy
 from dunning.replies.act import handle_reply
 from dunning.schema import INVOICE_COLUMNS, PEOPLE_COLUMNS, Invoice
@@ -395,6 +403,43 @@ def test_a_desk_promise_is_confirmed_once_by_the_next_run(request, tmp_path, bac
     assert confirmation["To"] == ANA
     assert "20 de noviembre de 2026" in confirmation["Subject"]
     assert confirmation["X-Dunning-Key"].startswith("F-1:promise_confirmation-")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_desk_promises_of_one_customer_for_one_date_are_confirmed_by_one_email(
+    request, tmp_path, backend
+):
+    csv = _portfolio(tmp_path)
+    ledger = Ledger(_url(backend, request, tmp_path))
+    ledger.sync_invoices(read_invoice_file(csv).invoices)
+    manager = User(MANAGER[0], "manager")
+    for number in ("F-1", "F-2"):  # the collector takes Ana's promise for both invoices
+        ledger.open_task(
+            key=f"{number}:call",
+            title="Call",
+            invoice_number=number,
+            customer_id="C1",
+            assignee="account_owner",
+            due_on=date(2026, 11, 10),
+        )
+    for task_id in sorted(ledger.frame(HumanTask)["id"]):
+        closing = decisions.Closing("promise", on=date(2026, 11, 20))
+        decisions.close_task(ledger, manager, int(task_id), closing, date(2026, 11, 10))
+    with MailSink(tmp_path / "outbox", port=0) as sink:
+        pool = SmtpPool(SmtpSettings(host=sink.host, port=sink.port, security="INSECURE"))
+        kw = dict(lookup=_lookup(csv), pool=pool, identity=IDENTITY, now=PROMISE_RUN)
+        (outcome,) = act_on_case(ledger, default_policy(), **kw)
+        assert act_on_case(ledger, default_policy(), **kw) == []
+        pool.close()
+        (confirmation,) = sink.messages()
+    assert outcome.status == "sent" and outcome.invoices == ["F-1", "F-2"]
+    assert confirmation["To"] == ANA
+    body = confirmation.get_body(("plain",)).get_content()
+    assert "F-1" in body and "F-2" in body and "20 de noviembre de 2026" in body
+    keys = ledger.frame(Action, stage="promise_confirmation")
+    assert sorted(keys["invoice_number"]) == ["F-1", "F-2"] and set(keys["state"]) == {"sent"}
+    (note,) = ledger.frame(CrmEntry, key=f"{confirmation['X-Dunning-Key']}:note")["payload"]
+    assert "invoices F-1, F-2" in note["text"]
 
 
 def test_no_confirmation_with_confirm_promises_false(tmp_path):
