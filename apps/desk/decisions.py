@@ -307,7 +307,8 @@ def decide_draft(
     the drafted answer of a task, then close the task; returns the summary.
 
     A second approval (a double click, a replayed form, a colleague at the same moment)
-    finds the draft already taken and sends nothing.
+    finds the draft already taken and sends nothing. An answer left in doubt (the server
+    may or may not have it) keeps the task open until a person settles it (`settle_draft`).
 
     Raises:
         DecisionError: unknown decision, no draft, no mail channel, an empty text, a draft
@@ -327,6 +328,7 @@ def decide_draft(
     if task.status != "open":
         raise DecisionError(f"task {task_id} is already closed ({task.outcome})")
     actor = f"desk:{user.email}"
+    status = ""
     try:
         if decision == "discard":
             discard_draft(ledger, int(draft.id), actor=actor)
@@ -338,6 +340,10 @@ def decide_draft(
             summary = f"drafted answer approved and {status.replace('_', ' ')} to {draft.recipient}"
     except DraftError as exc:
         raise DecisionError(str(exc)) from None
+    if status == "in_doubt":
+        # The server may or may not have it: the task stays open, its page showing the
+        # draft in doubt with its way out (settle_draft), which closes it.
+        return summary
     _close_draft_task(ledger, user, task, f"draft_{decision}", summary)
     return summary
 

@@ -34,7 +34,7 @@ from dunning.policy import default_policy
 from dunning.replies.act import handle_reply
 from dunning.replies.drafts import DraftMailer, outbox_key, send_draft
 from dunning.schema import Invoice
-from dunning.smtp import SmtpPool, SmtpSettings
+from dunning.smtp import OutcomeUnknown, SmtpPool, SmtpSettings
 from tests.desk.helpers import MANAGER, csrf, logged_in, serve
 from tests.invoices import write_invoices
 
@@ -55,6 +55,13 @@ class DyingPool:
 
     def send(self, message, envelope):  # noqa: ANN001, ANN201
         raise ProcessDied
+
+
+class CutOffPool:
+    """A mail pool whose connection breaks while the server holds the message."""
+
+    def send(self, message, envelope):  # noqa: ANN001, ANN201
+        raise OutcomeUnknown("connection reset after DATA")
 
 
 @dataclass
@@ -104,6 +111,14 @@ class Doubt:
 def doubt(tmp_path: Path) -> Iterator[Doubt]:
     """A customer's question with a drafted answer, approved and cut off mid-send; the
     desk (with an email channel to the SMTP sink) served by uvicorn."""
+    with drafted_desk(tmp_path, died=True) as desk:
+        yield desk
+
+
+@contextmanager
+def drafted_desk(tmp_path: Path, *, died: bool, desk_pool: object = None) -> Iterator[Doubt]:
+    """A drafted answer to the customer's question (`died`: approved, and the sender's
+    process died mid-send); the desk sends with `desk_pool` (default: to the sink)."""
     csv = write_invoices(
         tmp_path / "invoices.csv",
         [dict(invoice_number="F-1", customer_id="C1", customer_name="Cliente Uno SpA",
@@ -140,11 +155,13 @@ def doubt(tmp_path: Path) -> Iterator[Doubt]:
         (draft_row,) = ledger.frame(ReplyDraft).to_dict("records")
         tasks = ledger.frame(HumanTask)
         task_id = int(tasks[tasks["key"] == draft_row["task_key"]].iloc[0]["id"])
-        dying = DraftMailer(pool=DyingPool(), identity=IDENTITY)  # type: ignore[arg-type]
-        with pytest.raises(ProcessDied):
-            send_draft(ledger, int(draft_row["id"]), APPROVED, mailer=dying, actor="desk:otra")
+        if died:
+            dying = DraftMailer(pool=DyingPool(), identity=IDENTITY)  # type: ignore[arg-type]
+            with pytest.raises(ProcessDied):
+                send_draft(ledger, int(draft_row["id"]), APPROVED, mailer=dying, actor="desk:otra")
         add_user(ledger, *MANAGER, role="manager")
-        config = DeskConfig(ledger_url=url, mailer=DraftMailer(pool=pool, identity=IDENTITY))
+        mailer = DraftMailer(pool=desk_pool or pool, identity=IDENTITY)  # type: ignore[arg-type]
+        config = DeskConfig(ledger_url=url, mailer=mailer)
         try:
             with serve(config) as desk_url:
                 yield Doubt(desk_url, ledger, sink, task_id, int(draft_row["id"]))
@@ -231,3 +248,21 @@ def test_send_again_after_the_outbox_recorded_it_sent_sends_nothing(doubt):
         done = d.post(client, decision="send_again", confirm_duplicate="yes")
     assert done.status_code == 303 and "nothing sent again" in summary(done)
     assert d.to_customer() == [] and d.draft().state == "sent"
+
+
+def test_an_approval_left_in_doubt_keeps_the_task_open_until_a_person_settles_it(tmp_path):
+    """The connection broke while the server held the message: the desk says so at once,
+    the task stays open showing the way out, and marking it sent closes it."""
+    with drafted_desk(tmp_path, died=False, desk_pool=CutOffPool()) as d, d.client() as client:
+        page = client.get(f"/tasks/{d.task_id}").text
+        approved = client.post(
+            f"/tasks/{d.task_id}/draft",
+            data={"csrf_token": csrf(page), "decision": "approve", "text": APPROVED},
+        )
+        assert approved.status_code == 303 and "in doubt" in summary(approved)
+        assert d.ledger.frame(HumanTask, id=d.task_id).iloc[0]["status"] == "open"
+        page = client.get(f"/tasks/{d.task_id}").text
+        assert 'id="draft-in-doubt"' in page and 'id="draft-send-again"' in page
+        assert d.post(client, decision="mark_sent").status_code == 303
+        assert d.ledger.frame(HumanTask, id=d.task_id).iloc[0]["status"] != "open"
+        assert d.to_customer() == []
