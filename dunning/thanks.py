@@ -213,39 +213,48 @@ def confirm_promises(
     """Confirm the open promises made within `PROMISE_LOOKBACK` that have no confirmation
     yet (a reply's promise was confirmed at once; a desk promise is confirmed here): one
     email per customer, source (the message or desk action) and promised date, listing
-    every invoice it covers."""
+    every invoice it covers. `invoices` limits it to the groups holding one of these (a
+    group is confirmed whole, never split between a one-invoice run and the sweep)."""
     if not policy.confirm_promises or pool is None or identity is None:
         return []
     today = policy_today(policy, now)
-    rows = recent_open_promises(ledger, since=now - PROMISE_LOOKBACK, invoices=invoices)
+    rows = recent_open_promises(ledger, since=now - PROMISE_LOOKBACK)
     keys = {
         int(r["promise_id"]): confirmation_key(r["invoice_number"], r["promise_id"]) for r in rows
     }
     taken = taken_keys(ledger, [str(k) for k in keys.values()])
-    groups: dict[tuple[Any, ...], list[PromiseToConfirm]] = {}
+    groups: dict[tuple[str, str, date], list[dict[str, Any]]] = {}
     for row in rows:
         if str(keys[int(row["promise_id"])]) in taken or row["promised_on"] < today:
             continue
-        inv = _invoice(row, lookup, paid=False)
-        if not inv.is_payable or not split_addresses(inv.email):
-            continue  # paid meanwhile, or nobody to write to
         # A promise without a source (an old row) is not known to share a message: alone.
         source = str(row.get("source") or "") or f"promise:{row['promise_id']}"
-        group = (inv.customer_id, source, row["promised_on"])
-        groups.setdefault(group, []).append(PromiseToConfirm(inv, int(row["promise_id"])))
+        group = (str(row["customer_id"]), source, row["promised_on"])
+        groups.setdefault(group, []).append(row)
+    if invoices is not None:
+        wanted = set(invoices)
+        groups = {
+            g: rs for g, rs in groups.items() if any(r["invoice_number"] in wanted for r in rs)
+        }
     outcomes = []
-    for (_, _, promised_on), promises in groups.items():
-        outcomes.append(
-            confirm_together(
-                ledger,
-                policy,
-                pool,
-                identity,
-                today=today,
-                promised_on=promised_on,
-                promises=promises,
-            )  # fmt: skip
-        )
+    for (_, _, promised_on), group_rows in groups.items():
+        promises = []
+        for row in group_rows:
+            inv = _invoice(row, lookup, paid=False)
+            if inv.is_payable and split_addresses(inv.email):  # not paid meanwhile; someone
+                promises.append(PromiseToConfirm(inv, int(row["promise_id"])))
+        if promises:
+            outcomes.append(
+                confirm_together(
+                    ledger,
+                    policy,
+                    pool,
+                    identity,
+                    today=today,
+                    promised_on=promised_on,
+                    promises=promises,
+                )
+            )
     return outcomes
 
 
@@ -483,8 +492,8 @@ def _language(inv: Invoice, policy: Policy) -> str:
 
 @dataclass(frozen=True)
 class _Mailer:
-    """The one way a thank-you or a confirmation is sent: claimed under its outbox key,
-    rendered, delivered and noted for the CRM, once ever."""
+    """The one way a thank-you is sent: claimed under its outbox key, rendered, delivered
+    and noted for the CRM, once ever (confirmations: `confirm_together`)."""
 
     ledger: Ledger
     policy: Policy
@@ -506,7 +515,7 @@ class _Mailer:
         it; `outcome` says what happened. False when the mail server failed for a temporary
         reason (`failed`: nothing is marked done, the next run tries again)."""
         ledger, policy, identity = self.ledger, self.policy, self.identity
-        template = outcome.message  # THANK_YOU or PROMISE_CONFIRMATION
+        template = outcome.message  # THANK_YOU
         claim = ledger.claim(
             key=str(key),
             invoice_number=inv.invoice_number,

@@ -34,13 +34,15 @@ def thank_and_confirm(
     policy or segment; `none` sends nothing), the payment as a CRM note, and the ladder's
     customer status (e.g. `on_hold`) cleared once nothing is overdue. For every promise to
     pay made in the last 7 days without a confirmation (a desk promise): one confirmation
-    email, unless `confirm_promises: false`. Each message has its own outbox key, so a
-    webhook's run and the next sweep seeing the same payment thank the customer once.
+    email, unless `confirm_promises: false`; promises of one customer made together (same
+    source, same date) get one email listing their invoices. Each message has its own
+    outbox key, so a webhook's run and the next sweep seeing the same payment thank the
+    customer once.
 
     `invoices` limits it to these (the one-invoice run); None: the whole ledger.
 
-    Returns one row per payment or promise acted on: invoice, customer, message, status
-    (sent, skipped, failed), reason, recipient.
+    Returns one row per payment or confirmation acted on: invoice (the first), invoices
+    (all it names), customer, message, status (sent, skipped, failed), reason, recipient.
 
     Example:
         ```python
