@@ -1021,13 +1021,19 @@ def _records(frame: pd.DataFrame) -> list[dict]:
 
 def _record_chunks(frame: pd.DataFrame, size: int = 20_000) -> Iterator[list[dict]]:
     """`_records(frame)` in chunks of `size` rows, converted a column at a time (the same
-    plain values: NaN, NaT and NA become None) for `Ledger.sync_invoices`' executemany."""
+    plain values: NaN, NaT and NA become None; timestamps as `datetime`, which the driver
+    binds as it binds a pandas Timestamp, several times faster) for
+    `Ledger.sync_invoices`' executemany."""
     names = list(frame.columns)
     for start in range(0, len(frame), size):
         part = frame.iloc[start : start + size]
         columns = []
         for name in names:
-            values = part[name].astype(object)
+            column = part[name]
+            if isinstance(column.dtype, pd.DatetimeTZDtype):
+                values = column.dt.to_pydatetime()
+            else:
+                values = column.astype(object)
             columns.append(values.where(values.notna(), None).tolist())
         yield [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
