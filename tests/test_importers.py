@@ -292,6 +292,34 @@ def test_exact_duplicate_rows_are_kept_once_and_not_quarantined(tmp_path: Path) 
     assert sorted(result.invoices["invoice_number"]) == ["F-1", "F-2"]
 
 
+def test_amounts_written_every_way_in_one_column_are_all_read(tmp_path: Path) -> None:
+    # Bare numbers are read without the currency-sign clean-up; the others need it. A file
+    # mixing both must read each cell as its writer meant, and quarantine only the bad one.
+    amounts = ["1210.00", " 1 234.50 ", "€99", "1'000.25", "$ 7", "1\u00a0500.00", "12.5 EUR"]
+    path = write_csv(
+        tmp_path / "invoices.csv",
+        [
+            row(invoice_number=f"F-{i}", amount_due=a, amount_total="")
+            for i, a in enumerate(amounts, start=1)
+        ],
+    )
+    result = read_invoice_file(path)
+
+    due = dict(zip(result.invoices["invoice_number"], result.invoices["amount_due"], strict=True))
+    assert due == {
+        "F-1": 1210.0,
+        "F-2": 1234.5,
+        "F-3": 99.0,
+        "F-4": 1000.25,
+        "F-5": 7.0,
+        "F-6": 1500.0,
+    }
+    assert describe_quarantine(result.quarantine) == [
+        "quarantined row 7 (line 8) invoice F-7: amount_due = '12.5 EUR': not a number "
+        "(decimal separator is '.')"
+    ]
+
+
 # -- files that cannot be read at all --------------------------------------------------------
 
 
