@@ -272,11 +272,17 @@ def _sweep(
             logger.info("%d unanswered call(s) placed again", len(retried))
     # Thanks for payments seen by this run (or a webhook's), confirmations of new promises;
     # their CRM entries go out with the rest just below.
-    thank_and_confirm(source, policy, channel, ledger, now, [invoice] if invoice else None)
+    # quote() as for the actions: the blocks, the policy and a summary of every action are
+    # walked field by field otherwise (~2 s of this process's CPU at 5,000 reminders).
+    thank_and_confirm(
+        *(quote(x) for x in (source, policy, channel, ledger)),
+        now,
+        [invoice] if invoice else None,
+    )
     tally.task_runs += 1
     summary.crm = _deliver_crm(crm, ledger, tally)
     summary.task_runs = action_runs
-    publish_summary(summary, tally)
+    publish_summary(quote(summary), quote(tally))
     if live and summary.next_send_at:
         _schedule_follow_up(pd.Timestamp(summary.next_send_at).to_pydatetime(), now)
     logger.info("sweep done: %s", summary.counts())
