@@ -39,6 +39,7 @@ from dunning.action import ActionKey
 from dunning.crm import QueuedEntry, note_entry, queue_entry, queue_note, queue_status
 from dunning.delivery import deliver
 from dunning.ledger import Ledger, closed_in_ledger
+from dunning.ledger.batch import ClaimRequest
 from dunning.ledger.cases import (
     customer_contact,
     customers_with_status,
@@ -288,13 +289,13 @@ def confirm_together(
     """Confirm promises made together (one message or desk action, one customer, one date)
     by ONE email listing their invoices, sent once ever.
 
-    Each promise's key is claimed (a key another run holds drops its invoice out); the
-    email goes under the first claimed key, the others are marked `sending` with its
-    Message-ID before the server sees it and `sent` in the transaction that records it
-    (`deliver(also_sent=...)`). `to` is who gets it (the replying sender; default: the
-    invoices' addresses); `in_reply_to`/`references` thread it under the customer's
-    message; `language` replaces the first invoice's (else the policy's). One invoice gets
-    the single confirmation (`promise_confirmation`), several the listing
+    Every promise's key is claimed in one transaction (a key another run holds drops its
+    invoice out); the email goes under the first claimed key, the others are marked
+    `sending` with its Message-ID before the server sees it and `sent` in the transaction
+    that records it (`deliver(also_sent=...)`). `to` is who gets it (the replying sender;
+    default: the invoices' addresses); `in_reply_to`/`references` thread it under the
+    customer's message; `language` replaces the first invoice's (else the policy's). One
+    invoice gets the single confirmation (`promise_confirmation`), several the listing
     (`promise_confirmation_statement`). A temporary mail failure marks every key `failed`
     (the next run tries again) and is reported as `failed`.
     """
@@ -305,27 +306,27 @@ def confirm_together(
         dict.fromkeys(a for p in promises for a in split_addresses(p.invoice.email))
     )
     outcome = CaseOutcome(first.invoice_number, first.customer_id, PROMISE_CONFIRMATION, "skipped")
-    stale = timedelta(minutes=policy.stale_claim_minutes)
-    claimed: list[PromiseToConfirm] = []
-    for promise in promises:
-        inv = promise.invoice
-        claim = ledger.claim(
-            key=promise.key,
-            invoice_number=inv.invoice_number,
-            customer_id=inv.customer_id,
+    # Every key in ONE transaction: a run confirming the same promises at the same moment
+    # (the replies flow and a sweep) waits for this one and finds them all taken, so the
+    # customer never gets two partial lists.
+    requests = [
+        ClaimRequest(
+            key=p.key,
+            invoice_number=p.invoice.invoice_number,
+            customer_id=p.invoice.customer_id,
             stage=PROMISE_CONFIRMATION,
             channel="email",
             recipient=recipient,
-            amount_due=inv.amount_due,
-            currency=inv.currency,
-            stale_after=stale,
+            amount_due=p.invoice.amount_due,
+            currency=p.invoice.currency,
         )
-        if claim.claimed:
-            claimed.append(promise)
-        elif not outcome.reason:
-            outcome.reason = TAKEN_REASONS.get(claim.state, claim.state)
-    if not claimed:
-        return outcome  # every one is confirmed (or being confirmed) already
+        for p in promises
+    ]
+    claims = ledger.claim_many(requests, stale_after=timedelta(minutes=policy.stale_claim_minutes))
+    claimed = [p for p, claim in zip(promises, claims, strict=True) if claim.claimed]
+    if not claimed:  # every one is confirmed (or being confirmed) already
+        outcome.reason = TAKEN_REASONS.get(claims[0].state, claims[0].state)
+        return outcome
     key, others = claimed[0].key, [p.key for p in claimed[1:]]
     invs = [p.invoice for p in claimed]
     numbers = [inv.invoice_number for inv in invs]

@@ -10,6 +10,8 @@ classifier, without Prefect.
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -338,3 +340,29 @@ def test_a_crash_after_the_server_took_the_confirmation_never_sends_it_again(cor
     assert confirmation_keys(core["ledger"]) == dict.fromkeys(STATEMENT_INVOICES, "sending")
     assert next_sweep_confirms(core) == []
     assert len(answers_to_ana(core)) == 1
+
+
+def test_two_runs_confirming_the_same_statement_promise_at_once_send_one_email(core):
+    with MailSink(core["tmp_path"] / "busy", port=0, fail_first=1) as sink:
+        pools = [SmtpPool(SmtpSettings(sink.host, sink.port, timeout=10), size=1) for _ in "ab"]
+        try:
+            core["answer"]("Hola, pagaré el 15. Un saludo, Ana", via=pools[0])  # refused (451)
+            assert confirmation_keys(core["ledger"]) == dict.fromkeys(STATEMENT_INVOICES, "failed")
+            # Two runs (the replies flow and a sweep, say) confirm the same promises at once.
+            start = threading.Barrier(2)
+
+            def run(pool: SmtpPool) -> list:
+                start.wait()
+                return next_sweep_confirms(core, pool)
+
+            with ThreadPoolExecutor(2) as runs:
+                results = list(runs.map(run, pools))
+        finally:
+            for pool in pools:
+                pool.close()
+        (sent,) = sink.messages()
+    body = sent.get_body(("plain",)).get_content()
+    assert all(number in body for number in STATEMENT_INVOICES)
+    done = [o for result in results for o in result if o.status == "sent"]
+    assert [o.invoices for o in done] == [STATEMENT_INVOICES]
+    assert confirmation_keys(core["ledger"]) == dict.fromkeys(STATEMENT_INVOICES, "sent")
