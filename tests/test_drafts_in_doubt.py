@@ -102,3 +102,36 @@ def test_send_again_reaches_the_customer_once(ledger, tmp_path):
         (message,) = [m for m in sink.messages() if CUSTOMER in m["To"]]
     assert "Sí, llegamos." in message.get_body(("plain",)).get_content()
     assert store.get_draft(ledger, draft_id).state == "sent"
+
+
+def test_approving_while_another_sender_holds_the_outbox_claim_leaves_it_in_doubt(
+    ledger, tmp_path
+):
+    """The outbox row is `claimed` by a sender that has not reached the server (alive or
+    dead): approving sends nothing and leaves the draft in doubt, not stuck in sending."""
+    (inbound_id,) = ledger.store_inbound(
+        [InboundMessage(provider_id="<q2@cliente.example>", sender=CUSTOMER, subject="Consulta",
+                        text="¿Y el RUT?", received_at=datetime(2026, 11, 10, tzinfo=UTC))]
+    )  # fmt: skip
+    draft, _ = store.save_draft(
+        ledger,
+        ReplyDraft(task_key=f"reply:{inbound_id}:draft", inbound_id=inbound_id,
+                   invoice_number="F-1", customer_id="C1", recipient=CUSTOMER,
+                   in_reply_to="<q2@cliente.example>", lang="es", subject="Re: Consulta",
+                   text="Borrador"),
+    )  # fmt: skip
+    assert ledger.claim(
+        key=outbox_key(inbound_id), invoice_number="F-1", customer_id="C1",
+        stage="reply_draft", channel="email", recipient=CUSTOMER,
+    ).claimed  # fmt: skip
+    with MailSink(tmp_path / "outbox", port=0) as sink:
+        pool = SmtpPool(SmtpSettings(host=sink.host, port=sink.port, security="INSECURE"))
+        try:
+            said = send_draft(
+                ledger, int(draft.id), "Adjunto.", mailer=DraftMailer(pool, IDENTITY), actor="a"
+            )
+        finally:
+            pool.close()
+        assert sink.messages() == []
+    assert "in_doubt" in said
+    assert store.get_draft(ledger, int(draft.id)).state == "in_doubt"

@@ -140,8 +140,11 @@ def send_draft(ledger: Ledger, draft_id: int, text: str, *, mailer: DraftMailer,
         recipient=draft.recipient,
     )
     if not claim.claimed:  # the outbox already has it: it never goes twice
-        store.finish(ledger, draft_id, "sent" if claim.state == "sent" else claim.state)
-        return "already sent"
+        # Another sender holds it (claimed or sending, alive or dead): in doubt, for a
+        # person to settle in the desk; sent and rejected are final as they are.
+        state = claim.state if claim.state in ("sent", "rejected") else "in_doubt"
+        store.finish(ledger, draft_id, state)
+        return "already sent" if state == "sent" else f"not sent: the outbox has it {state}"
     identity = mailer.identity
     message = draft_message(draft, identity, text)
     envelope = Envelope(identity.from_address, [draft.recipient], list(identity.bcc))
