@@ -188,19 +188,16 @@ def execute_action(
         raise ValueError(f"an {channel} action needs the {channel} channel's block")
     today = _local_day(action, policy, now)
     if prepared is None:
-        fresh, outcome.reason, promised_on = _recheck(
-            action, ledger=ledger, policy=policy, lookup=lookup, today=today
+        prepared = Prepared(
+            *_recheck(action, ledger=ledger, policy=policy, lookup=lookup, today=today)
         )
-        if fresh is None or not _claim(ledger, outcome, fresh, policy, flow_run_id):
-            return outcome
-    else:
-        fresh, outcome.reason, promised_on = prepared.fresh, prepared.reason, prepared.promised_on
-        if fresh is None:
-            return outcome
-        # An email is claimed just before the server sees it, straight into `sending`
-        # (`_send_email`); another channel's action is claimed here.
-        if channel != "email" and not _claim(ledger, outcome, fresh, policy, flow_run_id):
-            return outcome
+    fresh, outcome.reason, promised_on = prepared.fresh, prepared.reason, prepared.promised_on
+    if fresh is None:
+        return outcome
+    # An email is claimed just before the server sees it, straight into `sending`
+    # (`_send_email`); another channel's action is claimed here.
+    if channel != "email" and not _claim(ledger, outcome, fresh, policy, flow_run_id):
+        return outcome
 
     stage = policy.stage(stage_name, action.segment or None)
     if channel in ("whatsapp", "sms", "voice"):
@@ -245,10 +242,11 @@ def execute_action(
                 identity=identity,
             )
             return outcome
-        # Fell back: the email key now carries the stage, as if planned on email.
-        if not _claim(ledger, outcome, fresh, policy, flow_run_id):
-            return outcome
+        # Fell back: the email key now carries the stage, as if planned on email (an
+        # email is claimed once built, below; a human task here).
         key, channel = outcome.key, outcome.channel
+        if channel != "email" and not _claim(ledger, outcome, fresh, policy, flow_run_id):
+            return outcome
     if channel == INTERNAL:
         # An internal stage (`channel: none`): the claimed key stands for "done once"; the
         # customer gets nothing, the people get the escalation.
@@ -296,9 +294,7 @@ def execute_action(
             templates_overlay=policy.templates_dir,
             policy=policy,
             then=escalation.writes,
-            claim=None
-            if prepared is None
-            else _claim_request(key, stage_name, channel, fresh, flow_run_id),
+            claim=_claim_request(key, stage_name, channel, fresh, flow_run_id),
         )
         if outcome.status == "sent":
             outcome.escalations = _notified(
