@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 from prefect.blocks.core import Block
-from pydantic import Field, PrivateAttr
+from pydantic import Field
 
 from blocks.catalog import FILE_LOGO, docs_url
 from dunning.importers import ImportResult, ReadOptions, read_invoice_file, to_invoice
@@ -155,8 +155,6 @@ class CsvInvoiceSource(InvoiceSource):
         None, description="Folder that relative pdf_path values are resolved against."
     )
 
-    _cache: tuple[float, pd.DataFrame] | None = PrivateAttr(default=None)
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @property
     def read_options(self) -> ReadOptions:
@@ -167,17 +165,17 @@ class CsvInvoiceSource(InvoiceSource):
         )
 
     def read(self) -> ImportResult:
-        """Read and validate the whole file."""
-        return read_invoice_file(self.path, self.read_options)
+        """Read and validate the whole file (once per version of it: see `_FileReads`)."""
+        done = _FILE_READS.read(self.path, self.read_options).result
+        # Frames of their own (copy-on-write: no data copied): a caller's changes never
+        # reach the shared read.
+        return ImportResult(
+            invoices=done.invoices.copy(deep=False), quarantine=done.quarantine.copy(deep=False)
+        )
 
     def get_invoice(self, invoice_number: str) -> Invoice | None:
         """The invoice as the file says *now* (re-read when the file changed), or None."""
-        mtime = Path(self.path).stat().st_mtime
-        with self._lock:
-            if self._cache is None or self._cache[0] != mtime:
-                frame = self.read().invoices.set_index("invoice_number", drop=False)
-                self._cache = (mtime, frame)
-            frame = self._cache[1]
+        frame = _FILE_READS.read(self.path, self.read_options).by_number()
         if invoice_number not in frame.index:
             return None
         return to_invoice(frame.loc[invoice_number].to_dict())
@@ -185,3 +183,52 @@ class CsvInvoiceSource(InvoiceSource):
     @property
     def attachments_root(self) -> str:
         return self.attachments_dir or str(Path(self.path).resolve().parent)
+
+
+class _FileRead:
+    """One read of one version of a file: the validated result and, built on first use,
+    the same invoices indexed by number (for re-checks)."""
+
+    def __init__(self, version: tuple[int, int], result: ImportResult) -> None:
+        self.version = version
+        self.result = result
+        self._indexed: pd.DataFrame | None = None
+        self._lock = threading.Lock()
+
+    def by_number(self) -> pd.DataFrame:
+        with self._lock:
+            if self._indexed is None:
+                self._indexed = self.result.invoices.set_index("invoice_number", drop=False)
+            return self._indexed
+
+
+class _FileReads:
+    """The last read of each file in this process, by path and reading options, kept while
+    the file's size and modification time stay the same.
+
+    A sweep reads the file (fetch) and then re-checks each invoice against it just before
+    sending: sharing one read keeps one copy of the invoices in memory instead of two
+    (~400 MB at 1M invoices), and a file changed meanwhile is read again."""
+
+    def __init__(self) -> None:
+        self._reads: dict[tuple[str, str], _FileRead] = {}
+        self._lock = threading.Lock()
+
+    def read(self, path: str, options: ReadOptions) -> _FileRead:
+        try:
+            stat = Path(path).stat()
+        except OSError:  # the importer says what is wrong and what to check
+            return _FileRead((0, 0), read_invoice_file(path, options))
+        version = (stat.st_mtime_ns, stat.st_size)
+        key = (str(Path(path).resolve()), repr(options))
+        with self._lock:
+            done = self._reads.get(key)
+            if done is None or done.version != version:
+                done = _FileRead(version, read_invoice_file(path, options))
+                # Only the latest read of each file is kept.
+                self._reads[key] = done
+            return done
+
+
+_FILE_READS = _FileReads()
+

@@ -19,7 +19,7 @@ import pandas as pd
 
 from dunning.action import Outcome, PlannedAction
 from dunning.batches import Batch, BatchProgress, act_on_batch, batch_actions
-from dunning.importers import ImportResult
+from dunning.importers import ImportResult, release_freed_memory
 from dunning.ledger import SyncReport
 from dunning.plan import deferred, due_now, planned_actions
 from dunning.smtp import DEFAULT_POOL_SIZE, NotSent
@@ -66,6 +66,7 @@ def run_sweep(
     # at 1M invoices) are let go before the act step, which is the long one.
     skips = planned[["skip_reason"]]
     del loaded, planned, todo
+    release_freed_memory()
     outcomes = act(actions)
     return summarize(skips, waiting, outcomes, quarantine, report, now)
 
