@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 from prefect.blocks.core import Block
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from blocks.catalog import FILE_LOGO, docs_url
 from dunning.importers import ImportResult, ReadOptions, read_invoice_file, to_invoice
@@ -155,6 +155,17 @@ class CsvInvoiceSource(InvoiceSource):
         None, description="Folder that relative pdf_path values are resolved against."
     )
 
+    _last_read: _FileRead | None = PrivateAttr(default=None)
+
+
+    def _current(self) -> _FileRead:
+        """The shared read of the file as it is now. A re-check per reminder costs one
+        `stat` while the file is unchanged (the options are built only to read it again)."""
+        last = self._last_read
+        if last is not None and last.version == _version(self.path):
+            return last
+        self._last_read = _FILE_READS.read(self.path, self.read_options)
+        return self._last_read
 
     @property
     def read_options(self) -> ReadOptions:
@@ -175,7 +186,7 @@ class CsvInvoiceSource(InvoiceSource):
 
     def get_invoice(self, invoice_number: str) -> Invoice | None:
         """The invoice as the file says *now* (re-read when the file changed), or None."""
-        frame = _FILE_READS.read(self.path, self.read_options).by_number()
+        frame = self._current().by_number()
         if invoice_number not in frame.index:
             return None
         return to_invoice(frame.loc[invoice_number].to_dict())
@@ -216,10 +227,9 @@ class _FileReads:
 
     def read(self, path: str, options: ReadOptions) -> _FileRead:
         try:
-            stat = Path(path).stat()
+            version = _version(path)
         except OSError:  # the importer says what is wrong and what to check
             return _FileRead((0, 0), read_invoice_file(path, options))
-        version = (stat.st_mtime_ns, stat.st_size)
         key = (str(Path(path).resolve()), repr(options))
         with self._lock:
             done = self._reads.get(key)
@@ -228,6 +238,12 @@ class _FileReads:
                 # Only the latest read of each file is kept.
                 self._reads[key] = done
             return done
+
+
+def _version(path: str) -> tuple[int, int]:
+    """A file's version as far as a re-read is concerned: modification time and size."""
+    stat = Path(path).stat()
+    return stat.st_mtime_ns, stat.st_size
 
 
 _FILE_READS = _FileReads()
