@@ -39,19 +39,25 @@ def ledger(request, tmp_path: Path) -> Ledger:
     return Ledger(request.getfixturevalue("pg_url"))
 
 
-def stuck_draft(ledger: Ledger) -> int:
-    """A draft approved by `desk:otra` whose sender died while the server had it."""
+def drafted(ledger: Ledger, question_id: str, question: str) -> ReplyDraft:
+    """A customer's question and the answer drafted for it, waiting for a person."""
     (inbound_id,) = ledger.store_inbound(
-        [InboundMessage(provider_id="<q1@cliente.example>", sender=CUSTOMER, subject="Consulta",
-                        text="¿Valparaíso?", received_at=datetime(2026, 11, 10, tzinfo=UTC))]
+        [InboundMessage(provider_id=question_id, sender=CUSTOMER, subject="Consulta",
+                        text=question, received_at=datetime(2026, 11, 10, tzinfo=UTC))]
     )  # fmt: skip
     draft, _ = store.save_draft(
         ledger,
         ReplyDraft(task_key=f"reply:{inbound_id}:draft", inbound_id=inbound_id,
                    invoice_number="F-1", customer_id="C1", recipient=CUSTOMER,
-                   in_reply_to="<q1@cliente.example>", lang="es", subject="Re: Consulta",
+                   in_reply_to=question_id, lang="es", subject="Re: Consulta",
                    text="Borrador"),
     )  # fmt: skip
+    return draft
+
+
+def stuck_draft(ledger: Ledger) -> int:
+    """A draft approved by `desk:otra` whose sender died while the server had it."""
+    draft = drafted(ledger, "<q1@cliente.example>", "¿Valparaíso?")
     dying = DraftMailer(pool=DyingPool(), identity=IDENTITY)  # type: ignore[arg-type]
     with pytest.raises(ProcessDied):
         send_draft(ledger, int(draft.id), "Sí, llegamos.", mailer=dying, actor="desk:otra")
@@ -109,19 +115,9 @@ def test_approving_while_another_sender_holds_the_outbox_claim_leaves_it_in_doub
 ):
     """The outbox row is `claimed` by a sender that has not reached the server (alive or
     dead): approving sends nothing and leaves the draft in doubt, not stuck in sending."""
-    (inbound_id,) = ledger.store_inbound(
-        [InboundMessage(provider_id="<q2@cliente.example>", sender=CUSTOMER, subject="Consulta",
-                        text="¿Y el RUT?", received_at=datetime(2026, 11, 10, tzinfo=UTC))]
-    )  # fmt: skip
-    draft, _ = store.save_draft(
-        ledger,
-        ReplyDraft(task_key=f"reply:{inbound_id}:draft", inbound_id=inbound_id,
-                   invoice_number="F-1", customer_id="C1", recipient=CUSTOMER,
-                   in_reply_to="<q2@cliente.example>", lang="es", subject="Re: Consulta",
-                   text="Borrador"),
-    )  # fmt: skip
+    draft = drafted(ledger, "<q2@cliente.example>", "¿Y el RUT?")
     assert ledger.claim(
-        key=outbox_key(inbound_id), invoice_number="F-1", customer_id="C1",
+        key=outbox_key(draft.inbound_id), invoice_number="F-1", customer_id="C1",
         stage="reply_draft", channel="email", recipient=CUSTOMER,
     ).claimed  # fmt: skip
     with MailSink(tmp_path / "outbox", port=0) as sink:

@@ -317,14 +317,7 @@ def decide_draft(
     """
     if decision not in ("approve", "discard"):
         raise DecisionError("decision: approve or discard")
-    task = human_task(ledger, task_id)
-    if task is None:
-        raise DecisionError(f"task {task_id} does not exist")
-    if not can_close_task(user, task.assignee):
-        raise NotAllowed(f"task {task_id} is assigned to {task.assignee}")
-    draft = draft_for_task(ledger, task.key)
-    if draft is None:
-        raise DecisionError(f"task {task_id} has no drafted answer")
+    task, draft = _task_and_draft(ledger, user, task_id)
     if task.status != "open":
         raise DecisionError(f"task {task_id} is already closed ({task.outcome})")
     actor = f"desk:{user.email}"
@@ -373,14 +366,7 @@ def settle_draft(
     """
     if decision not in DOUBT_DECISIONS:
         raise DecisionError(f"decision: {' or '.join(DOUBT_DECISIONS)}")
-    task = human_task(ledger, task_id)
-    if task is None:
-        raise DecisionError(f"task {task_id} does not exist")
-    if not can_close_task(user, task.assignee):
-        raise NotAllowed(f"task {task_id} is assigned to {task.assignee}")
-    draft = draft_for_task(ledger, task.key)
-    if draft is None:
-        raise DecisionError(f"task {task_id} has no drafted answer")
+    task, draft = _task_and_draft(ledger, user, task_id)
     actor = f"desk:{user.email}"
     try:
         if decision == "mark_sent":
@@ -423,3 +409,16 @@ def _close_draft_task(
             customer_id=task.customer_id,
             direction="desk",
         )
+
+
+def _task_and_draft(ledger: Ledger, user: User, task_id: int) -> tuple[HumanTask, ReplyDraft]:
+    """The task and the answer drafted for it, if this user may decide on them."""
+    task = human_task(ledger, task_id)
+    if task is None:
+        raise DecisionError(f"task {task_id} does not exist")
+    if not can_close_task(user, task.assignee):
+        raise NotAllowed(f"task {task_id} is assigned to {task.assignee}")
+    draft = draft_for_task(ledger, task.key)
+    if draft is None:
+        raise DecisionError(f"task {task_id} has no drafted answer")
+    return task, draft

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import selectors
 import signal
 import subprocess
 import sys
@@ -40,6 +41,18 @@ def _start(csv: Path, url: str, sink: FaultSink) -> subprocess.Popen[str]:
     )
 
 
+def _wait_until_acting(proc: subprocess.Popen[str], timeout: float = 120) -> None:
+    """Until the child prints "acting <n>" (its first send is next) or exits; one that
+    does neither in `timeout` fails the test with its error output instead of hanging."""
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            proc.kill()
+            raise AssertionError(f"the sweep never started acting: {proc.communicate()[1][-2000:]}")
+    proc.stdout.readline()  # "acting <n>", or "" if it finished first (counted as such)
+
+
 def test_killed_twenty_times_then_each_due_reminder_once_or_reported(
     fault_sink: FaultSink, tmp_path, figures
 ):
@@ -63,8 +76,7 @@ def test_killed_twenty_times_then_each_due_reminder_once_or_reported(
             # While sending: after the k-th message this run gets accepted (k = 0: before
             # any), plus a jitter, so the kill lands between any two steps of an action
             # whatever the machine's speed.
-            assert proc.stdout is not None
-            proc.stdout.readline()  # "acting <n>"
+            _wait_until_acting(proc)
             k = rng.randint(0, 8)
             target = fault_sink.handler.accepted + k
             deadline = time.monotonic() + 60
