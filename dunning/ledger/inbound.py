@@ -17,13 +17,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from dunning.ledger.models import Action, Event, InvoiceRecord, WebhookEvent, utcnow
+from dunning.ledger.models import Action, InvoiceRecord, WebhookEvent, utcnow
 
 if TYPE_CHECKING:
     from dunning.ledger.store import Ledger
@@ -221,28 +221,9 @@ def closed_status(
     conn: sa.Connection, invoice_number: str, *, now: datetime | None = None
 ) -> str | None:
     """`closed_in_ledger` inside the caller's (read) transaction, beside its other reads."""
-    now = now or datetime.now(UTC)
-    status = conn.execute(
-        sa.select(InvoiceRecord.status).where(InvoiceRecord.invoice_number == invoice_number)
-    ).scalar()
-    if status in CLOSED:
-        return status
-    latest = conn.execute(
-        sa.select(Event.kind, Event.at)
-        .where(
-            Event.invoice_number == invoice_number,
-            Event.actor.like("webhook:%"),
-            Event.kind.in_(["invoice_paid", "invoice_cancelled", "invoice_reopened"]),
-        )
-        .order_by(Event.at.desc(), Event.id.desc())
-        .limit(1)
-    ).first()
-    if latest is None or latest.kind == "invoice_reopened":
-        return None
-    at = latest.at if latest.at.tzinfo else latest.at.replace(tzinfo=UTC)
-    if now - at > TRUST_WEBHOOK_CLOSE:
-        return None
-    return latest.kind.removeprefix("invoice_")
+    from dunning.ledger.batch import closed_statuses  # batch builds on this module
+
+    return closed_statuses(conn, [invoice_number], now=now).get(invoice_number)
 
 
 def is_closed_in_ledger(ledger: Ledger, invoice_number: str) -> bool:
