@@ -188,9 +188,7 @@ def execute_action(
         raise ValueError(f"an {channel} action needs the {channel} channel's block")
     today = _local_day(action, policy, now)
     if prepared is None:
-        prepared = Prepared(
-            *_recheck(action, ledger=ledger, policy=policy, lookup=lookup, today=today)
-        )
+        prepared = _recheck(action, ledger=ledger, policy=policy, lookup=lookup, today=today)
     fresh, outcome.reason, promised_on = prepared.fresh, prepared.reason, prepared.promised_on
     if fresh is None:
         return outcome
@@ -325,8 +323,8 @@ def recheck(
 ) -> tuple[Invoice | None, str]:
     """The invoice as the source has it now, or None and why it gets nothing after all
     (recorded as a `skipped` event): gone, paid, disputed, or paused since the plan."""
-    fresh, reason, _ = _recheck(action, ledger=ledger, policy=policy, lookup=lookup, today=today)
-    return fresh, reason
+    verdict = _recheck(action, ledger=ledger, policy=policy, lookup=lookup, today=today)
+    return verdict.fresh, verdict.reason
 
 
 def _recheck(
@@ -336,7 +334,7 @@ def _recheck(
     policy: Policy,
     lookup: Callable[[str], Invoice | None],
     today: date,
-) -> tuple[Invoice | None, str, date | None]:
+) -> Prepared:
     """`recheck`, plus the promised date of a "promise broken" action: the ledger's side
     (closed by a webhook, paused, the promise) is one read transaction."""
     fresh = lookup(action.invoice)
@@ -350,18 +348,7 @@ def _recheck(
     verdict = _verdict(action, fresh, check, policy)
     if verdict.skipped is not None:
         ledger.apply(Writes(events=(verdict.skipped,)))
-    return verdict.fresh, verdict.reason, verdict.promised_on
-
-
-@dataclass(frozen=True)
-class _Verdict:
-    """An action after its re-check: the invoice to act on (None: nothing goes), why not,
-    the `skipped` event to record, and the promised date a "promise broken" message names."""
-
-    fresh: Invoice | None
-    reason: str = ""
-    skipped: NewEvent | None = None
-    promised_on: date | None = None
+    return verdict
 
 
 def _presend_request(
@@ -378,7 +365,7 @@ def _presend_request(
 
 def _verdict(
     action: PlannedAction, fresh: Invoice | None, check: PresendCheck | None, policy: Policy
-) -> _Verdict:
+) -> Prepared:
     """What the source (`fresh`, None if gone) and the ledger (`check`) say of the action
     now: gone, paid, disputed, or paused since the plan was made?"""
     if fresh is not None and check is not None and check.closed:
@@ -398,7 +385,7 @@ def _verdict(
         if action.stage != policy.replies.broken_promise.name:
             reason, customer = check.pause, fresh.customer_id
     if not reason:
-        return _Verdict(fresh, promised_on=check.promised_on if check else None)
+        return Prepared(fresh, promised_on=check.promised_on if check else None)
     skipped = NewEvent(
         "skipped",
         invoice_number=action.invoice,
@@ -406,17 +393,19 @@ def _verdict(
         action_key=str(action.key),
         detail={"reason": reason},
     )
-    return _Verdict(None, reason, skipped)
+    return Prepared(None, reason, skipped=skipped)
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """An action's re-check, done with its batch's (`prepare_batch`): the invoice to act
-    on (None: nothing goes, for `reason`) and the promised date a message names."""
+    """An action after its re-check (alone, or with its batch's: `prepare_batch`): the
+    invoice to act on (None: nothing goes, for `reason`, recorded as the `skipped` event)
+    and the promised date a "promise broken" message names."""
 
     fresh: Invoice | None
     reason: str = ""
     promised_on: date | None = None
+    skipped: NewEvent | None = None
 
 
 def prepare_batch(
@@ -465,10 +454,7 @@ def prepare_batch(
     )
     verdicts = {i: _verdict(actions[i], fresh[i], checks.get(i), policy) for i in fresh}
     ledger.apply(Writes(events=tuple(v.skipped for v in verdicts.values() if v.skipped)))
-    return [
-        Prepared(v.fresh, v.reason, v.promised_on) if (v := verdicts.get(i)) else None
-        for i in range(len(actions))
-    ]
+    return [verdicts.get(i) for i in range(len(actions))]
 
 
 def _local_day(action: PlannedAction, policy: Policy, now: datetime) -> date:
